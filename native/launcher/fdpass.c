@@ -1,0 +1,95 @@
+/*
+ * fdpass.c: sending and receiving a file descriptor with a few bytes of payload
+ * over a UNIX stream socket (SCM_RIGHTS), and writing a whole buffer to a socket.
+ *
+ * Used twice: the app hands its seccomp listener fd to the launcher over a
+ * socketpair, and the launcher hands it on to the daemon. Sends use MSG_NOSIGNAL
+ * so a peer that went away is an error return, never a SIGPIPE. Received fds are
+ * close-on-exec (MSG_CMSG_CLOEXEC) so they never leak into the app.
+ *
+ * Man pages: unix(7), cmsg(3), sendmsg(2), recvmsg(2).
+ */
+#include "launcher.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int send_all(int sock, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Sends buf with fd attached to its first byte. Returns 0, or -1 with errno. */
+int send_with_fd(int sock, const void *buf, size_t len, int fd) {
+  union {
+    char space[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  struct msghdr msg = {
+      .msg_iov = &iov,
+      .msg_iovlen = 1,
+      .msg_control = ctl.space,
+      .msg_controllen = sizeof ctl.space,
+  };
+  memset(&ctl, 0, sizeof ctl);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  /* The fd went with the first chunk; a short write only leaves payload to send. */
+  return send_all(sock, (const char *)buf + n, len - (size_t)n);
+}
+
+/*
+ * Receives up to len bytes; *fd is the first fd that came with them, or -1.
+ * Extra fds (a confused peer) are closed. Returns what recvmsg(2) returns.
+ */
+ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd) {
+  union {
+    char space[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {.iov_base = buf, .iov_len = len};
+  struct msghdr msg = {
+      .msg_iov = &iov,
+      .msg_iovlen = 1,
+      .msg_control = ctl.space,
+      .msg_controllen = sizeof ctl.space,
+  };
+  *fd = -1;
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*fd < 0)
+        *fd = got;
+      else
+        close(got);
+    }
+  }
+  return n;
+}

@@ -1,0 +1,243 @@
+/*
+ * handshake.c: the launcher's side of the daemon protocol (SSW1) on a UNIX stream
+ * socket. Lines end with "\n"; a reply is at most REPLY_CAP bytes.
+ *
+ *   launcher: SSW1 HELLO <meta>
+ *   daemon:   OK | ERR <message>          (after ERR the daemon closes)
+ *             IP <address>                (zero or more; IPv4 dotted or IPv6 text)
+ *             FILTER <hex>                (exactly one: struct sock_filter[] as laid
+ *                                          out in memory, host byte order, 8 bytes each)
+ *             END
+ *   launcher: SSW1 FD <app pid>           (the seccomp listener fd attached, SCM_RIGHTS)
+ *   daemon:   GO | ERR <message>
+ *
+ * Lines of a kind this launcher does not know are ignored, so the daemon can add
+ * kinds without breaking older launchers. The connection stays open afterwards for
+ * the launcher's whole life; its end tells the daemon the app is gone.
+ *
+ * Man pages: unix(7), seccomp(2) (struct sock_fprog), poll(2).
+ */
+#include "launcher.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum { LINE, LINE_EOF, LINE_WATCH };
+
+/*
+ * Returns the next line (without "\n", NUL-terminated, valid until the next call).
+ * When watch_fd >= 0, waiting for the daemon also watches watch_fd and returns
+ * LINE_WATCH as soon as it is readable or hung up.
+ */
+static int read_line(struct daemon_conn *dc, int watch_fd, char **line) {
+  memmove(dc->buf, dc->buf + dc->consumed, dc->len - dc->consumed);
+  dc->len -= dc->consumed;
+  dc->consumed = 0;
+  for (;;) {
+    char *nl = memchr(dc->buf, '\n', dc->len);
+    if (nl) {
+      *nl = '\0';
+      dc->consumed = (size_t)(nl - dc->buf) + 1;
+      *line = dc->buf;
+      return LINE;
+    }
+    if (dc->len >= REPLY_CAP)
+      fail(EXIT_LAUNCHER, "a line from the daemon at %s is longer than %d KiB; giving up", dc->path,
+           REPLY_CAP / 1024);
+    if (watch_fd >= 0) {
+      struct pollfd p[2] = {{.fd = dc->fd, .events = POLLIN}, {.fd = watch_fd, .events = POLLIN}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        fail(EXIT_LAUNCHER, "waiting for the daemon failed: %s", strerror(errno));
+      }
+      if (p[1].revents) return LINE_WATCH;
+      if (!p[0].revents) continue;
+    }
+    ssize_t n = read(dc->fd, dc->buf + dc->len, REPLY_CAP - dc->len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(EXIT_LAUNCHER, "reading from the daemon at %s failed: %s", dc->path, strerror(errno));
+    }
+    if (n == 0) return LINE_EOF;
+    dc->len += (size_t)n;
+    dc->total += (size_t)n;
+    if (dc->total > REPLY_CAP)
+      fail(EXIT_LAUNCHER, "the daemon's reply is larger than %d KiB; giving up", REPLY_CAP / 1024);
+  }
+}
+
+static char *expect_line(struct daemon_conn *dc, const char *during) {
+  char *line;
+  if (read_line(dc, -1, &line) == LINE_EOF)
+    fail(EXIT_LAUNCHER, "the daemon closed the connection %s", during);
+  return line;
+}
+
+static bool is_kind(const char *line, const char *kind) {
+  size_t n = strlen(kind);
+  return strncmp(line, kind, n) == 0 && (line[n] == '\0' || line[n] == ' ');
+}
+
+static void refused(const char *line) {
+  const char *msg = line[3] == ' ' ? line + 4 : "";
+  if (*msg == '\0') fail(EXIT_LAUNCHER, "the daemon refused without giving a reason");
+  fail(EXIT_LAUNCHER, "%s", msg);
+}
+
+static void add_address(struct grant *g, const char *text) {
+  struct address a = {0};
+  if (inet_pton(AF_INET, text, a.bytes) == 1)
+    a.family = AF_INET;
+  else if (inet_pton(AF_INET6, text, a.bytes) == 1)
+    a.family = AF_INET6;
+  else
+    fail(EXIT_LAUNCHER, "the daemon sent an invalid address \"%.64s\"", text);
+  inet_ntop(a.family, a.bytes, a.text, sizeof a.text);
+  struct address *grown = realloc(g->addrs, (g->naddrs + 1) * sizeof *grown);
+  if (!grown) fail(EXIT_LAUNCHER, "out of memory");
+  g->addrs = grown;
+  g->addrs[g->naddrs++] = a;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static void set_filter(struct grant *g, const char *hex) {
+  size_t digits = strlen(hex);
+  size_t insn_digits = 2 * sizeof(struct sock_filter);
+  if (digits == 0 || digits % insn_digits != 0)
+    fail(EXIT_LAUNCHER, "the daemon sent a FILTER of %zu hex digits, not a whole number of %zu-byte instructions",
+         digits, sizeof(struct sock_filter));
+  size_t count = digits / insn_digits;
+  if (count > BPF_MAXINSNS)
+    fail(EXIT_LAUNCHER, "the daemon sent a FILTER of %zu instructions; the kernel takes at most %d", count,
+         BPF_MAXINSNS);
+  struct sock_filter *insns = calloc(count, sizeof *insns);
+  if (!insns) fail(EXIT_LAUNCHER, "out of memory");
+  unsigned char *out = (unsigned char *)insns;
+  for (size_t i = 0; i < digits; i += 2) {
+    int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) fail(EXIT_LAUNCHER, "the daemon sent a FILTER with a non-hex character at %zu", i);
+    out[i / 2] = (unsigned char)(hi << 4 | lo);
+  }
+  g->filter = insns;
+  g->filter_len = (unsigned short)count;
+}
+
+struct daemon_conn *handshake_connect(const char *path) {
+  struct daemon_conn *dc = calloc(1, sizeof *dc);
+  if (!dc) fail(EXIT_LAUNCHER, "out of memory");
+  dc->path = path;
+  dc->listener = -1;
+
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int err = 0;
+  if (strlen(path) >= sizeof sa.sun_path) {
+    err = ENAMETOOLONG;
+  } else {
+    strcpy(sa.sun_path, path);
+    dc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (dc->fd < 0) fail(EXIT_LAUNCHER, "creating a UNIX socket failed: %s", strerror(errno));
+    if (connect(dc->fd, (struct sockaddr *)&sa, sizeof sa) < 0) err = errno;
+  }
+  if (err)
+    fail(EXIT_LAUNCHER, "cannot reach the daemon at %s: %s; is `sockswitch daemon` running?", path,
+         strerror(err));
+  return dc;
+}
+
+void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) {
+  if (strchr(meta, '\n'))
+    fail(EXIT_LAUNCHER, "launcher usage: --meta must be a single line (it contains a newline)");
+  size_t len = strlen("SSW1 HELLO ") + strlen(meta) + 1;
+  char *msg = malloc(len + 1);
+  if (!msg) fail(EXIT_LAUNCHER, "out of memory");
+  snprintf(msg, len + 1, "SSW1 HELLO %s\n", meta);
+  if (send_all(dc->fd, msg, len) < 0)
+    fail(EXIT_LAUNCHER, "sending to the daemon at %s failed: %s", dc->path, strerror(errno));
+  free(msg);
+
+  dc->total = 0;
+  char *line = expect_line(dc, "without answering HELLO");
+  if (is_kind(line, "ERR")) refused(line);
+  if (strcmp(line, "OK") != 0)
+    fail(EXIT_LAUNCHER, "unexpected reply from the daemon: \"%.100s\" (wanted OK or ERR)", line);
+
+  bool have_filter = false;
+  for (;;) {
+    line = expect_line(dc, "in the middle of its reply to HELLO (no END)");
+    if (strcmp(line, "END") == 0) break;
+    if (is_kind(line, "ERR")) refused(line);
+    if (strncmp(line, "IP ", 3) == 0) {
+      add_address(g, line + 3);
+    } else if (strncmp(line, "FILTER ", 7) == 0) {
+      if (have_filter) fail(EXIT_LAUNCHER, "the daemon sent two FILTER lines");
+      set_filter(g, line + 7);
+      have_filter = true;
+    }
+    /* Any other kind of line: ignored (forward compatibility). */
+  }
+  if (!have_filter) fail(EXIT_LAUNCHER, "the daemon's reply to HELLO has no FILTER line");
+}
+
+/*
+ * Sends `SSW1 FD <app>` with the listener attached and waits for GO. Returns true
+ * on GO; false when app_ctl became readable first (the app died before starting).
+ * ERR, a closed connection or a broken reply fail (and so kill the app).
+ */
+bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl) {
+  char msg[64];
+  int len = snprintf(msg, sizeof msg, "SSW1 FD %d\n", (int)app);
+  if (send_with_fd(dc->fd, msg, (size_t)len, listener) < 0)
+    fail(EXIT_LAUNCHER, "handing the seccomp listener to the daemon failed: %s", strerror(errno));
+  dc->app = app;
+  dc->listener = listener;
+  dc->total = 0;
+  for (;;) {
+    char *line;
+    int got = read_line(dc, app_ctl, &line);
+    if (got == LINE_WATCH) return false;
+    if (got == LINE_EOF)
+      fail(EXIT_LAUNCHER, "the daemon closed the connection before answering the listener hand-over");
+    if (strcmp(line, "GO") == 0) return true;
+    if (is_kind(line, "ERR")) refused(line);
+    /* Any other kind of line: ignored (forward compatibility). */
+  }
+}
+
+/*
+ * Called while the app runs, when the daemon connection is readable. Nothing is
+ * expected from the daemon now, so whatever it sends is read and dropped.
+ * Returns false once the connection has ended.
+ */
+bool handshake_poll_daemon(struct daemon_conn *dc) {
+  ssize_t n = read(dc->fd, dc->buf, REPLY_CAP);
+  if (n < 0) return errno == EINTR || errno == EAGAIN;
+  dc->len = dc->consumed = 0;
+  return n > 0;
+}
+
+/*
+ * Hook: the daemon connection ended while the app runs (the daemon stopped or
+ * restarted). The app keeps running. Its trapped socket calls wait on the seccomp
+ * listener, which this launcher still holds (dc->listener) so the kernel keeps the
+ * filter's notifications pending instead of failing them.
+ *
+ * A future version reconnects to dc->path here and re-hands the listener to the
+ * restarted daemon, with the same `SSW1 FD <dc->app>` message and an SCM_RIGHTS
+ * attachment (see handshake_hand_over; the protocol will need a way to tell the
+ * daemon which app this is). Today it does nothing; the dead connection stays open
+ * and the caller stops watching it.
+ */
+void handshake_daemon_lost(struct daemon_conn *dc) { (void)dc; }

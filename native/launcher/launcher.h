@@ -1,0 +1,109 @@
+/*
+ * launcher.h: what the parts of sockswitch-launch share: the parsed options, what
+ * the daemon grants in the handshake, the daemon connection, and each file's entry
+ * points.
+ *
+ * sockswitch-launch is the static binary that `sockswitch run` execs. It asks the
+ * per-host daemon for the app's addresses and seccomp filter, optionally moves into
+ * a new network namespace, forks the app with the filter installed, hands the
+ * seccomp listener fd to the daemon, and then stays as the app's parent: it forwards
+ * signals and exits with the app's status. Only syscalls here; every policy choice
+ * belongs to the daemon and the CLI.
+ *
+ * Man pages: seccomp(2), seccomp_unotify(2), unix(7), rtnetlink(7), netdevice(7).
+ */
+#ifndef SOCKSWITCH_LAUNCHER_H
+#define SOCKSWITCH_LAUNCHER_H
+
+/* unshare(2), MSG_CMSG_CLOEXEC and friends; every .c includes this header first. */
+#define _GNU_SOURCE
+
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Exit codes of the launcher itself, as docker run and shells use them. */
+#define EXIT_LAUNCHER 125   /* the launcher failed before the app ran */
+#define EXIT_CANNOT_EXEC 126 /* CMD found but could not be executed */
+#define EXIT_NOT_FOUND 127  /* CMD not found */
+
+/* Largest reply the daemon may send to one request, and so the longest line. */
+#define REPLY_CAP (64 * 1024)
+
+struct options {
+  const char *socket_path;
+  const char *meta;  /* opaque single-line string for the daemon; never parsed */
+  bool netns;        /* false with --no-netns */
+  bool set_user;     /* --user given */
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;     /* supplementary groups; none when ngroups == 0 */
+  size_t ngroups;
+  char **cmd;        /* CMD and its ARGs, NULL-terminated */
+};
+
+struct address {
+  int family;              /* AF_INET or AF_INET6 */
+  unsigned char bytes[16]; /* network byte order; 4 bytes used for AF_INET */
+  char text[INET6_ADDRSTRLEN];
+};
+
+/* What the daemon's HELLO reply grants the app. */
+struct grant {
+  struct address *addrs;
+  size_t naddrs;
+  struct sock_filter *filter;
+  unsigned short filter_len; /* number of instructions */
+};
+
+/* The connection to the daemon, kept open for the launcher's whole life. */
+struct daemon_conn {
+  int fd;
+  const char *path;
+  pid_t app;        /* set once the listener has been handed over */
+  int listener;     /* the app's seccomp listener fd, kept open; -1 before */
+  size_t len;       /* bytes buffered in buf */
+  size_t consumed;  /* bytes of buf taken by the last line returned */
+  size_t total;     /* bytes read for the current reply, checked against REPLY_CAP */
+  char buf[REPLY_CAP + 1];
+};
+
+/* util.c */
+void fail(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+void fail_kills_app(pid_t pid);
+int exit_code_of(int wait_status);
+
+/* fdpass.c */
+int send_with_fd(int sock, const void *buf, size_t len, int fd);
+ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd);
+int send_all(int sock, const void *buf, size_t len);
+
+/* handshake.c */
+struct daemon_conn *handshake_connect(const char *path);
+void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g);
+bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl);
+bool handshake_poll_daemon(struct daemon_conn *dc);
+void handshake_daemon_lost(struct daemon_conn *dc);
+
+/* netns.c */
+void netns_setup(const struct grant *g);
+
+/* child.c */
+struct app {
+  pid_t pid;
+  int ctl; /* the launcher's end of the socketpair to the app before exec */
+};
+void app_spawn(struct app *a, const struct options *o, const struct grant *g, int daemon_fd);
+int app_await_listener(struct app *a);
+void app_release(struct app *a);
+int app_reap_now(struct app *a);
+
+/* signals.c */
+void signals_block(void);
+void signals_forward_to(pid_t pid);
+void signals_reset_for_exec(void);
+int signals_supervise(pid_t pid, struct daemon_conn *dc);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * signals.c: the launcher as the app's parent: forwarding signals to the app,
+ * waiting for it, and (while waiting) noticing that the daemon connection ended.
+ *
+ * Forwarded: INT, TERM, HUP, QUIT, USR1, USR2, WINCH, CONT, unless the kernel sent
+ * them (si_code == SI_KERNEL): a terminal's Ctrl-C, hangup or resize already
+ * reaches the app, which is in the launcher's process group. The handler only
+ * calls kill(2), which is async-signal-safe.
+ *
+ * The forwarded signals are blocked from just before fork until the app's pid is
+ * known, so none is lost or sent to pid 0. The app resets every disposition to
+ * SIG_DFL and unblocks everything before it execs.
+ *
+ * Man pages: sigaction(2), signal(7), pidfd_open(2), poll(2), waitpid(2).
+ */
+#include "launcher.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+#define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
+
+static volatile sig_atomic_t target;
+
+static void forward(int sig, siginfo_t *info, void *ucontext) {
+  (void)ucontext;
+  if (info->si_code == SI_KERNEL) return;
+  int saved = errno;
+  pid_t pid = (pid_t)target;
+  if (pid > 0) kill(pid, sig);
+  errno = saved;
+}
+
+static void forwarded_set(sigset_t *set) {
+  sigemptyset(set);
+  for (size_t i = 0; i < NFORWARDED; i++) sigaddset(set, forwarded[i]);
+}
+
+/* Before fork: block what will be forwarded, and make sure the app can be waited
+ * for (a SIGCHLD ignored by the caller would reap it behind our back). */
+void signals_block(void) {
+  struct sigaction dfl = {.sa_handler = SIG_DFL};
+  sigaction(SIGCHLD, &dfl, NULL);
+  sigset_t set;
+  forwarded_set(&set);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+/* In the launcher after fork: install the forwarding handlers, then unblock. */
+void signals_forward_to(pid_t pid) {
+  target = pid;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = forward;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < NFORWARDED; i++) sigaction(forwarded[i], &sa, NULL);
+  sigset_t set;
+  forwarded_set(&set);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* In the app: every catchable signal to SIG_DFL, nothing blocked. */
+void signals_reset_for_exec(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &dfl, NULL); /* EINVAL for the C library's reserved signals: fine */
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
+ * Waits for the app to end and returns the launcher's exit code. While the app
+ * runs, the daemon connection is watched too, so its end reaches the
+ * handshake_daemon_lost() hook. Without pidfd_open(2) (Linux < 5.3) this is a
+ * plain waitpid and the hook is never called.
+ */
+int signals_supervise(pid_t pid, struct daemon_conn *dc) {
+  int pidfd = -1;
+#ifdef SYS_pidfd_open
+  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+  if (pidfd >= 0) {
+    struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = dc->fd, .events = POLLIN}};
+    for (;;) {
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break; /* fall back to waitpid */
+      }
+      if (p[0].revents) break;
+      if (p[1].revents && !handshake_poll_daemon(dc)) {
+        handshake_daemon_lost(dc);
+        p[1].fd = -1; /* poll ignores it from now on; the fd itself stays open */
+      }
+    }
+    close(pidfd);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) fail(EXIT_LAUNCHER, "waiting for the app failed: %s", strerror(errno));
+  return exit_code_of(status);
+}
