@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "sockswitch",
+      "sources": [
+        "native/addon/addon.c",
+        "native/addon/fdops.c",
+        "native/addon/notify.c",
+        "native/addon/poll.c",
+        "native/addon/proc.c",
+        "native/addon/unix.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "cflags!": ["-O3"]
+    }
+  ]
+}
