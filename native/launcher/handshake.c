@@ -63,6 +63,7 @@ static int read_line(struct daemon_conn *dc, int watch_fd, char **line) {
     ssize_t n = read(dc->fd, dc->buf + dc->len, REPLY_CAP - dc->len);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == ECONNRESET) return LINE_EOF; /* closed with our request unread */
       fail(EXIT_LAUNCHER, "reading from the daemon at %s failed: %s", dc->path, strerror(errno));
     }
     if (n == 0) return LINE_EOF;
@@ -164,8 +165,11 @@ void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) 
   char *msg = malloc(len + 1);
   if (!msg) fail(EXIT_LAUNCHER, "out of memory");
   snprintf(msg, len + 1, "SSW1 HELLO %s\n", meta);
-  if (send_all(dc->fd, msg, len) < 0)
+  if (send_all(dc->fd, msg, len) < 0) {
+    if (errno == EPIPE || errno == ECONNRESET)
+      fail(EXIT_LAUNCHER, "the daemon at %s closed the connection before HELLO", dc->path);
     fail(EXIT_LAUNCHER, "sending to the daemon at %s failed: %s", dc->path, strerror(errno));
+  }
   free(msg);
 
   dc->total = 0;
@@ -199,8 +203,11 @@ void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) 
 bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl) {
   char msg[64];
   int len = snprintf(msg, sizeof msg, "SSW1 FD %d\n", (int)app);
-  if (send_with_fd(dc->fd, msg, (size_t)len, listener) < 0)
+  if (send_with_fd(dc->fd, msg, (size_t)len, listener) < 0) {
+    if (errno == EPIPE || errno == ECONNRESET)
+      fail(EXIT_LAUNCHER, "the daemon closed the connection before the listener hand-over");
     fail(EXIT_LAUNCHER, "handing the seccomp listener to the daemon failed: %s", strerror(errno));
+  }
   dc->app = app;
   dc->listener = listener;
   dc->total = 0;
