@@ -10,6 +10,7 @@
  */
 #include "common.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -148,7 +149,22 @@ static napi_value proc_execve(napi_env env, napi_callback_info info) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, &oldmask);
 
+  /* Node marks stdin/stdout/stderr close-on-exec (and libuv may have made them
+   * non-blocking): the program we exec must inherit them as a shell would pass them. */
+  int saved_fd[3], saved_fl[3];
+  for (int fd = 0; fd < 3; fd++) {
+    saved_fd[fd] = fcntl(fd, F_GETFD);
+    saved_fl[fd] = fcntl(fd, F_GETFL);
+    if (saved_fd[fd] >= 0) fcntl(fd, F_SETFD, saved_fd[fd] & ~FD_CLOEXEC);
+    if (saved_fl[fd] >= 0) fcntl(fd, F_SETFL, saved_fl[fd] & ~O_NONBLOCK);
+  }
+
   execve(path, argv, envp);
+
+  for (int fd = 0; fd < 3; fd++) {
+    if (saved_fd[fd] >= 0) fcntl(fd, F_SETFD, saved_fd[fd]);
+    if (saved_fl[fd] >= 0) fcntl(fd, F_SETFL, saved_fl[fd]);
+  }
 
   int err = errno;
   sigprocmask(SIG_SETMASK, &oldmask, NULL);

@@ -1,0 +1,155 @@
+// The `sockswitch` command line: daemon, run, get, version. Every mistake a user can make
+// ends in one sentence on stderr that says what to do and a non-zero exit (2 for usage,
+// 1 for everything else); never a stack trace.
+
+import { hostname } from "node:os";
+import { Command, CommanderError, Option } from "commander";
+import {
+  DEFAULT_PORTS,
+  DEFAULT_STATE_DIR,
+  DEFAULT_VIP_CIDR,
+  parseEgress,
+  parseLb,
+  parseNodeIps,
+  parsePortRange,
+  parseVipCidr,
+  socketPath,
+} from "../core/config.js";
+import { InvalidArgumentError, messageOf, SockswitchError } from "../core/errors.js";
+import { VERSION } from "../core/version.js";
+import { runDaemon } from "../daemon/daemon.js";
+import { get } from "./get.js";
+import { run } from "./run.js";
+
+const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
+
+function parseBool(flag: string) {
+  return (value: string | undefined): boolean => {
+    if (value === undefined || value === "true") return true;
+    if (value === "false") return false;
+    throw new InvalidArgumentError(`${flag}="${value}" must be true or false`);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command("sockswitch")
+    .description("Serverless SDN: app networking at the socket API, without veth, bridges or iptables")
+    .version(VERSION, "-v, --version", "print the version")
+    .option(
+      "--socket <path>",
+      "daemon socket (env SOCKSWITCH_SOCKET; default /run/sockswitch/sockswitch.sock)",
+    )
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith("error: ") ? `sockswitch: ${s.slice(7)}` : s),
+    });
+
+  program
+    .command("daemon")
+    .description("run the per-host daemon in the foreground")
+    .option("--state-dir <dir>", "where the embedded store keeps its state", DEFAULT_STATE_DIR)
+    .option(
+      "--node-ip <ip[,ip6]>",
+      "host address(es) managed listeners bind to (default: first non-loopback, else 127.0.0.1)",
+    )
+    .option("--node-name <name>", "this node's name (default: the host name)")
+    .option("--ports <range>", "host port pool for managed listeners", DEFAULT_PORTS)
+    .option("--vip-cidr <cidr>", "pool of automatically assigned virtual IPs", DEFAULT_VIP_CIDR)
+    .option("--egress <mode>", "connections to addresses that are not virtual: allow or deny", "allow")
+    .option("--lb <mode>", "default load balancing: round-robin or random", "round-robin")
+    .option("--clean", "start with an empty state (forget stored apps and services)", false)
+    .option("--log-level <level>", "trace, debug, info, warn or error", "info")
+    .action(async (o) => {
+      const levels = ["trace", "debug", "info", "warn", "error", "fatal"];
+      if (!levels.includes(o.logLevel))
+        throw new InvalidArgumentError(`--log-level "${o.logLevel}" is not one of ${levels.join(", ")}`);
+      await runDaemon({
+        socket: socketPath(program.opts().socket),
+        stateDir: o.stateDir,
+        ...parseNodeIps(o.nodeIp),
+        nodeName: o.nodeName ?? hostname(),
+        ports: parsePortRange(o.ports),
+        vipCidr: parseVipCidr(o.vipCidr),
+        egress: parseEgress(o.egress),
+        lb: parseLb(o.lb),
+        clean: o.clean === true,
+        logLevel: o.logLevel,
+      });
+    });
+
+  program
+    .command("run")
+    .description("run a program with its own network identity")
+    .usage("[options] -- COMMAND [ARGS...]")
+    .argument("<command...>", "the program and its arguments")
+    .option(
+      "--ip <ip>",
+      "virtual IP (IPv4 and/or IPv6; repeat for both); assigned from --vip-cidr if absent",
+      collect,
+    )
+    .option("--name <name>", "the app's name")
+    .option(
+      "--labels <k=v,...>",
+      "labels; a client reaches a service only if they share one (default zone=default)",
+    )
+    .option(
+      "--expose <app:host>",
+      "publish APP_PORT on HOST_PORT (or APP_PORT:HOST_IP:HOST_PORT); repeatable",
+      collect,
+    )
+    .option("--user <user[:group]>", "run the program as this user")
+    .option("--lb <mode>", "load balancing for the services this app provides: round-robin or random")
+    .addOption(
+      new Option("--new-netns [bool]", "give the app its own empty network namespace")
+        .default(true)
+        .argParser(parseBool("--new-netns")),
+    )
+    .passThroughOptions()
+    .action((command: string[], o) => {
+      run(socketPath(program.opts().socket), { ...o, newNetns: o.newNetns !== false }, command);
+    });
+
+  program
+    .command("get")
+    .description("list apps, services or sockets")
+    .argument("<resource>", "apps, services or sockets")
+    .addOption(new Option("-o, --output <format>", "table or json").default("table"))
+    .action(async (resource: string, o) => {
+      process.stdout.write(`${await get(socketPath(program.opts().socket), resource, o.output)}\n`);
+    });
+
+  program
+    .command("version")
+    .description("print the version")
+    .action(() => {
+      process.stdout.write(`sockswitch ${VERSION}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp();
+      return 2;
+    }
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.exitCode === 0)
+        return 0;
+      return 2;
+    }
+    if (err instanceof InvalidArgumentError) {
+      process.stderr.write(`sockswitch: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`sockswitch: ${err instanceof SockswitchError ? err.message : messageOf(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,90 @@
+// Daemon configuration: defaults, validation of every option (one clear sentence per
+// mistake), and detection of this host's node addresses.
+
+import { networkInterfaces } from "node:os";
+import { type Cidr, parseCidr } from "../net/cidr.js";
+import { parseIp } from "../net/ip.js";
+import { type PortRange, parsePortRange } from "../net/port-pool.js";
+import type { LbMode } from "../table/types.js";
+import { InvalidArgumentError } from "./errors.js";
+
+export const DEFAULT_SOCKET = "/run/sockswitch/sockswitch.sock";
+export const DEFAULT_STATE_DIR = "/var/lib/sockswitch";
+export const DEFAULT_PORTS = "40000-60000";
+export const DEFAULT_VIP_CIDR = "10.77.0.0/16";
+
+export interface DaemonConfig {
+  readonly socket: string;
+  readonly stateDir: string;
+  readonly nodeIp: string;
+  readonly nodeIp6: string | null;
+  readonly nodeName: string;
+  readonly ports: PortRange;
+  readonly vipCidr: Cidr;
+  readonly egress: "allow" | "deny";
+  readonly lb: LbMode;
+  readonly clean: boolean;
+  readonly logLevel: string;
+}
+
+/** The socket path every command uses: --socket, else $SOCKSWITCH_SOCKET, else the default. */
+export function socketPath(flag: string | undefined): string {
+  return flag ?? process.env.SOCKSWITCH_SOCKET ?? DEFAULT_SOCKET;
+}
+
+/** First non-loopback address of the family on this host (null when there is none). */
+export function detectNodeIp(family: 4 | 6): string | null {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.internal) continue;
+      if (family === 4 && a.family === "IPv4") return a.address;
+      if (family === 6 && a.family === "IPv6" && !a.address.toLowerCase().startsWith("fe80"))
+        return a.address;
+    }
+  }
+  return null;
+}
+
+export function parseNodeIps(text: string | undefined): { nodeIp: string; nodeIp6: string | null } {
+  if (text === undefined) {
+    const v4 = detectNodeIp(4);
+    const v6 = detectNodeIp(6);
+    return { nodeIp: v4 ?? "127.0.0.1", nodeIp6: v6 ?? (v4 === null ? "::1" : null) };
+  }
+  let nodeIp: string | null = null;
+  let nodeIp6: string | null = null;
+  for (const part of text.split(",")) {
+    const ip = parseIp(part.trim());
+    if (!ip || ip.text === "0.0.0.0" || ip.text === "::") {
+      throw new InvalidArgumentError(
+        `--node-ip "${part}" is not a host address; give this host's IPv4 (and optionally IPv6) address, e.g. 192.0.2.10`,
+      );
+    }
+    if (ip.family === 4) nodeIp = ip.text;
+    else nodeIp6 = ip.text;
+  }
+  if (nodeIp === null) {
+    throw new InvalidArgumentError("--node-ip needs an IPv4 address (an IPv6 one may follow after a comma)");
+  }
+  return { nodeIp, nodeIp6 };
+}
+
+export function parseEgress(text: string): "allow" | "deny" {
+  if (text === "allow" || text === "deny") return text;
+  throw new InvalidArgumentError(`--egress "${text}" is not a mode; use allow or deny`);
+}
+
+export function parseLb(text: string, flag = "--lb"): LbMode {
+  if (text === "random" || text === "round-robin") return text;
+  throw new InvalidArgumentError(`${flag} "${text}" is not a mode; use round-robin or random`);
+}
+
+export function parseVipCidr(text: string): Cidr {
+  const c = parseCidr(text);
+  const max = c.family === 4 ? 32 : 128;
+  if (max - c.prefix < 2)
+    throw new InvalidArgumentError(`--vip-cidr ${text} is too small; give a block of at least 4 addresses`);
+  return c;
+}
+
+export { parsePortRange };

@@ -1,0 +1,187 @@
+// App lifecycle on this host: identity for a starting app (virtual IPs from the pool),
+// its trap session once the launcher hands over the seccomp listener, and its removal
+// (services, socket records, host ports) when its last task exits. Apps restored from the
+// store after a daemon restart are kept while their process lives (their listeners are
+// kernel sockets and keep serving) and removed when it exits.
+
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { PoolExhaustedError } from "../core/errors.js";
+import { cidrNth, cidrSize } from "../net/cidr.js";
+import type { Snapshot } from "../store/store.js";
+import type { AppSpec } from "../table/app-spec.js";
+import type { App } from "../table/types.js";
+import { AppSession, READABLE } from "../trap/session.js";
+import type { Supervisor } from "../trap/supervisor.js";
+import type { Host } from "./host.js";
+
+const SWEEP_MS = 500;
+
+/** Start time of a process (clock ticks since boot, /proc/PID/stat field 22), or null. */
+export function processStart(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[19]);
+  } catch {
+    return null;
+  }
+}
+
+/** Parent pid of a process, or null. */
+export function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return null;
+  }
+}
+
+export class AppManager {
+  private readonly sessions = new Map<string, AppSession>();
+  /** Watchers of restored apps' pidfds. */
+  private readonly orphans = new Map<string, { pidfd: number; handle: number }>();
+  private readonly reserved = new Set<string>();
+  private cursor = 1;
+  private sweep: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly host: Host,
+    private readonly supervisor: Supervisor,
+  ) {}
+
+  /** The virtual IPs a new app gets: those it asked for, or one from the pool. */
+  assignIps(spec: AppSpec): string[] {
+    if (spec.ips.length > 0) return spec.ips;
+    const cidr = this.host.daemonConfig.vipCidr;
+    const size = cidrSize(cidr);
+    const limit = Math.min(size - 1, 1 << 20);
+    for (let i = 0; i < limit; i++) {
+      const n = ((this.cursor + i - 1) % (size - 2)) + 1; // skip the block's first and last address
+      const ip = cidrNth(cidr, n);
+      if (!ip || this.reserved.has(ip.text) || this.host.table.appsWithIp(ip.text).length > 0) continue;
+      this.cursor = n + 1;
+      this.reserved.add(ip.text);
+      return [ip.text];
+    }
+    throw new PoolExhaustedError(`no free virtual IP left in --vip-cidr ${cidr.text}; widen it or give --ip`);
+  }
+
+  /** Gives back IPs assigned to an app that never started. */
+  releaseIps(ips: readonly string[]): void {
+    for (const ip of ips) this.reserved.delete(ip);
+  }
+
+  /** Starts serving an app whose launcher handed over its seccomp listener. */
+  start(spec: AppSpec, ips: string[], pid: number, listenerFd: number): App {
+    const app: App = {
+      id: randomBytes(6).toString("hex"),
+      name: spec.name,
+      ips,
+      labels: spec.labels,
+      expose: spec.expose,
+      lb: spec.lb,
+      node: this.host.config.nodeName,
+      pid,
+      pidStart: processStart(pid) ?? 0,
+      command: spec.command,
+      user: spec.user,
+      createdAt: new Date().toISOString(),
+    };
+    this.releaseIps(ips);
+    this.host.table.putApp(app);
+    this.host.store.putApp(app);
+    const session = new AppSession(this.host, app, listenerFd);
+    this.sessions.set(app.id, session);
+    this.supervisor.serve(session, () => this.remove(app.id, "exited"));
+    this.ensureSweep();
+    this.host.log.info({ app: app.id, name: app.name, ips, pid, labels: app.labels }, "app started");
+    return app;
+  }
+
+  /** Removes an app and everything it held on this host. */
+  remove(id: string, why: string): void {
+    const session = this.sessions.get(id);
+    if (session) {
+      this.sessions.delete(id);
+      session.close();
+    }
+    const orphan = this.orphans.get(id);
+    if (orphan) {
+      this.orphans.delete(id);
+      this.host.addon.unwatch(orphan.handle);
+      this.host.addon.close(orphan.pidfd);
+    }
+    for (const b of this.host.sockets.removeApp(id)) if (!b.exposed) this.host.pool.release(b.hostPort);
+    for (const svc of this.host.table.servicesOfApp(id)) {
+      if (svc.node === this.host.config.nodeName && this.host.pool.contains(svc.hostPort)) {
+        this.host.pool.release(svc.hostPort);
+      }
+      this.host.withdrawService(svc.id);
+    }
+    const app = this.host.table.getApp(id);
+    this.host.table.removeApp(id);
+    this.host.store.deleteApp(id);
+    if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
+  }
+
+  /** Loads the store's apps: live ones are kept (and watched), dead ones are removed. */
+  restore(snap: Snapshot): void {
+    const node = this.host.config.nodeName;
+    for (const app of snap.apps) this.host.table.putApp(app);
+    for (const svc of snap.services) {
+      if (!this.host.table.getApp(svc.appId)) {
+        this.host.store.deleteService(svc.id);
+        continue;
+      }
+      this.host.table.putService(svc);
+      if (svc.node === node && !svc.exposed) this.host.pool.claim(svc.hostPort);
+    }
+    for (const app of snap.apps) {
+      if (app.node !== node) continue;
+      const alive = processStart(app.pid);
+      if (alive === null || alive !== app.pidStart) {
+        this.remove(app.id, "exited while the daemon was down");
+        continue;
+      }
+      this.watchOrphan(app);
+    }
+  }
+
+  private watchOrphan(app: App): void {
+    const a = this.host.addon;
+    const pidfd = a.pidfdOpen(app.pid, 0);
+    if (pidfd < 0) {
+      this.remove(app.id, "exited while the daemon was down");
+      return;
+    }
+    const handle = a.watch(pidfd, READABLE, () => this.remove(app.id, "exited"));
+    this.orphans.set(app.id, { pidfd, handle });
+    this.host.log.info({ app: app.id, name: app.name, pid: app.pid }, "app restored from the state dir");
+  }
+
+  private ensureSweep(): void {
+    if (this.sweep) return;
+    this.sweep = setInterval(() => {
+      for (const s of this.sessions.values()) if (s.waiting > 0) s.sweepWaiters();
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  get count(): number {
+    return this.host.table.listApps().filter((a) => a.node === this.host.config.nodeName).length;
+  }
+
+  /** Closes every session (daemon shutdown); apps keep running and their state stays stored. */
+  closeAll(): void {
+    if (this.sweep) clearInterval(this.sweep);
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+    for (const o of this.orphans.values()) {
+      this.host.addon.unwatch(o.handle);
+      this.host.addon.close(o.pidfd);
+    }
+    this.orphans.clear();
+  }
+}

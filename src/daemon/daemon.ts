@@ -1,0 +1,135 @@
+// The daemon's wiring: every module, in the order it starts, with what it is for.
+//
+//   config      validated options (core/config.ts)
+//   logger      structured lines on stdout (core/log.ts)
+//   addon       the syscalls Node cannot make (native/addon.ts)
+//   store       embedded state in --state-dir (store/embedded.ts)
+//   host        table + socket registry + port pool + store writes (daemon/host.ts)
+//   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
+//   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
+//   api         REST routes on fastify (api/server.ts)
+//   socket      the UNIX socket shared by the API and the launcher handshake (daemon/socket-server.ts)
+//
+// Shutdown (SIGTERM/SIGINT): stop accepting, flush the store, close sessions. Apps keep
+// running; their listeners are kernel sockets and keep serving.
+
+import { createApiServer } from "../api/server.js";
+import type { DaemonConfig } from "../core/config.js";
+import { messageOf, PermissionError } from "../core/errors.js";
+import { createLogger } from "../core/log.js";
+import { VERSION } from "../core/version.js";
+import { loadAddon } from "../native/addon.js";
+import { EmbeddedStore } from "../store/embedded.js";
+import { specFromJson } from "../table/app-spec.js";
+import { buildFilter } from "../trap/filter.js";
+import { Supervisor } from "../trap/supervisor.js";
+import { AppManager, parentPid } from "./apps.js";
+import { Host } from "./host.js";
+import type { LaunchHandler, Pending } from "./launcher-protocol.js";
+import { SocketServer } from "./socket-server.js";
+
+const SYSCALLS = [
+  "socket",
+  "bind",
+  "listen",
+  "connect",
+  "accept",
+  "accept4",
+  "getsockname",
+  "getpeername",
+  "sendto",
+  "sendmsg",
+  "sendmmsg",
+  "io_uring_setup",
+  "io_uring_enter",
+  "io_uring_register",
+];
+
+export async function runDaemon(config: DaemonConfig): Promise<void> {
+  const log = createLogger(config.logLevel);
+  if (process.getuid?.() !== 0) {
+    throw new PermissionError(
+      "sockswitch daemon must run as root (it needs CAP_SYS_ADMIN and CAP_SYS_PTRACE)",
+    );
+  }
+  const addon = loadAddon();
+  const store = new EmbeddedStore(config.stateDir, log, config.clean);
+  const snapshot = await store.open();
+  const host = new Host(addon, config, store, log);
+
+  const k = addon.constants as unknown as Record<string, number>;
+  const nr: Record<string, number> = {};
+  for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
+  const supervisor = new Supervisor(nr);
+  const filter = buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr });
+  const apps = new AppManager(host, supervisor);
+  apps.restore(snapshot);
+
+  const launch: LaunchHandler = {
+    hello(meta, cred) {
+      let json: unknown;
+      try {
+        json = JSON.parse(meta);
+      } catch {
+        throw new Error("bad app registration: not JSON");
+      }
+      const spec = specFromJson(json);
+      const ips = apps.assignIps(spec);
+      log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
+      return { spec, ips, filter };
+    },
+    handover(p: Pending, childPid, listenerFd, cred) {
+      if (parentPid(childPid) !== cred.pid) {
+        throw new Error(`process ${childPid} is not a child of the launcher ${cred.pid}`);
+      }
+      apps.start(p.spec, p.ips, childPid, listenerFd);
+    },
+    abandon(p) {
+      apps.releaseIps(p.ips);
+    },
+  };
+
+  const api = await createApiServer({
+    table: host.table,
+    sockets: host.sockets,
+    version: VERSION,
+    node: config.nodeName,
+    store: store.kind,
+    startedAt: new Date().toISOString(),
+  });
+  const server = new SocketServer(addon, api.http, launch, log);
+  server.listen({ path: config.socket, gid: null });
+  log.info(
+    {
+      version: VERSION,
+      socket: config.socket,
+      node: config.nodeName,
+      nodeIp: config.nodeIp,
+      nodeIp6: config.nodeIp6,
+      ports: `${config.ports.first}-${config.ports.last}`,
+      vipCidr: config.vipCidr.text,
+      egress: config.egress,
+      lb: config.lb,
+      store: store.kind,
+      stateDir: config.stateDir,
+      restoredApps: snapshot.apps.length,
+    },
+    "sockswitch daemon ready",
+  );
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      server.close();
+      apps.closeAll();
+      Promise.all([store.close(), api.fastify.close()])
+        .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))
+        .finally(resolve);
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}

@@ -1,0 +1,78 @@
+// The daemon's implementation of TrapHost: the shared state of this host (table, socket
+// registry, port pool, store) and the writes that keep the table and the store in step.
+
+import { networkInterfaces } from "node:os";
+import type { Logger } from "pino";
+import type { DaemonConfig } from "../core/config.js";
+import type { Addon } from "../native/addon.js";
+import { isLoopback, parseIp } from "../net/ip.js";
+import { PortPool } from "../net/port-pool.js";
+import type { Store } from "../store/store.js";
+import { SocketRegistry } from "../table/sockets.js";
+import { ServiceTable } from "../table/table.js";
+import type { Service } from "../table/types.js";
+import type { TrapConfig, TrapHost } from "../trap/host.js";
+
+export class Host implements TrapHost {
+  readonly config: TrapConfig;
+  readonly table: ServiceTable;
+  readonly sockets = new SocketRegistry();
+  readonly pool: PortPool;
+  private readonly local = new Set<string>();
+
+  constructor(
+    readonly addon: Addon,
+    readonly daemonConfig: DaemonConfig,
+    readonly store: Store,
+    readonly log: Logger,
+  ) {
+    this.config = {
+      nodeIp: daemonConfig.nodeIp,
+      nodeIp6: daemonConfig.nodeIp6,
+      nodeName: daemonConfig.nodeName,
+      egress: daemonConfig.egress,
+    };
+    this.table = new ServiceTable([daemonConfig.vipCidr], daemonConfig.lb);
+    this.pool = new PortPool(daemonConfig.ports);
+    this.refreshLocalAddresses();
+  }
+
+  /** Re-reads this host's addresses (they decide what counts as a connection to the host itself). */
+  refreshLocalAddresses(): void {
+    this.local.clear();
+    this.local.add(this.config.nodeIp);
+    if (this.config.nodeIp6) this.local.add(this.config.nodeIp6);
+    for (const addrs of Object.values(networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        const ip = parseIp(a.address.split("%")[0] as string);
+        if (ip) this.local.add(ip.text);
+      }
+    }
+  }
+
+  isLocalAddress(ip: string): boolean {
+    return this.local.has(ip) || isLoopback(ip) || ip === "0.0.0.0" || ip === "::";
+  }
+
+  registerService(svc: Service): void {
+    this.table.putService(svc);
+    this.store.putService(svc);
+    this.log.info(
+      {
+        app: svc.appId,
+        name: svc.name,
+        proto: svc.proto,
+        vip: `${svc.vip}:${svc.vport}`,
+        host: `${svc.hostIp}:${svc.hostPort}`,
+      },
+      "service registered",
+    );
+  }
+
+  withdrawService(id: string): void {
+    const svc = this.table.removeService(id);
+    if (!svc) return;
+    this.store.deleteService(id);
+    this.log.info({ app: svc.appId, proto: svc.proto, vip: `${svc.vip}:${svc.vport}` }, "service withdrawn");
+  }
+}

@@ -1,0 +1,159 @@
+// The launcher's handshake on the daemon socket, daemon side. Lines end in \n:
+//   launcher → daemon  SSW1 HELLO <json app spec>
+//   daemon → launcher  OK, then IP <addr> (one per virtual IP), FILTER <hex>, END
+//                      or ERR <sentence> (and the connection closes)
+//   launcher → daemon  SSW1 FD <child pid>   with the seccomp listener fd (SCM_RIGHTS)
+//   daemon → launcher  GO   or   ERR <sentence>
+// The connection then stays open for the launcher's life. The peer is identified by
+// SO_PEERCRED, and the child must be the launcher's own child.
+
+import type { Logger } from "pino";
+import { messageOf } from "../core/errors.js";
+import type { Addon } from "../native/addon.js";
+import type { AppSpec } from "../table/app-spec.js";
+import { READABLE } from "../trap/session.js";
+
+const EAGAIN = 11;
+const MAX_LINE = 64 * 1024;
+
+export interface PeerCred {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** A registration between HELLO and FD. */
+export interface Pending {
+  readonly spec: AppSpec;
+  readonly ips: string[];
+  readonly filter: Buffer;
+}
+
+export interface LaunchHandler {
+  /** Validates the app spec and assigns its identity; throws a sentence for the user. */
+  hello(meta: string, cred: PeerCred): Pending;
+  /** Takes over the app's seccomp listener; throws a sentence for the user. */
+  handover(p: Pending, childPid: number, listenerFd: number, cred: PeerCred): void;
+  /** The launcher went away before handing over. */
+  abandon(p: Pending): void;
+}
+
+export class LauncherConnection {
+  private handle = 0;
+  private buf = Buffer.alloc(0);
+  private readonly chunk = new Uint8Array(4096);
+  private readonly fds = new Int32Array(9);
+  private pending: Pending | null = null;
+  private done = false;
+  private closed = false;
+  private readonly cred: PeerCred;
+
+  constructor(
+    private readonly addon: Addon,
+    private readonly fd: number,
+    private readonly handler: LaunchHandler,
+    private readonly log: Logger,
+    private readonly onClose: () => void,
+  ) {
+    const c = new Int32Array(3);
+    addon.peerCred(fd, c);
+    this.cred = { pid: c[0] as number, uid: c[1] as number, gid: c[2] as number };
+  }
+
+  start(): void {
+    this.handle = this.addon.watch(this.fd, READABLE, () => this.onReadable());
+  }
+
+  private onReadable(): void {
+    for (;;) {
+      const n = this.addon.recvFds(this.fd, this.chunk, this.fds);
+      if (n === -EAGAIN) return;
+      const received: number[] = [];
+      for (let i = 0; i < (this.fds[0] as number); i++) received.push(this.fds[i + 1] as number);
+      this.fds[0] = 0;
+      if (n <= 0) {
+        for (const f of received) this.addon.close(f);
+        return this.close();
+      }
+      this.buf = Buffer.concat([this.buf, this.chunk.subarray(0, n)]);
+      if (this.buf.length > MAX_LINE) {
+        for (const f of received) this.addon.close(f);
+        return this.reject("handshake line too long");
+      }
+      let nl = this.buf.indexOf(10);
+      while (nl !== -1 && !this.closed) {
+        const line = this.buf.subarray(0, nl).toString("utf8");
+        this.buf = this.buf.subarray(nl + 1);
+        this.onLine(line, received.splice(0));
+        nl = this.buf.indexOf(10);
+      }
+      for (const f of received) this.addon.close(f);
+      if (this.closed) return;
+    }
+  }
+
+  private onLine(line: string, fds: number[]): void {
+    if (this.done) {
+      for (const f of fds) this.addon.close(f);
+      return;
+    }
+    try {
+      if (line.startsWith("SSW1 HELLO ") && this.pending === null) {
+        this.pending = this.handler.hello(line.slice(11), this.cred);
+        const lines = [
+          "OK",
+          ...this.pending.ips.map((ip) => `IP ${ip}`),
+          `FILTER ${this.pending.filter.toString("hex")}`,
+          "END",
+        ];
+        this.send(`${lines.join("\n")}\n`);
+        return;
+      }
+      if (line.startsWith("SSW1 FD ") && this.pending !== null) {
+        const pid = Number(line.slice(8));
+        if (fds.length !== 1 || !Number.isInteger(pid) || pid <= 0) {
+          for (const f of fds) this.addon.close(f);
+          return this.reject("the FD message needs a child pid and exactly one fd");
+        }
+        const p = this.pending;
+        this.pending = null;
+        try {
+          this.handler.handover(p, pid, fds[0] as number, this.cred);
+        } catch (err) {
+          this.handler.abandon(p);
+          this.addon.close(fds[0] as number);
+          throw err;
+        }
+        this.done = true;
+        this.send("GO\n");
+        return;
+      }
+      for (const f of fds) this.addon.close(f);
+      this.reject(`unexpected handshake line "${line.slice(0, 40)}"`);
+    } catch (err) {
+      this.reject(messageOf(err));
+    }
+  }
+
+  private send(text: string): void {
+    const b = Buffer.from(text);
+    const n = this.addon.send(this.fd, b, b.length);
+    if (n !== b.length) this.log.warn({ errno: n < 0 ? -n : 0 }, "short write to a launcher");
+  }
+
+  private reject(message: string): void {
+    this.log.warn({ launcher: this.cred.pid, reason: message }, "launcher handshake refused");
+    this.send(`ERR ${message.replace(/\n/g, " ")}\n`);
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pending) this.handler.abandon(this.pending);
+    this.pending = null;
+    this.addon.unwatch(this.handle);
+    this.addon.close(this.fd);
+    this.onClose();
+  }
+}

@@ -1,0 +1,223 @@
+// The one place that loads the native addon (native/addon/*.c, built by binding.gyp into
+// build/Release/sockswitch.node) and the TypeScript description of what it exports.
+// The addon is syscalls only: hot-path functions return >= 0 on success or -errno on failure
+// and write results into caller-provided typed arrays; they throw a TypeError only for wrong
+// argument types or counts.
+
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Numbers from kernel and libc headers, as compiled into the addon. */
+export interface AddonConstants {
+  /** seccomp_notif_resp.flags: let the trapped syscall run in the target as-is. */
+  readonly SECCOMP_USER_NOTIF_FLAG_CONTINUE: number;
+  /** seccomp_notif_addfd.flags: install the fd and return it as the syscall's result. */
+  readonly SECCOMP_ADDFD_FLAG_SEND: number;
+  /** Filter return: kill the whole process. */
+  readonly SECCOMP_RET_KILL_PROCESS: number;
+  /** Filter return: kill the calling thread. */
+  readonly SECCOMP_RET_KILL_THREAD: number;
+  /** Filter return: send SIGSYS. */
+  readonly SECCOMP_RET_TRAP: number;
+  /** Filter return: fail with the errno in the low 16 bits. */
+  readonly SECCOMP_RET_ERRNO: number;
+  /** Filter return: hand the syscall to the listener fd. */
+  readonly SECCOMP_RET_USER_NOTIF: number;
+  /** Filter return: notify a ptrace tracer. */
+  readonly SECCOMP_RET_TRACE: number;
+  /** Filter return: allow and log. */
+  readonly SECCOMP_RET_LOG: number;
+  /** Filter return: allow. */
+  readonly SECCOMP_RET_ALLOW: number;
+  /** Mask of the action part of a filter return value. */
+  readonly SECCOMP_RET_ACTION_FULL: number;
+  /** Mask of the data part (e.g. the errno) of a filter return value. */
+  readonly SECCOMP_RET_DATA: number;
+  /** seccomp_data.arch of native syscalls on the architecture the addon was built for. */
+  readonly AUDIT_ARCH: number;
+  /** AUDIT_ARCH on x86_64 builds only. */
+  readonly AUDIT_ARCH_X86_64?: number;
+  /** AUDIT_ARCH on aarch64 builds only. */
+  readonly AUDIT_ARCH_AARCH64?: number;
+  /** x86_64 only: x32 syscalls carry AUDIT_ARCH_X86_64 and nr | this bit; a filter must reject them. */
+  readonly X32_SYSCALL_BIT?: number;
+  /** Syscall number of socket(2). */
+  readonly __NR_socket: number;
+  /** Syscall number of bind(2). */
+  readonly __NR_bind: number;
+  /** Syscall number of listen(2). */
+  readonly __NR_listen: number;
+  /** Syscall number of connect(2). */
+  readonly __NR_connect: number;
+  /** Syscall number of accept(2). */
+  readonly __NR_accept: number;
+  /** Syscall number of accept4(2). */
+  readonly __NR_accept4: number;
+  /** Syscall number of getsockname(2). */
+  readonly __NR_getsockname: number;
+  /** Syscall number of getpeername(2). */
+  readonly __NR_getpeername: number;
+  /** Syscall number of sendto(2). */
+  readonly __NR_sendto: number;
+  /** Syscall number of sendmsg(2). */
+  readonly __NR_sendmsg: number;
+  /** Syscall number of sendmmsg(2). */
+  readonly __NR_sendmmsg: number;
+  /** Syscall number of recvfrom(2). */
+  readonly __NR_recvfrom: number;
+  /** Syscall number of recvmsg(2). */
+  readonly __NR_recvmsg: number;
+  /** Syscall number of io_uring_setup(2). */
+  readonly __NR_io_uring_setup: number;
+  /** Syscall number of io_uring_enter(2). */
+  readonly __NR_io_uring_enter: number;
+  /** Syscall number of io_uring_register(2). */
+  readonly __NR_io_uring_register: number;
+  /** Syscall number of socketpair(2). */
+  readonly __NR_socketpair: number;
+  /** sizeof(struct seccomp_notif) in the headers the addon was built with. */
+  readonly SIZEOF_SECCOMP_NOTIF: number;
+  /** sizeof(struct seccomp_notif_resp) in the headers the addon was built with. */
+  readonly SIZEOF_SECCOMP_NOTIF_RESP: number;
+  /** Address family: unix sockets. */
+  readonly AF_UNIX: number;
+  /** Address family: IPv4. */
+  readonly AF_INET: number;
+  /** Address family: IPv6. */
+  readonly AF_INET6: number;
+  /** Socket type: stream. */
+  readonly SOCK_STREAM: number;
+  /** Socket type: datagram. */
+  readonly SOCK_DGRAM: number;
+  /** socket(2) type flag: non-blocking. */
+  readonly SOCK_NONBLOCK: number;
+  /** socket(2) type flag: close-on-exec. */
+  readonly SOCK_CLOEXEC: number;
+  /** File status flag: non-blocking. */
+  readonly O_NONBLOCK: number;
+  /** File flag: close-on-exec (for notifAddFd's newFdFlags). */
+  readonly O_CLOEXEC: number;
+  /** fcntl(2): get file status flags. */
+  readonly F_GETFL: number;
+  /** fcntl(2): set file status flags. */
+  readonly F_SETFL: number;
+  /** getsockopt(2) level of the generic socket options. */
+  readonly SOL_SOCKET: number;
+  /** Socket option: the socket's domain (AF_*). */
+  readonly SO_DOMAIN: number;
+  /** Socket option: the socket's type (SOCK_*). */
+  readonly SO_TYPE: number;
+  /** Socket option: the socket's protocol. */
+  readonly SO_PROTOCOL: number;
+  /** Socket option: 1 if the socket is listening. */
+  readonly SO_ACCEPTCONN: number;
+  /** Socket option: read and clear the pending socket error. */
+  readonly SO_ERROR: number;
+  /** sendto(2)/sendmsg(2) flag: TCP Fast Open (an implicit connect). */
+  readonly MSG_FASTOPEN: number;
+  /** getsockopt(2) level of IPv6 options. */
+  readonly IPPROTO_IPV6: number;
+  /** IPv6 socket option: no IPv4-mapped addresses. */
+  readonly IPV6_V6ONLY: number;
+}
+
+/** Watcher events: bit 1 readable, bit 2 writable, bit 4 disconnect (peer shut down writing). */
+export type WatchCallback = (status: number, events: number) => void;
+
+/** Everything the native addon exports. Numbers returned as "-errno" are negated Linux errnos. */
+export interface Addon {
+  /** Receives one pending seccomp notification into out (length >= 18): 1, 0 if none pending, -EPIPE once the filter has no users left, or -errno. */
+  notifRecv(listenerFd: number, out: Uint32Array): number;
+  /** Answers a notification with val, or with -error if error (a positive errno) is non-zero; flags 1 = CONTINUE. 0 or -errno. */
+  notifRespond(fd: number, idLo: number, idHi: number, val: number, error: number, flags: number): number;
+  /** 1 if the notification id is still valid (the target still waits), 0 if not, or -errno. */
+  notifIdValid(fd: number, idLo: number, idHi: number): number;
+  /** Installs srcFd in the target: its new fd number (send = 0) or the value its syscall returned (send = 1), or -errno. */
+  notifAddFd(fd: number, idLo: number, idHi: number, srcFd: number, newFdFlags: number, send: number): number;
+  /** pidfd_open(2): a close-on-exec pidfd or -errno. */
+  pidfdOpen(pid: number, flags: number): number;
+  /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */
+  pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** process_vm_readv(2) of len bytes at addr into buf: bytes read (short at an unmapped page) or -errno. */
+  readMem(pid: number, addr: number, buf: Uint8Array, len: number): number;
+  /** process_vm_writev(2) of len bytes from buf to addr: bytes written or -errno (-EFAULT on read-only pages). */
+  writeMem(pid: number, addr: number, buf: Uint8Array, len: number): number;
+  /** socket(2) with SOCK_CLOEXEC added: fd or -errno. */
+  socket(domain: number, type: number, protocol: number): number;
+  /** bind(2) to the first len bytes of addr (a struct sockaddr): 0 or -errno. */
+  bind(fd: number, addr: Uint8Array, len: number): number;
+  /** connect(2): 0 or -errno (-EINPROGRESS: watch for writable, then read SO_ERROR); never blocks. */
+  connect(fd: number, addr: Uint8Array, len: number): number;
+  /** listen(2): 0 or -errno. */
+  listen(fd: number, backlog: number): number;
+  /** accept4(2) with SOCK_CLOEXEC added: new fd, -EAGAIN if none is pending, or -errno. */
+  accept4(fd: number, flags: number): number;
+  /** getsockname(2) into out: the address length (larger than out.byteLength means truncated) or -errno. */
+  getsockname(fd: number, out: Uint8Array): number;
+  /** getpeername(2) into out: the address length (larger than out.byteLength means truncated) or -errno. */
+  getpeername(fd: number, out: Uint8Array): number;
+  /** getsockopt(2) of an int option: its value or -errno. */
+  getsockoptInt(fd: number, level: number, name: number): number;
+  /** setsockopt(2) of an int option: 0 or -errno. */
+  setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  /** fcntl(2) with an int argument (F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_DUPFD_CLOEXEC, ...): result or -errno; other commands -EINVAL. */
+  fcntl(fd: number, cmd: number, arg: number): number;
+  /** close(2): 0 or -errno. */
+  close(fd: number): number;
+  /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */
+  fstat(fd: number, out: Float64Array): number;
+  /** Watches fd on the event loop (events: 1 readable, 2 writable, 4 disconnect): a handle id > 0 or -errno; status < 0 in the callback means the watcher stopped (UV_EBADF is also how libuv reports a socket error: read SO_ERROR). */
+  watch(fd: number, events: number, callback: WatchCallback): number;
+  /** Stops and closes a watcher (do this before closing its fd): 0 or -EBADF for an unknown id. */
+  unwatch(handleId: number): number;
+  /** Changes a watcher's events (0 pauses it; also restarts one stopped by an error): 0 or -errno. */
+  rewatch(handleId: number, events: number): number;
+  /** Lets the watcher keep the event loop alive again (the default): 0 or -EBADF. */
+  ref(handleId: number): number;
+  /** Stops the watcher from keeping the event loop alive: 0 or -EBADF. */
+  unref(handleId: number): number;
+  /** A non-blocking close-on-exec unix stream socket listening at path (a stale socket file is replaced), chmod'ed to mode: fd or -errno. */
+  unixListen(path: string, backlog: number, mode: number): number;
+  /** recvmsg(2) of bytes into buf and up to 8 SCM_RIGHTS fds: bytes (0 = EOF) or -errno; fdsOut[0] = fd count, fdsOut[1..] = fds (extras closed). */
+  recvFds(fd: number, buf: Uint8Array, fdsOut: Int32Array): number;
+  /** send(2) of the first len bytes of buf with MSG_NOSIGNAL | MSG_DONTWAIT: bytes or -errno. */
+  send(fd: number, buf: Uint8Array, len: number): number;
+  /** recv(2) with MSG_PEEK | MSG_DONTWAIT (nothing consumed): bytes or -errno. */
+  recvPeek(fd: number, buf: Uint8Array): number;
+  /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */
+  peerCred(fd: number, out: Int32Array): number;
+  /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */
+  execve(path: string, argv: readonly string[], env: readonly string[]): never;
+  /** Numbers from kernel and libc headers. */
+  readonly constants: AddonConstants;
+}
+
+let cached: Addon | undefined;
+
+/** Where loadAddon looks, in order: build/Release then build/Debug at the repository root. */
+export function addonPaths(): string[] {
+  // This file runs as src/native/addon.ts (tsx) and as dist/native/addon.js (tsc): the repo
+  // root is two levels up in both cases.
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+  return [join(root, "build", "Release", "sockswitch.node"), join(root, "build", "Debug", "sockswitch.node")];
+}
+
+/** Loads the addon once and returns it; throws an Error listing every path tried and why it failed. */
+export function loadAddon(): Addon {
+  if (cached !== undefined) return cached;
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of addonPaths()) {
+    try {
+      cached = require(path) as Addon;
+      return cached;
+    } catch (err) {
+      failures.push(`  ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new Error(
+    `cannot load the sockswitch native addon; tried:\n${failures.join("\n")}\n` +
+      "run `npm install` (needs make, g++ and python3) to build it",
+  );
+}

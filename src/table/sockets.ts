@@ -1,0 +1,122 @@
+// This daemon's runtime view of the host sockets it made for apps, keyed by host address:
+// what virtual address each bound socket stands for, and which app (and virtual
+// destination) each outgoing connection came from. It is what lets getsockname,
+// getpeername and accept show virtual addresses, and the server side of a connection see
+// the client's virtual IP without any per-connection store write. Pure: no I/O.
+//
+// Both maps are bounded by the host's port space: a key is a host ip:port, and a new
+// socket on the same host address replaces the old record.
+
+import type { Proto } from "./types.js";
+
+export interface VAddr {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface Binding {
+  readonly appId: string;
+  readonly proto: Proto;
+  /** Socket inode (st_ino), to tell whether the socket still exists. */
+  readonly inode: number;
+  /** The address as the app bound it: may be a wildcard (0.0.0.0 or ::) or 127.0.0.1/::1. */
+  readonly vip: string;
+  readonly vport: number;
+  readonly hostIp: string;
+  readonly hostPort: number;
+  /** The socket's domain (AF_INET or AF_INET6). */
+  readonly domain: number;
+  readonly reusePort: boolean;
+  /** Private to the app: bound to the app's loopback. */
+  readonly loopback: boolean;
+  /** An AF_INET6 socket with IPV6_V6ONLY: it serves only IPv6 virtual IPs. */
+  readonly v6only: boolean;
+  /** The host port is an --expose port (not from the pool). */
+  readonly exposed: boolean;
+  listening: boolean;
+  serviceIds: string[];
+}
+
+export interface Source {
+  readonly appId: string;
+  /** The client's own virtual address (its virtual IP, the host port number). */
+  readonly local: VAddr;
+  /** What the client dialed: a virtual ip:port, or the real destination for egress. */
+  readonly peer: VAddr;
+}
+
+function hostKey(proto: Proto, ip: string, port: number): string {
+  return `${proto}|${ip}|${port}`;
+}
+
+export class SocketRegistry {
+  private readonly bindings = new Map<string, Binding>();
+  private readonly sources = new Map<string, Source>();
+  private readonly byApp = new Map<string, Set<string>>();
+
+  addBinding(b: Binding): void {
+    const key = hostKey(b.proto, b.hostIp, b.hostPort);
+    this.bindings.set(key, b);
+    this.sources.delete(key); // a stale record of an earlier connection from this port
+    let keys = this.byApp.get(b.appId);
+    if (!keys) {
+      keys = new Set();
+      this.byApp.set(b.appId, keys);
+    }
+    keys.add(key);
+  }
+
+  binding(proto: Proto, hostIp: string, hostPort: number): Binding | undefined {
+    return this.bindings.get(hostKey(proto, hostIp, hostPort));
+  }
+
+  removeBinding(b: Binding): void {
+    const key = hostKey(b.proto, b.hostIp, b.hostPort);
+    if (this.bindings.get(key) === b) this.bindings.delete(key);
+    this.byApp.get(b.appId)?.delete(key);
+  }
+
+  /** The app's bindings on virtual port vport of proto. */
+  bindingsOn(appId: string, proto: Proto, vport: number): Binding[] {
+    const out: Binding[] = [];
+    for (const key of this.byApp.get(appId) ?? []) {
+      const b = this.bindings.get(key);
+      if (b && b.proto === proto && b.vport === vport) out.push(b);
+    }
+    return out;
+  }
+
+  bindingsOf(appId: string): Binding[] {
+    const out: Binding[] = [];
+    for (const key of this.byApp.get(appId) ?? []) {
+      const b = this.bindings.get(key);
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  allBindings(): Binding[] {
+    return [...this.bindings.values()];
+  }
+
+  addSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
+    this.sources.set(hostKey(proto, hostIp, hostPort), s);
+  }
+
+  source(proto: Proto, hostIp: string, hostPort: number): Source | undefined {
+    return this.sources.get(hostKey(proto, hostIp, hostPort));
+  }
+
+  allSources(): Array<[string, Source]> {
+    return [...this.sources.entries()];
+  }
+
+  /** Forgets everything of an app; returns its bindings. */
+  removeApp(appId: string): Binding[] {
+    const removed = this.bindingsOf(appId);
+    for (const b of removed) this.removeBinding(b);
+    this.byApp.delete(appId);
+    for (const [key, s] of this.sources) if (s.appId === appId) this.sources.delete(key);
+    return removed;
+  }
+}

@@ -1,0 +1,66 @@
+// The records of the service table. Apps and services are what the store keeps (and, in a
+// cluster, what every node sees); sockets are this daemon's runtime view and are not stored.
+
+export type Proto = "tcp" | "udp";
+export type LbMode = "random" | "round-robin";
+export type Labels = Readonly<Record<string, string>>;
+
+export interface ExposeRule {
+  /** The port the app listens on (its virtual port). */
+  readonly appPort: number;
+  /** Host address to listen on; null means the node IP. */
+  readonly hostIp: string | null;
+  readonly hostPort: number;
+}
+
+export interface App {
+  readonly id: string;
+  /** DNS-style name; "" when the app has none. */
+  readonly name: string;
+  /** Canonical virtual IPs (at most one IPv4 and one IPv6). */
+  readonly ips: readonly string[];
+  readonly labels: Labels;
+  readonly expose: readonly ExposeRule[];
+  /** Load-balancing mode for services this app registers; null = the daemon's default. */
+  readonly lb: LbMode | null;
+  readonly node: string;
+  /** Main process id, in the daemon's pid namespace. */
+  readonly pid: number;
+  /** The main process's start time (/proc/PID/stat), to tell it from a reused pid. */
+  readonly pidStart: number;
+  readonly command: readonly string[];
+  readonly user: string | null;
+  readonly createdAt: string;
+}
+
+export interface Service {
+  /** Unique: proto, host address and virtual address. */
+  readonly id: string;
+  readonly appId: string;
+  readonly name: string;
+  readonly proto: Proto;
+  readonly vip: string;
+  readonly vport: number;
+  readonly hostIp: string;
+  readonly hostPort: number;
+  readonly labels: Labels;
+  readonly lb: LbMode | null;
+  readonly node: string;
+  /** True when the host port is an --expose port (reachable by unmanaged clients). */
+  readonly exposed: boolean;
+  readonly createdAt: string;
+}
+
+export function serviceId(
+  proto: Proto,
+  hostIp: string,
+  hostPort: number,
+  vip: string,
+  vport: number,
+): string {
+  return `${proto}/${hostIp}/${hostPort}/${vip}/${vport}`;
+}
+
+export function serviceKey(proto: Proto, vip: string, vport: number): string {
+  return `${proto}/${vip}/${vport}`;
+}

@@ -1,0 +1,122 @@
+// Host ↔ virtual address helpers shared by the handlers: which host address a socket binds
+// to, the app's own virtual IP for a family, and what an app sees for a host address
+// (getsockname, getpeername, accept). Lookups only; the records come from the registry.
+
+import { constants } from "node:os";
+import { type IpAddr, isLoopback, parseIp } from "../net/ip.js";
+import { AF_INET, AF_INET6, encodeSockaddr, readKernelSockaddr } from "../net/sockaddr.js";
+import type { VAddr } from "../table/sockets.js";
+import type { App, Proto } from "../table/types.js";
+import type { AppSession } from "./session.js";
+
+const E = constants.errno;
+export const SOL_SOCKET = 1;
+export const SO_TYPE = 3;
+export const SO_ERROR = 4;
+export const SO_REUSEPORT = 15;
+export const SO_DOMAIN = 39;
+export const SO_ACCEPTCONN = 30;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+
+const ipCache = new Map<string, IpAddr>();
+
+/** Parsed form of an address the daemon already knows to be valid (cached). */
+export function ipOf(text: string): IpAddr {
+  let ip = ipCache.get(text);
+  if (!ip) {
+    ip = parseIp(text) as IpAddr;
+    if (ipCache.size > 4096) ipCache.clear();
+    ipCache.set(text, ip);
+  }
+  return ip;
+}
+
+/** The app's virtual IP of the family (falling back to its other one). */
+export function appIp(app: App, family: 4 | 6): string {
+  for (const ip of app.ips) if (ipOf(ip).family === family) return ip;
+  return app.ips[0] ?? (family === 4 ? "0.0.0.0" : "::");
+}
+
+export function protoOf(type: number): Proto {
+  return (type & 0xf) === SOCK_DGRAM ? "udp" : "tcp";
+}
+
+/** A socket's domain, or -errno. */
+export function domainOf(s: AppSession, fd: number): number {
+  return s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_DOMAIN);
+}
+
+export function isInet(domain: number): boolean {
+  return domain === AF_INET || domain === AF_INET6;
+}
+
+/** The kernel's local (or peer) address of a host socket, or null. */
+export function hostName(s: AppSession, fd: number, peer: boolean): VAddr | null {
+  const a = s.host.addon;
+  const len = peer ? a.getpeername(fd, s.outBuf) : a.getsockname(fd, s.outBuf);
+  if (len < 0) return null;
+  return readKernelSockaddr(s.outBuf, len);
+}
+
+/** What the app sees as the local address of its socket whose host address is host. */
+export function virtualLocal(s: AppSession, fd: number, proto: Proto, host: VAddr): VAddr {
+  const reg = s.host.sockets;
+  const b = reg.binding(proto, host.ip, host.port);
+  if (b) {
+    const listening = s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_ACCEPTCONN) === 1;
+    const peer = listening || proto === "udp" ? null : hostName(s, fd, true);
+    if (peer === null) return { ip: b.vip, port: b.vport };
+    // An accepted connection: the address the client dialed, when it is a managed client.
+    const src = reg.source(proto, peer.ip, peer.port);
+    if (src && src.peer.port === b.vport) return src.peer;
+    const family = ipOf(peer.ip).family;
+    if (b.loopback) return { ip: family === 4 ? "127.0.0.1" : "::1", port: b.vport };
+    if (b.vip === "0.0.0.0" || b.vip === "::") return { ip: appIp(s.app, family), port: b.vport };
+    return { ip: b.vip, port: b.vport };
+  }
+  const src = reg.source(proto, host.ip, host.port);
+  if (src) return src.local;
+  return host;
+}
+
+/** What the app sees as the peer of its connected socket (host local and peer given). */
+export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, peer: VAddr): VAddr {
+  const reg = s.host.sockets;
+  // A socket on a bound host address is the server side: its local address names no client.
+  if (local && !reg.binding(proto, local.ip, local.port)) {
+    const mine = reg.source(proto, local.ip, local.port);
+    if (mine) return mine.peer;
+  }
+  const theirs = reg.source(proto, peer.ip, peer.port);
+  if (theirs) return theirs.local;
+  return peer;
+}
+
+/** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */
+export function encodeFor(s: AppSession, domain: number, v: VAddr): number {
+  return encodeSockaddr(domain, ipOf(v.ip), v.port, s.outBuf);
+}
+
+/** Host address that a socket of `domain` binds to for a virtual bind; null when none fits. */
+export function hostBindIp(s: AppSession, domain: number, v6only: boolean, loopback: boolean): string | null {
+  const cfg = s.host.config;
+  if (loopback) return domain === AF_INET6 && v6only ? "::1" : "127.0.0.1";
+  if (domain === AF_INET6 && v6only) return cfg.nodeIp6;
+  return cfg.nodeIp;
+}
+
+export function isLoopbackOrAny(ip: string): boolean {
+  return isLoopback(ip) || ip === "0.0.0.0" || ip === "::";
+}
+
+export { E };

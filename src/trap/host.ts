@@ -1,0 +1,34 @@
+// What the trap handlers need from the rest of the daemon: the table (read), the socket
+// registry, the host port pool, and the few writes that must reach the store. The daemon
+// wiring implements it; handlers never import the store or the API.
+
+import type { Logger } from "pino";
+import type { Addon } from "../native/addon.js";
+import type { PortPool } from "../net/port-pool.js";
+import type { SocketRegistry } from "../table/sockets.js";
+import type { ServiceTable } from "../table/table.js";
+import type { Service } from "../table/types.js";
+
+export interface TrapConfig {
+  /** IPv4 address that managed listeners bind to on this host. */
+  readonly nodeIp: string;
+  /** IPv6 address for IPv6-only listeners; null when the host has none. */
+  readonly nodeIp6: string | null;
+  readonly nodeName: string;
+  readonly egress: "allow" | "deny";
+}
+
+export interface TrapHost {
+  readonly addon: Addon;
+  readonly config: TrapConfig;
+  readonly table: ServiceTable;
+  readonly sockets: SocketRegistry;
+  readonly pool: PortPool;
+  readonly log: Logger;
+  /** Adds a service to the table and the store. */
+  registerService(svc: Service): void;
+  /** Removes a service from the table and the store. */
+  withdrawService(id: string): void;
+  /** True when ip is one of this host's own addresses (node IPs, loopback, any local address). */
+  isLocalAddress(ip: string): boolean;
+}

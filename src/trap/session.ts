@@ -1,0 +1,210 @@
+// One managed app as the trap side sees it: its seccomp listener, the pidfds of its threads,
+// and the helpers every handler uses to fetch the app's fd, read and write its memory, and
+// answer the trapped call (seccomp_unotify(2), pidfd_getfd(2), process_vm_readv(2)).
+//
+// Invariants: every notification received is answered exactly once (respond, fail or cont)
+// unless it became invalid (the thread was interrupted or died); every fd the daemon takes
+// from the app (a pidfd_getfd duplicate) is closed by the handler that took it, or by the
+// waiter that inherits it.
+
+import { constants } from "node:os";
+import type { App } from "../table/types.js";
+import type { TrapHost } from "./host.js";
+import type { Notification } from "./notification.js";
+
+const E = constants.errno;
+const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
+const MAX_PIDFDS = 1024;
+
+export const READABLE = 1;
+export const WRITABLE = 2;
+const DISCONNECT = 4;
+
+interface Waiter {
+  readonly notif: Notification;
+  readonly fd: number;
+  handle: number;
+  /** Called when fd is ready; returns true when it answered the notification. */
+  readonly onReady: () => boolean;
+}
+
+export class AppSession {
+  readonly app: App;
+  readonly listenerFd: number;
+  readonly host: TrapHost;
+  /** Scratch buffers for addresses and lengths; valid only until the handler's next wait. */
+  readonly addrBuf = new Uint8Array(128);
+  readonly outBuf = new Uint8Array(128);
+  readonly lenBuf = new Uint8Array(4);
+  private readonly pidfds = new Map<number, number>();
+  private readonly waiters = new Set<Waiter>();
+  /** Thread ids seen in notifications, to find the app's open fds in /proc. */
+  private readonly tids = new Set<number>();
+  private closed = false;
+
+  constructor(host: TrapHost, app: App, listenerFd: number) {
+    this.host = host;
+    this.app = app;
+    this.listenerFd = listenerFd;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- answers ----
+
+  respond(n: Notification, val: number): void {
+    const r = this.host.addon.notifRespond(this.listenerFd, n.idLo, n.idHi, val, 0, 0);
+    if (r < 0 && r !== -E.ENOENT)
+      this.host.log.warn({ app: this.app.id, errno: -r }, "answering a trapped call failed");
+  }
+
+  fail(n: Notification, errno: number): void {
+    const r = this.host.addon.notifRespond(this.listenerFd, n.idLo, n.idHi, 0, errno, 0);
+    if (r < 0 && r !== -E.ENOENT)
+      this.host.log.warn({ app: this.app.id, errno: -r }, "answering a trapped call failed");
+  }
+
+  /** Lets the kernel run the call as the app made it (only for calls with nothing to translate). */
+  cont(n: Notification): void {
+    this.host.addon.notifRespond(this.listenerFd, n.idLo, n.idHi, 0, 0, 1);
+  }
+
+  /** Answers with a positive result or a negative errno, as the syscalls of the addon return. */
+  settle(n: Notification, result: number): void {
+    if (result < 0) this.fail(n, -result);
+    else this.respond(n, result);
+  }
+
+  idValid(n: Notification): boolean {
+    return this.host.addon.notifIdValid(this.listenerFd, n.idLo, n.idHi) === 1;
+  }
+
+  // ---- the app's fds and memory ----
+
+  /** Processes (thread ids) of the app seen so far, its main process first. */
+  pids(): number[] {
+    return [this.app.pid, ...this.tids];
+  }
+
+  private pidfd(tid: number): number {
+    let fd = this.pidfds.get(tid);
+    if (fd !== undefined) return fd;
+    if (this.tids.size < MAX_PIDFDS) this.tids.add(tid);
+    if (this.pidfds.size >= MAX_PIDFDS) this.dropPidfds();
+    const a = this.host.addon;
+    fd = a.pidfdOpen(tid, 0);
+    if (fd === -E.EINVAL) fd = a.pidfdOpen(tid, PIDFD_THREAD);
+    if (fd >= 0) this.pidfds.set(tid, fd);
+    return fd;
+  }
+
+  private dropPidfds(): void {
+    for (const fd of this.pidfds.values()) this.host.addon.close(fd);
+    this.pidfds.clear();
+  }
+
+  /**
+   * A duplicate of the app's fd (the same open file), or -errno. The caller closes it. The
+   * notification must be checked with idValid after this (the tid may have been reused).
+   */
+  takeFd(n: Notification, fd: number): number {
+    if (fd < 0) return -E.EBADF;
+    let pidfd = this.pidfd(n.pid);
+    if (pidfd < 0) return -E.ESRCH;
+    let dup = this.host.addon.pidfdGetfd(pidfd, fd);
+    if (dup === -E.ESRCH) {
+      // A cached pidfd of a thread that has exited; its tid now names another thread.
+      this.host.addon.close(pidfd);
+      this.pidfds.delete(n.pid);
+      pidfd = this.pidfd(n.pid);
+      if (pidfd < 0) return -E.ESRCH;
+      dup = this.host.addon.pidfdGetfd(pidfd, fd);
+    }
+    return dup;
+  }
+
+  /** Reads len bytes at ptr in the app into buf; -errno (EFAULT for a bad pointer). */
+  read(n: Notification, ptr: number, buf: Uint8Array, len: number): number {
+    if (len === 0) return 0;
+    if (ptr === 0) return -E.EFAULT;
+    const r = this.host.addon.readMem(n.pid, ptr, buf, len);
+    if (r < 0) return r === -E.ESRCH ? r : -E.EFAULT;
+    return r < len ? -E.EFAULT : r;
+  }
+
+  write(n: Notification, ptr: number, buf: Uint8Array, len: number): number {
+    if (len === 0) return 0;
+    if (ptr === 0) return -E.EFAULT;
+    const r = this.host.addon.writeMem(n.pid, ptr, buf, len);
+    if (r < 0) return r === -E.ESRCH ? r : -E.EFAULT;
+    return r < len ? -E.EFAULT : r;
+  }
+
+  readU32(n: Notification, ptr: number): number {
+    const r = this.read(n, ptr, this.lenBuf, 4);
+    if (r < 0) return r;
+    return new DataView(this.lenBuf.buffer).getUint32(0, true);
+  }
+
+  /**
+   * Writes a sockaddr result the way the kernel does (accept, getsockname): at most *lenPtr
+   * bytes of it, then its full length into *lenPtr. Returns 0 or -errno.
+   */
+  writeSockaddr(n: Notification, addrPtr: number, lenPtr: number, addr: Uint8Array, addrLen: number): number {
+    const room = this.readU32(n, lenPtr);
+    if (room < 0) return room;
+    if ((room | 0) < 0) return -E.EINVAL;
+    const w = this.write(n, addrPtr, addr, Math.min(room, addrLen));
+    if (w < 0) return w;
+    new DataView(this.lenBuf.buffer).setUint32(0, addrLen, true);
+    return Math.min(0, this.write(n, lenPtr, this.lenBuf, 4));
+  }
+
+  // ---- waiting for a host socket without blocking the daemon ----
+
+  /**
+   * Waits for fd (a duplicate the waiter now owns) to become ready, then calls onReady until
+   * it answers. A notification that becomes invalid meanwhile (the app was interrupted or
+   * died) drops the wait and closes fd.
+   */
+  wait(n: Notification, fd: number, events: number, onReady: () => boolean): void {
+    const w: Waiter = { notif: n, fd, handle: 0, onReady };
+    w.handle = this.host.addon.watch(fd, events, (status) => {
+      if (status < 0 || !this.idValid(n)) {
+        if (status < 0) this.fail(n, E.EIO);
+        this.endWait(w);
+        return;
+      }
+      if (w.onReady()) this.endWait(w);
+    });
+    this.waiters.add(w);
+  }
+
+  private endWait(w: Waiter): void {
+    if (!this.waiters.delete(w)) return;
+    this.host.addon.unwatch(w.handle);
+    this.host.addon.close(w.fd);
+  }
+
+  /** Drops waits whose notification is gone (the thread took a signal or exited). */
+  sweepWaiters(): void {
+    for (const w of this.waiters) if (!this.idValid(w.notif)) this.endWait(w);
+  }
+
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** Releases every fd this session holds. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of [...this.waiters]) this.endWait(w);
+    this.dropPidfds();
+    this.host.addon.close(this.listenerFd);
+  }
+}
+
+export { DISCONNECT };

@@ -1,0 +1,42 @@
+// socket(2) for AF_INET/AF_INET6 (the filter traps no other family but AF_PACKET): the
+// daemon makes a socket of the same domain, type, protocol and flags in the host network
+// namespace and installs it in the app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND,
+// which is also the call's return value. Raw, packet and ICMP sockets are refused.
+
+import { AF_INET6, AF_PACKET } from "../net/sockaddr.js";
+import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from "./addresses.js";
+import type { Notification } from "./notification.js";
+import type { AppSession } from "./session.js";
+
+const IPPROTO_ICMP = 1;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const IPPROTO_ICMPV6 = 58;
+
+export function handleSocket(s: AppSession, n: Notification): void {
+  const domain = n.int(0);
+  const type = n.int(1);
+  const protocol = n.int(2);
+  const kind = type & 0xf;
+  const refuse = (errno: number, why: string): void => {
+    s.host.log.warn({ app: s.app.id, pid: n.pid, domain, type: kind, protocol }, `socket refused: ${why}`);
+    s.fail(n, errno);
+  };
+  if (domain === AF_PACKET || kind === SOCK_RAW)
+    return refuse(E.EPERM, "raw and packet sockets are not switched");
+  if (kind === SOCK_DGRAM && (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)) {
+    return refuse(E.EACCES, "ICMP sockets are not switched");
+  }
+  if (kind === SOCK_STREAM && protocol !== 0 && protocol !== IPPROTO_TCP) {
+    return refuse(E.EPROTONOSUPPORT, "only TCP stream sockets are switched");
+  }
+  if (kind === SOCK_DGRAM && protocol !== 0 && protocol !== IPPROTO_UDP) {
+    return refuse(E.EPROTONOSUPPORT, "only UDP datagram sockets are switched");
+  }
+  const a = s.host.addon;
+  const fd = a.socket(domain === AF_INET6 ? AF_INET6 : domain, type, protocol);
+  if (fd < 0) return s.fail(n, -fd);
+  const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
+  a.close(fd);
+  if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
+}

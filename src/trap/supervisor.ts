@@ -1,0 +1,89 @@
+// The supervisor loop of one app: wait (on the event loop) for its seccomp listener to be
+// readable, receive each trapped call, dispatch it to the handler named after the call,
+// and notice when the app is gone (the listener hangs up once no task uses the filter).
+// A handler that throws is a daemon bug: the call gets EIO and the daemon goes on.
+
+import { handleAccept } from "./accept.js";
+import { handleBind } from "./bind.js";
+import { handleConnect } from "./connect.js";
+import { handleFastOpen } from "./fastopen.js";
+import { handleGetpeername } from "./getpeername.js";
+import { handleGetsockname } from "./getsockname.js";
+import { handleListen } from "./listen.js";
+import { NOTIF_WORDS, Notification } from "./notification.js";
+import { type AppSession, DISCONNECT, READABLE } from "./session.js";
+import { handleSocket } from "./socket.js";
+
+type Handler = (s: AppSession, n: Notification) => void;
+
+const EIO = 5;
+const ENOENT = 2;
+const EPIPE = 32;
+/** Notifications handled per wake-up before yielding to the rest of the event loop. */
+const BATCH = 64;
+
+export class Supervisor {
+  private readonly handlers: Handler[] = [];
+  private readonly buf = new Uint32Array(NOTIF_WORDS);
+
+  constructor(nr: Readonly<Record<string, number>>) {
+    const on = (name: string, h: Handler): void => {
+      const n = nr[name];
+      if (n === undefined) throw new Error(`the addon has no syscall number for ${name}`);
+      this.handlers[n] = h;
+    };
+    on("socket", handleSocket);
+    on("bind", handleBind);
+    on("listen", handleListen);
+    on("connect", handleConnect);
+    on("accept", (s, n) => handleAccept(s, n, false));
+    on("accept4", (s, n) => handleAccept(s, n, true));
+    on("getsockname", handleGetsockname);
+    on("getpeername", handleGetpeername);
+    on("sendto", handleFastOpen);
+    on("sendmsg", handleFastOpen);
+    on("sendmmsg", handleFastOpen);
+  }
+
+  /** Starts serving the app; onGone runs once when the app's last task has exited. */
+  serve(s: AppSession, onGone: () => void): number {
+    const a = s.host.addon;
+    let gone = false;
+    const finish = (): void => {
+      if (gone) return;
+      gone = true;
+      a.unwatch(handle);
+      onGone();
+    };
+    const handle = a.watch(s.listenerFd, READABLE, (status, events) => {
+      if (gone) return;
+      for (let i = 0; i < BATCH; i++) {
+        const r = a.notifRecv(s.listenerFd, this.buf);
+        if (r === 0) break;
+        if (r === -ENOENT) continue;
+        if (r < 0) {
+          if (r !== -EPIPE) s.host.log.error({ app: s.app.id, errno: -r }, "receiving a trapped call failed");
+          return finish();
+        }
+        this.dispatch(s, new Notification(this.buf));
+      }
+      if (status < 0 || (events & DISCONNECT) !== 0) {
+        // Drain what is left, then the app is gone.
+        while (a.notifRecv(s.listenerFd, this.buf) === 1) this.dispatch(s, new Notification(this.buf));
+        finish();
+      }
+    });
+    return handle;
+  }
+
+  private dispatch(s: AppSession, n: Notification): void {
+    const h = this.handlers[n.nr];
+    try {
+      if (h) h(s, n);
+      else s.cont(n);
+    } catch (err) {
+      s.host.log.error({ app: s.app.id, nr: n.nr, err }, "trap handler failed; answered EIO");
+      s.fail(n, EIO);
+    }
+  }
+}
