@@ -85,6 +85,7 @@ static napi_value fd_accept4(napi_env env, napi_callback_info info) {
   sw_args a;
   int32_t fd, flags;
   if (!sw_get_args(env, info, &a, usage, 2) || !sw_i32(&a, 0, &fd) || !sw_i32(&a, 1, &flags)) return NULL;
+  if (fd < 0) return sw_num(env, -EBADF); /* poll(2) would silently skip it */
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
   int pr = poll(&pfd, 1, 0);
   if (pr < 0) return sw_num(env, -errno);

@@ -68,6 +68,7 @@ static napi_value notif_recv(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  if (fd < 0) return sw_num(env, -EBADF); /* poll(2) would silently skip it */
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
   int pr = poll(&pfd, 1, 0);
   if (pr < 0) return sw_num(env, -errno);
