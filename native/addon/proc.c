@@ -4,9 +4,10 @@
  * Responsible for pidfdOpen and pidfdGetfd (taking a copy of a target's fd),
  * readMem and writeMem (a target's memory, e.g. syscall arguments that are
  * pointers) and execve (with signal dispositions and mask reset first, since
- * Node ignores SIGPIPE and that would otherwise leak into the new program).
+ * Node ignores SIGPIPE and that would otherwise leak into the new program, and
+ * with fds 0-2 made inheritable and blocking again).
  * Leans on pidfd_open(2), pidfd_getfd(2), process_vm_readv(2), execve(2),
- * sigaction(2) and sigprocmask(2).
+ * sigaction(2), sigprocmask(2) and fcntl(2).
  */
 #include "common.h"
 
@@ -122,8 +123,9 @@ static char **dup_vector(sw_args *a, size_t idx) {
 /*
  * execve(path, argv, env): never returns on success. Before the call every
  * catchable signal goes back to SIG_DFL and the mask is emptied (both survive
- * execve). If execve fails, the old dispositions and mask are put back and an
- * Error naming the path and strerror is thrown (code = errno name).
+ * execve), and fds 0-2 lose FD_CLOEXEC and O_NONBLOCK. If execve fails, all of
+ * that is put back and an Error naming the path and strerror is thrown
+ * (code = errno name).
  */
 static napi_value proc_execve(napi_env env, napi_callback_info info) {
   static const char usage[] = "execve(path, argv: string[], env: string[])";
@@ -160,13 +162,13 @@ static napi_value proc_execve(napi_env env, napi_callback_info info) {
   }
 
   execve(path, argv, envp);
+  int err = errno; /* before the fcntl calls below can change it */
 
   for (int fd = 0; fd < 3; fd++) {
     if (saved_fd[fd] >= 0) fcntl(fd, F_SETFD, saved_fd[fd]);
     if (saved_fl[fd] >= 0) fcntl(fd, F_SETFL, saved_fl[fd]);
   }
 
-  int err = errno;
   sigprocmask(SIG_SETMASK, &oldmask, NULL);
   for (int sig = 1; sig < NSIG; sig++)
     if (was_saved[sig]) sigaction(sig, &saved[sig], NULL);
