@@ -1,0 +1,244 @@
+// Unit tests of src/table/app-spec.ts: --name, --ip, --expose, and the daemon-side
+// validation of a registration (specFromJson).
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { InvalidArgumentError } from "../../src/core/errors.js";
+import { parseAppIps, parseExpose, specFromJson, validateName } from "../../src/table/app-spec.js";
+import { DEFAULT_LABELS } from "../../src/table/policy.js";
+
+function invalid(re: RegExp) {
+  return (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message);
+}
+
+describe("validateName", () => {
+  for (const ok of ["a", "web", "web-1", "0", "a1b2", `a${"b".repeat(61)}c`]) {
+    test(`accepts ${JSON.stringify(ok)}`, () => {
+      assert.equal(validateName(ok), ok);
+    });
+  }
+
+  for (const bad of ["", "Web", "-web", "web-", "we_b", "we.b", "web 1", `a${"b".repeat(62)}c`, "wéb"]) {
+    test(`rejects ${JSON.stringify(bad)}`, () => {
+      assert.throws(
+        () => validateName(bad),
+        invalid(/^--name ".*" is not a valid name; use lower-case letters, digits and '-'/),
+      );
+    });
+  }
+});
+
+describe("parseAppIps", () => {
+  test("one IPv4 and one IPv6, canonicalised", () => {
+    assert.deepEqual(parseAppIps(["10.77.0.10", "FD77:0:0::10"]), ["10.77.0.10", "fd77::10"]);
+  });
+
+  test("comma-separated values and spaces", () => {
+    assert.deepEqual(parseAppIps(["10.77.0.10, fd77::10"]), ["10.77.0.10", "fd77::10"]);
+  });
+
+  test("no values give no IPs", () => {
+    assert.deepEqual(parseAppIps([]), []);
+  });
+
+  test("an IPv4-mapped IPv6 address counts as IPv4", () => {
+    assert.deepEqual(parseAppIps(["::ffff:10.77.0.10"]), ["10.77.0.10"]);
+    assert.throws(() => parseAppIps(["10.77.0.10", "::ffff:10.77.0.11"]), invalid(/given twice for IPv4/));
+  });
+
+  test("two IPv4 addresses are refused", () => {
+    assert.throws(
+      () => parseAppIps(["10.77.0.10", "10.77.0.11"]),
+      invalid(/^--ip is given twice for IPv4; an app has at most one IPv4 and one IPv6 address$/),
+    );
+    assert.throws(() => parseAppIps(["10.77.0.10,10.77.0.11"]), invalid(/given twice for IPv4/));
+  });
+
+  test("two IPv6 addresses are refused", () => {
+    assert.throws(() => parseAppIps(["fd77::1", "fd77::2"]), invalid(/given twice for IPv6/));
+  });
+
+  for (const bad of ["127.0.0.1", "127.1.2.3", "::1", "0.0.0.0", "::"]) {
+    test(`rejects loopback / unspecified ${bad}`, () => {
+      assert.throws(() => parseAppIps([bad]), invalid(/cannot be an app's address; pick a unicast address/));
+    });
+  }
+
+  for (const bad of [
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "ff02::1",
+    "ff05::1:3",
+  ]) {
+    test(`rejects multicast / reserved ${bad}`, () => {
+      assert.throws(() => parseAppIps([bad]), invalid(/is a multicast or reserved address/));
+    });
+  }
+
+  test("223.255.255.255 is still unicast", () => {
+    assert.deepEqual(parseAppIps(["223.255.255.255"]), ["223.255.255.255"]);
+  });
+
+  for (const bad of ["10.77.0", "abc", "", "10.77.0.10/24"]) {
+    test(`rejects non-address ${JSON.stringify(bad)} with an example`, () => {
+      assert.throws(() => parseAppIps([bad]), invalid(/is not an IP address; write it like 10\.77\.0\.10/));
+    });
+  }
+});
+
+describe("parseExpose", () => {
+  test("APP_PORT:HOST_PORT", () => {
+    assert.deepEqual(parseExpose("8080:18080"), { appPort: 8080, hostIp: null, hostPort: 18080 });
+  });
+
+  test("APP_PORT:HOST_IP:HOST_PORT with IPv4", () => {
+    assert.deepEqual(parseExpose("8080:127.0.0.1:18080"), {
+      appPort: 8080,
+      hostIp: "127.0.0.1",
+      hostPort: 18080,
+    });
+  });
+
+  test("APP_PORT:[HOST_IPv6]:HOST_PORT", () => {
+    assert.deepEqual(parseExpose("8080:[::1]:18080"), { appPort: 8080, hostIp: "::1", hostPort: 18080 });
+    assert.deepEqual(parseExpose("53:[2001:DB8::0:1]:5353"), {
+      appPort: 53,
+      hostIp: "2001:db8::1",
+      hostPort: 5353,
+    });
+  });
+
+  test("the host IP is canonicalised", () => {
+    assert.equal(parseExpose("1:::ffff:192.0.2.1:2").hostIp, "192.0.2.1");
+  });
+
+  test("no colon at all", () => {
+    assert.throws(
+      () => parseExpose("8080"),
+      invalid(/^--expose "8080" needs APP_PORT:HOST_PORT \(e\.g\. 8080:18080\)/),
+    );
+  });
+
+  for (const [bad, re] of [
+    ["8080:", /host port "" is not a port/],
+    [":18080", /app port "" is not a port/],
+    ["0:18080", /app port "0" is not a port/],
+    ["8080:70000", /host port "70000" is not a port/],
+    ["x:18080", /app port "x" is not a port/],
+    ["8080:1.2.3.4:", /host port "" is not a port/],
+    ["8080:localhost:18080", /"localhost" is not an IP address/],
+    ["8080:[::1:18080", /"\[::1" is not an IP address/],
+    ["8080:1.2.3:18080", /"1\.2\.3" is not an IP address/],
+    ["8080::18080", /"" is not an IP address/],
+  ] as const) {
+    test(`rejects ${JSON.stringify(bad)}`, () => {
+      assert.throws(() => parseExpose(bad), invalid(re));
+    });
+  }
+
+  test("errors name the whole --expose value", () => {
+    assert.throws(() => parseExpose("8080:99999"), invalid(/^--expose "8080:99999": host port/));
+  });
+});
+
+describe("specFromJson", () => {
+  test("a full registration", () => {
+    const spec = specFromJson({
+      name: "web",
+      ips: ["10.77.0.10", "fd77::10"],
+      labels: { zone: "web", tier: "front" },
+      expose: ["8080:18080", "9090:[::1]:19090"],
+      lb: "random",
+      command: ["python3", "-m", "http.server"],
+      user: "nobody",
+    });
+    assert.deepEqual(spec, {
+      name: "web",
+      ips: ["10.77.0.10", "fd77::10"],
+      labels: { zone: "web", tier: "front" },
+      expose: [
+        { appPort: 8080, hostIp: null, hostPort: 18080 },
+        { appPort: 9090, hostIp: "::1", hostPort: 19090 },
+      ],
+      lb: "random",
+      command: ["python3", "-m", "http.server"],
+      user: "nobody",
+    });
+  });
+
+  test("defaults: no name, no IPs, labels zone=default, lb null, user null", () => {
+    const spec = specFromJson({});
+    assert.deepEqual(spec, {
+      name: "",
+      ips: [],
+      labels: { zone: "default" },
+      expose: [],
+      lb: null,
+      command: [],
+      user: null,
+    });
+    assert.equal(spec.labels, DEFAULT_LABELS);
+  });
+
+  test("empty labels object means the default labels", () => {
+    assert.deepEqual(specFromJson({ labels: {} }).labels, { zone: "default" });
+  });
+
+  test("explicit nulls are accepted for lb and user", () => {
+    const spec = specFromJson({ lb: null, user: null });
+    assert.equal(spec.lb, null);
+    assert.equal(spec.user, null);
+  });
+
+  for (const v of [null, [], "x", 5, true]) {
+    test(`rejects a non-object ${JSON.stringify(v)}`, () => {
+      assert.throws(() => specFromJson(v), invalid(/^bad app registration: not a JSON object$/));
+    });
+  }
+
+  test("rejects unknown fields, naming them", () => {
+    assert.throws(
+      () => specFromJson({ name: "web", bogus: 1, evil: true }),
+      invalid(/^bad app registration: unknown field\(s\) bogus, evil$/),
+    );
+  });
+
+  for (const [field, value, re] of [
+    ["name", 5, /name must be a string/],
+    ["ips", "10.77.0.10", /ips must be a list of strings/],
+    ["ips", [1], /ips must be a list of strings/],
+    ["labels", "zone=web", /labels must be an object/],
+    ["labels", ["zone=web"], /labels must be an object/],
+    ["labels", null, /labels must be an object/],
+    ["labels", { zone: 5 }, /label values must be strings/],
+    ["expose", "8080:18080", /expose must be a list of strings/],
+    ["expose", [8080], /expose must be a list of strings/],
+    ["lb", "least-conn", /lb must be random or round-robin/],
+    ["lb", 1, /lb must be random or round-robin/],
+    ["command", "sleep 1", /command must be a list of strings/],
+    ["command", ["sleep", 1], /command must be a list of strings/],
+    ["user", 0, /user must be a string/],
+  ] as const) {
+    test(`rejects ${field} = ${JSON.stringify(value)}`, () => {
+      assert.throws(
+        () => specFromJson({ [field]: value }),
+        invalid(new RegExp(`^bad app registration: ${re.source}`)),
+      );
+    });
+  }
+
+  test("values are validated like the CLI's", () => {
+    assert.throws(() => specFromJson({ name: "Web" }), invalid(/is not a valid name/));
+    assert.throws(() => specFromJson({ ips: ["127.0.0.1"] }), invalid(/cannot be an app's address/));
+    assert.throws(() => specFromJson({ labels: { "bad key": "x" } }), invalid(/is malformed/));
+    assert.throws(() => specFromJson({ expose: ["8080"] }), invalid(/needs APP_PORT:HOST_PORT/));
+  });
+
+  test("a label value containing ',' is rejected, not split into more labels", {
+    todo: "specFromJson joins the labels object into 'k=v,...' and re-parses it, so {zone: 'web,admin=yes'} becomes two labels",
+  }, () => {
+    assert.throws(() => specFromJson({ labels: { zone: "web,admin=yes" } }), InvalidArgumentError);
+  });
+});

@@ -1,0 +1,262 @@
+// Unit tests of src/trap/filter.ts: the seccomp filter is run through a small classic-BPF
+// interpreter (only the opcodes the filter uses) over struct seccomp_data buffers.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  buildFilter,
+  type FilterConstants,
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  SECCOMP_RET_KILL_PROCESS,
+  SECCOMP_RET_USER_NOTIF,
+  TRAPPED_CALLS,
+} from "../../src/trap/filter.js";
+
+const AUDIT_ARCH_X86_64 = 0xc000003e;
+const AUDIT_ARCH_I386 = 0x40000003;
+
+const X86_64: FilterConstants = {
+  auditArch: AUDIT_ARCH_X86_64,
+  nr: {
+    socket: 41,
+    bind: 49,
+    listen: 50,
+    connect: 42,
+    accept: 43,
+    accept4: 288,
+    getsockname: 51,
+    getpeername: 52,
+    sendto: 44,
+    sendmsg: 46,
+    sendmmsg: 307,
+    io_uring_setup: 425,
+    io_uring_enter: 426,
+    io_uring_register: 427,
+  },
+};
+
+const NR = X86_64.nr as Record<string, number>;
+const nr = (name: string): number => {
+  const n = NR[name];
+  assert.ok(n !== undefined, name);
+  return n;
+};
+
+const USER_NOTIF = 0x7fc00000;
+const ALLOW = 0x7fff0000;
+const KILL_PROCESS = 0x80000000;
+const MSG_FASTOPEN = 0x20000000;
+
+interface Insn {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+function decode(prog: Buffer): Insn[] {
+  const out: Insn[] = [];
+  for (let off = 0; off < prog.length; off += 8) {
+    out.push({
+      code: prog.readUInt16LE(off),
+      jt: prog.readUInt8(off + 2),
+      jf: prog.readUInt8(off + 3),
+      k: prog.readUInt32LE(off + 4),
+    });
+  }
+  return out;
+}
+
+/** Runs a classic BPF program as the kernel's seccomp does; returns the action (u32). */
+function run(prog: Buffer, data: Buffer): number {
+  const insns = decode(prog);
+  let a = 0;
+  let pc = 0;
+  for (let steps = 0; steps < 10_000; steps++) {
+    const insn = insns[pc];
+    assert.ok(insn, `pc ${pc} ran off the end of the program`);
+    switch (insn.code) {
+      case 0x20: // BPF_LD | BPF_W | BPF_ABS
+        assert.ok(insn.k % 4 === 0 && insn.k + 4 <= data.length, `bad load offset ${insn.k}`);
+        a = data.readUInt32LE(insn.k);
+        pc += 1;
+        break;
+      case 0x15: // BPF_JMP | BPF_JEQ | BPF_K
+        pc += 1 + (a === insn.k ? insn.jt : insn.jf);
+        break;
+      case 0x35: // BPF_JMP | BPF_JGE | BPF_K
+        pc += 1 + (a >= insn.k ? insn.jt : insn.jf);
+        break;
+      case 0x45: // BPF_JMP | BPF_JSET | BPF_K
+        pc += 1 + ((a & insn.k) >>> 0 !== 0 ? insn.jt : insn.jf);
+        break;
+      case 0x06: // BPF_RET | BPF_K
+        return insn.k >>> 0;
+      default:
+        assert.fail(`unexpected opcode 0x${insn.code.toString(16)} at ${pc}`);
+    }
+  }
+  assert.fail("program did not terminate");
+}
+
+/** struct seccomp_data: nr u32, arch u32, instruction_pointer u64, args[6] u64. */
+function seccompData(sysNr: number, args: number[] = [], arch = AUDIT_ARCH_X86_64): Buffer {
+  const b = Buffer.alloc(64);
+  b.writeUInt32LE(sysNr >>> 0, 0);
+  b.writeUInt32LE(arch >>> 0, 4);
+  b.writeBigUInt64LE(0x401000n, 8);
+  args.forEach((v, i) => {
+    b.writeBigUInt64LE(BigInt(v), 16 + 8 * i);
+  });
+  return b;
+}
+
+const prog = buildFilter(X86_64);
+const verdict = (sysNr: number, args: number[] = [], arch?: number) =>
+  run(prog, seccompData(sysNr, args, arch));
+
+describe("buildFilter layout", () => {
+  test("a whole number of 8-byte sock_filter entries, within BPF_MAXINSNS", () => {
+    assert.ok(prog.length > 0);
+    assert.equal(prog.length % 8, 0);
+    assert.ok(prog.length / 8 <= 4096);
+  });
+
+  test("uses only the opcodes the interpreter knows and forward jumps in range", () => {
+    const insns = decode(prog);
+    insns.forEach((insn, i) => {
+      assert.ok([0x20, 0x15, 0x35, 0x45, 0x06].includes(insn.code), `opcode at ${i}`);
+      if (insn.code !== 0x20 && insn.code !== 0x06) {
+        assert.ok(i + 1 + insn.jt < insns.length, `jt at ${i}`);
+        assert.ok(i + 1 + insn.jf < insns.length, `jf at ${i}`);
+      }
+    });
+    assert.equal(insns[insns.length - 1]?.code, 0x06, "ends with a return");
+  });
+
+  test("starts by checking the architecture", () => {
+    const insns = decode(prog);
+    assert.deepEqual(insns[0], { code: 0x20, jt: 0, jf: 0, k: 4 });
+    assert.equal(insns[1]?.code, 0x15);
+    assert.equal(insns[1]?.k, AUDIT_ARCH_X86_64);
+  });
+
+  test("is deterministic", () => {
+    assert.deepEqual(buildFilter(X86_64), prog);
+  });
+
+  test("exported action constants match seccomp(2)", () => {
+    assert.equal(SECCOMP_RET_USER_NOTIF, USER_NOTIF);
+    assert.equal(SECCOMP_RET_ALLOW, ALLOW);
+    assert.equal(SECCOMP_RET_KILL_PROCESS, KILL_PROCESS);
+    assert.equal(SECCOMP_RET_ERRNO, 0x00050000);
+  });
+
+  test("a missing syscall number is an error naming it", () => {
+    const { sendmmsg: _omit, ...rest } = NR;
+    assert.throws(
+      () => buildFilter({ auditArch: AUDIT_ARCH_X86_64, nr: rest }),
+      /no syscall number for sendmmsg/,
+    );
+  });
+});
+
+describe("buildFilter verdicts", () => {
+  test("socket(AF_INET) and socket(AF_INET6) are trapped", () => {
+    assert.equal(verdict(nr("socket"), [2, 1, 0]), USER_NOTIF);
+    assert.equal(verdict(nr("socket"), [10, 2, 0]), USER_NOTIF);
+  });
+
+  test("socket(AF_PACKET) is trapped", () => {
+    assert.equal(verdict(nr("socket"), [17, 3, 0]), USER_NOTIF);
+  });
+
+  test("socket(AF_UNIX), socket(AF_NETLINK) and socket(AF_UNSPEC) are allowed", () => {
+    assert.equal(verdict(nr("socket"), [1, 1, 0]), ALLOW);
+    assert.equal(verdict(nr("socket"), [16, 3, 0]), ALLOW);
+    assert.equal(verdict(nr("socket"), [0, 1, 0]), ALLOW);
+  });
+
+  test("socket's family is compared on the low 32 bits", () => {
+    assert.equal(verdict(nr("socket"), [2 + 2 ** 32, 1, 0]), USER_NOTIF);
+  });
+
+  for (const name of ["bind", "listen", "connect", "accept", "accept4", "getsockname", "getpeername"]) {
+    test(`${name} is trapped unconditionally`, () => {
+      assert.equal(verdict(nr(name)), USER_NOTIF);
+      assert.equal(verdict(nr(name), [3, 0x1234, 16, 0, 0, 0]), USER_NOTIF);
+    });
+  }
+
+  test("TRAPPED_CALLS is the list above", () => {
+    assert.deepEqual([...TRAPPED_CALLS].sort(), [
+      "accept",
+      "accept4",
+      "bind",
+      "connect",
+      "getpeername",
+      "getsockname",
+      "listen",
+    ]);
+  });
+
+  test("ordinary syscalls are allowed", () => {
+    assert.equal(verdict(0, [0, 0, 0]), ALLOW); // read(0)
+    assert.equal(verdict(1), ALLOW); // write
+    assert.equal(verdict(59), ALLOW); // execve
+    assert.equal(verdict(45), ALLOW); // recvfrom
+    assert.equal(verdict(47), ALLOW); // recvmsg
+    assert.equal(verdict(424), ALLOW); // pidfd_send_signal, just below io_uring_setup
+  });
+
+  test("sendto: flags (arg3) 0 is allowed, MSG_FASTOPEN is trapped", () => {
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0, 0, 0]), ALLOW);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN, 0x2000, 16]), USER_NOTIF);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN | 0x40, 0x2000, 16]), USER_NOTIF);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0x40 | 0x4000, 0, 0]), ALLOW); // DONTWAIT|NOSIGNAL
+  });
+
+  test("sendto: MSG_FASTOPEN in another argument does not trap", () => {
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, MSG_FASTOPEN, 0, 0, 0]), ALLOW);
+  });
+
+  test("sendmsg: flags are arg2", () => {
+    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, 0]), ALLOW);
+    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, MSG_FASTOPEN]), USER_NOTIF);
+    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, 0, MSG_FASTOPEN]), ALLOW);
+  });
+
+  test("sendmmsg: flags are arg3", () => {
+    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, 2, 0]), ALLOW);
+    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, 2, MSG_FASTOPEN]), USER_NOTIF);
+    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, MSG_FASTOPEN, 0]), ALLOW);
+  });
+
+  for (const name of ["io_uring_setup", "io_uring_enter", "io_uring_register"]) {
+    test(`${name} fails with ENOSYS`, () => {
+      assert.equal(verdict(nr(name), [8, 0x1000]), 0x00050026);
+      assert.equal(verdict(nr(name)), SECCOMP_RET_ERRNO | 38);
+    });
+  }
+
+  test("another architecture is killed, whatever the call", () => {
+    assert.equal(verdict(0, [], AUDIT_ARCH_I386), KILL_PROCESS);
+    assert.equal(verdict(102, [], AUDIT_ARCH_I386), KILL_PROCESS); // i386 socketcall
+    assert.equal(verdict(nr("socket"), [1], 0), KILL_PROCESS);
+  });
+
+  test("x32 syscall numbers are killed", () => {
+    assert.equal(verdict(0x40000000 | 41, [2, 1, 0]), KILL_PROCESS);
+    assert.equal(verdict(0x40000000 | 41, [1, 1, 0]), KILL_PROCESS);
+    assert.equal(verdict(0x40000000), KILL_PROCESS);
+    assert.equal(verdict(0xffffffff), KILL_PROCESS);
+  });
+
+  test("the numbers come from the constants, not hard-coded", () => {
+    const other = buildFilter({ auditArch: 0xc00000b7, nr: { ...NR, socket: 198, connect: 203 } });
+    assert.equal(run(other, seccompData(198, [2], 0xc00000b7)), USER_NOTIF);
+    assert.equal(run(other, seccompData(203, [], 0xc00000b7)), USER_NOTIF);
+    assert.equal(run(other, seccompData(198, [2], AUDIT_ARCH_X86_64)), KILL_PROCESS);
+  });
+});

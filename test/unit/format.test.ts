@@ -1,0 +1,112 @@
+// Unit tests of src/cli/format.ts: kubectl-style tables, ages and label text.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { age, labelsText, table } from "../../src/cli/format.js";
+
+const NOW = Date.parse("2024-06-01T12:00:00.000Z");
+const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
+
+describe("age", () => {
+  test("seconds below two minutes", () => {
+    assert.equal(age(ago(0), NOW), "0s");
+    assert.equal(age(ago(5), NOW), "5s");
+    assert.equal(age(ago(119), NOW), "119s");
+  });
+
+  test("fractions of a second are truncated", () => {
+    assert.equal(age(new Date(NOW - 5999).toISOString(), NOW), "5s");
+  });
+
+  test("minutes from two minutes to below two hours", () => {
+    assert.equal(age(ago(120), NOW), "2m");
+    assert.equal(age(ago(179), NOW), "2m");
+    assert.equal(age(ago(3600), NOW), "60m");
+    assert.equal(age(ago(7199), NOW), "119m");
+  });
+
+  test("hours from two hours to below two days", () => {
+    assert.equal(age(ago(7200), NOW), "2h");
+    assert.equal(age(ago(86400), NOW), "24h");
+    assert.equal(age(ago(172799), NOW), "47h");
+  });
+
+  test("days from two days", () => {
+    assert.equal(age(ago(172800), NOW), "2d");
+    assert.equal(age(ago(30 * 86400 + 5), NOW), "30d");
+  });
+
+  test("a time in the future is 0s", () => {
+    assert.equal(age(new Date(NOW + 60_000).toISOString(), NOW), "0s");
+  });
+
+  test("now defaults to the current time", () => {
+    assert.equal(age(new Date(Date.now() - 10 * 60_000).toISOString()), "10m");
+  });
+});
+
+describe("table", () => {
+  const out = table(
+    ["NAME", "IP", "AGE"],
+    [
+      ["web", "10.77.0.10", "5s"],
+      ["database", "fd77::10", "3m"],
+    ],
+  );
+  const lines = out.split("\n");
+
+  test("one line for the header and one per row", () => {
+    assert.equal(lines.length, 3);
+  });
+
+  test("headers are printed as given (upper case), first", () => {
+    assert.match(lines[0] ?? "", /^NAME\s+IP\s+AGE$/);
+  });
+
+  test("no border characters and no trailing spaces", () => {
+    assert.doesNotMatch(out, /[│┌┐└┘├┤┬┴┼─|+]/);
+    assert.doesNotMatch(out, /[-=]{3,}/);
+    for (const l of lines) assert.equal(l, l.trimEnd());
+    assert.ok(!out.startsWith(" "));
+  });
+
+  test("no colour escapes", () => {
+    assert.equal(out.includes(String.fromCharCode(27)), false);
+  });
+
+  test("columns are aligned, separated by at least three spaces", () => {
+    const ipCol = (lines[0] ?? "").indexOf("IP");
+    const ageCol = (lines[0] ?? "").indexOf("AGE");
+    assert.equal((lines[1] ?? "").indexOf("10.77.0.10"), ipCol);
+    assert.equal((lines[2] ?? "").indexOf("fd77::10"), ipCol);
+    assert.equal((lines[1] ?? "").indexOf("5s"), ageCol);
+    assert.equal((lines[2] ?? "").indexOf("3m"), ageCol);
+    assert.equal(ipCol, "database".length + 3);
+    assert.equal(lines[2], "database   fd77::10     3m");
+  });
+
+  test("rows keep their order and cells their text", () => {
+    assert.ok(lines[1]?.startsWith("web "));
+    assert.ok(lines[2]?.startsWith("database "));
+  });
+
+  test("no rows: only the header", () => {
+    assert.equal(table(["NAME", "AGE"], []), "NAME   AGE");
+  });
+
+  test("empty last cell leaves no trailing spaces", () => {
+    const t = table(["A", "B"], [["x", ""]]);
+    assert.equal(t.split("\n")[1], "x");
+  });
+});
+
+describe("labelsText", () => {
+  test("k=v joined with commas", () => {
+    assert.equal(labelsText({ zone: "web", tier: "front" }), "zone=web,tier=front");
+    assert.equal(labelsText({ zone: "default" }), "zone=default");
+  });
+
+  test("no labels print as <none>", () => {
+    assert.equal(labelsText({}), "<none>");
+  });
+});
