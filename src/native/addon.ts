@@ -213,7 +213,9 @@ export function loadAddon(): Addon {
       cached = require(path) as Addon;
       return cached;
     } catch (err) {
-      failures.push(`  ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      // First line only: require() appends a multi-line "Require stack".
+      const why = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+      failures.push(`  ${path}: ${why}`);
     }
   }
   throw new Error(
