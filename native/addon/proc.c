@@ -121,22 +121,13 @@ static char **dup_vector(sw_args *a, size_t idx) {
 }
 
 /*
- * execve(path, argv, env): never returns on success. Before the call every
- * catchable signal goes back to SIG_DFL and the mask is emptied (both survive
- * execve), and fds 0-2 lose FD_CLOEXEC and O_NONBLOCK. If execve fails, all of
- * that is put back and an Error naming the path and strerror is thrown
- * (code = errno name).
+ * The execve itself: never returns on success. Before the call every catchable
+ * signal goes back to SIG_DFL and the mask is emptied (both survive execve),
+ * and fds 0-2 lose FD_CLOEXEC and O_NONBLOCK. If execve fails, all of that is
+ * put back and an Error naming the path and strerror is thrown (code = errno
+ * name).
  */
-static napi_value proc_execve(napi_env env, napi_callback_info info) {
-  static const char usage[] = "execve(path, argv: string[], env: string[])";
-  sw_args a;
-  char *path = NULL;
-  char **argv = NULL, **envp = NULL;
-  if (!sw_get_args(env, info, &a, usage, 3)) return NULL;
-  if ((path = dup_string(&a, a.argv[0], 0, "must be a string")) == NULL) goto out;
-  if ((argv = dup_vector(&a, 1)) == NULL) goto out;
-  if ((envp = dup_vector(&a, 2)) == NULL) goto out;
-
+static void exec_or_throw(napi_env env, const char *path, char *const argv[], char *const envp[]) {
   static struct sigaction saved[NSIG];
   static bool was_saved[NSIG];
   struct sigaction dfl;
@@ -168,17 +159,26 @@ static napi_value proc_execve(napi_env env, napi_callback_info info) {
     if (saved_fd[fd] >= 0) fcntl(fd, F_SETFD, saved_fd[fd]);
     if (saved_fl[fd] >= 0) fcntl(fd, F_SETFL, saved_fl[fd]);
   }
-
   sigprocmask(SIG_SETMASK, &oldmask, NULL);
   for (int sig = 1; sig < NSIG; sig++)
     if (was_saved[sig]) sigaction(sig, &saved[sig], NULL);
 
   char msg[512];
   snprintf(msg, sizeof msg, "execve(%s) failed: %s", path, strerror(err));
-  const char *code = strerrorname_np(err);
-  napi_throw_error(env, code, msg);
+  napi_throw_error(env, strerrorname_np(err), msg);
+}
 
-out:
+/* execve(path, argv, env): returns only by throwing (see exec_or_throw). */
+static napi_value proc_execve(napi_env env, napi_callback_info info) {
+  static const char usage[] = "execve(path, argv: string[], env: string[])";
+  sw_args a;
+  char *path = NULL;
+  char **argv = NULL, **envp = NULL;
+  if (!sw_get_args(env, info, &a, usage, 3)) return NULL;
+  path = dup_string(&a, a.argv[0], 0, "must be a string");
+  if (path != NULL) argv = dup_vector(&a, 1);
+  if (argv != NULL) envp = dup_vector(&a, 2);
+  if (envp != NULL) exec_or_throw(env, path, argv, envp);
   free(path);
   free_vector(argv);
   free_vector(envp);
