@@ -48,7 +48,8 @@ static void drop_user(const struct options *o) {
   if (setuid(o->uid) < 0) fail(EXIT_LAUNCHER, "setuid(%u) for --user failed: %s", o->uid, strerror(errno));
 }
 
-static void __attribute__((noreturn)) app_main(int ctl, const struct options *o, const struct grant *g) {
+static void __attribute__((noreturn)) app_main(int ctl, pid_t launcher, const struct options *o,
+                                               const struct grant *g) {
   signals_reset_for_exec();
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) report_errno(ctl, errno);
   struct sock_fprog prog = {.len = g->filter_len, .filter = g->filter};
@@ -66,6 +67,14 @@ static void __attribute__((noreturn)) app_main(int ctl, const struct options *o,
   close(ctl);
 
   if (o->set_user) drop_user(o);
+  /*
+   * The app does not outlive its launcher: a SIGKILLed `sockswitch run` takes the app
+   * with it, as nobody would be left to forward signals or report its exit. Set after
+   * the credential change, which clears it; the getppid check closes the race with a
+   * launcher that died before this line.
+   */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) _exit(EXIT_LAUNCHER);
+  if (getppid() != launcher) _exit(EXIT_LAUNCHER);
   execvp(o->cmd[0], o->cmd);
   int err = errno;
   fail(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC, "cannot run %s: %s", o->cmd[0], strerror(err));
@@ -76,12 +85,13 @@ void app_spawn(struct app *a, const struct options *o, const struct grant *g, in
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     fail(EXIT_LAUNCHER, "creating a socketpair failed: %s", strerror(errno));
+  pid_t self = getpid();
   pid_t pid = fork();
   if (pid < 0) fail(EXIT_LAUNCHER, "fork failed: %s", strerror(errno));
   if (pid == 0) {
     close(sv[0]);
     close(daemon_fd);
-    app_main(sv[1], o, g);
+    app_main(sv[1], self, o, g);
   }
   close(sv[1]);
   a->pid = pid;

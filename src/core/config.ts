@@ -60,6 +60,11 @@ export function parseNodeIps(text: string | undefined): { nodeIp: string; nodeIp
         `--node-ip "${part}" is not a host address; give this host's IPv4 (and optionally IPv6) address, e.g. 192.0.2.10`,
       );
     }
+    if ((ip.family === 4 ? nodeIp : nodeIp6) !== null) {
+      throw new InvalidArgumentError(
+        `--node-ip has two IPv${ip.family} addresses; give one IPv4 and at most one IPv6`,
+      );
+    }
     if (ip.family === 4) nodeIp = ip.text;
     else nodeIp6 = ip.text;
   }

@@ -29,9 +29,10 @@ export type Decoded = SockAddr | "unspec" | number;
 
 /**
  * Decodes the address an app passed for a socket of `domain`, with the kernel's checks.
- * A sockaddr_in6 carrying an IPv4-mapped address decodes to the IPv4 address.
+ * A sockaddr_in6 carrying an IPv4-mapped address decodes to the IPv4 address. v4OnV6 accepts
+ * a sockaddr_in on an AF_INET6 socket, as the kernel does for a UDP connect only.
  */
-export function decodeSockaddr(domain: number, buf: Uint8Array, len: number): Decoded {
+export function decodeSockaddr(domain: number, buf: Uint8Array, len: number, v4OnV6 = false): Decoded {
   if (len < 2) return E.EINVAL;
   const family = (buf[0] as number) | ((buf[1] as number) << 8);
   if (family === AF_UNSPEC) return "unspec";
@@ -41,7 +42,8 @@ export function decodeSockaddr(domain: number, buf: Uint8Array, len: number): De
     return { ip: ipFromBytes(buf.slice(4, 8)), port: ((buf[2] as number) << 8) | (buf[3] as number) };
   }
   if (domain === AF_INET6) {
-    if (family === AF_INET) {
+    // Only a UDP connect takes a sockaddr_in on an AF_INET6 socket (ip6_datagram_connect).
+    if (family === AF_INET && v4OnV6) {
       if (len < SOCKADDR_IN_LEN) return E.EINVAL;
       return { ip: ipFromBytes(buf.slice(4, 8)), port: ((buf[2] as number) << 8) | (buf[3] as number) };
     }

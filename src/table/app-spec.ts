@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from "../core/errors.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { parsePort } from "../net/port-pool.js";
-import { DEFAULT_LABELS, parseLabels } from "./policy.js";
+import { DEFAULT_LABELS, validateLabels } from "./policy.js";
 import type { ExposeRule, Labels, LbMode } from "./types.js";
 
 export interface AppSpec {
@@ -106,8 +106,7 @@ export function specFromJson(v: unknown): AppSpec {
       fail("labels must be an object");
     const entries = Object.entries(o.labels as Record<string, unknown>);
     if (entries.some(([, val]) => typeof val !== "string")) fail("label values must be strings");
-    labels =
-      entries.length === 0 ? DEFAULT_LABELS : parseLabels(entries.map(([k, val]) => `${k}=${val}`).join(","));
+    labels = entries.length === 0 ? DEFAULT_LABELS : validateLabels(entries as Array<[string, string]>);
   }
   const expose = strings(o.expose ?? [], "expose").map(parseExpose);
   const lb = o.lb ?? null;

@@ -56,6 +56,8 @@ export class SocketRegistry {
 
   addBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
+    const previous = this.bindings.get(key);
+    if (previous && previous.appId !== b.appId) this.byApp.get(previous.appId)?.delete(key);
     this.bindings.set(key, b);
     this.sources.delete(key); // a stale record of an earlier connection from this port
     let keys = this.byApp.get(b.appId);

@@ -37,7 +37,7 @@ export class ServiceTable {
 
   putApp(app: App): void {
     const old = this.apps.get(app.id);
-    if (old) for (const ip of old.ips) this.appsByIp.get(ip)?.delete(app.id);
+    if (old) this.unindexIps(old);
     this.apps.set(app.id, app);
     for (const ip of app.ips) {
       let set = this.appsByIp.get(ip);
@@ -59,12 +59,16 @@ export class ServiceTable {
     }
     if (!app) return removed;
     this.apps.delete(id);
+    this.unindexIps(app);
+    return removed;
+  }
+
+  private unindexIps(app: App): void {
     for (const ip of app.ips) {
       const set = this.appsByIp.get(ip);
-      set?.delete(id);
+      set?.delete(app.id);
       if (set?.size === 0) this.appsByIp.delete(ip);
     }
-    return removed;
   }
 
   getApp(id: string): App | undefined {

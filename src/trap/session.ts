@@ -95,7 +95,8 @@ export class AppSession {
     if (this.pidfds.size >= MAX_PIDFDS) this.dropPidfds();
     const a = this.host.addon;
     fd = a.pidfdOpen(tid, 0);
-    if (fd === -E.EINVAL) fd = a.pidfdOpen(tid, PIDFD_THREAD);
+    // A thread that is not its group's leader: EINVAL or ENOENT without PIDFD_THREAD.
+    if (fd === -E.EINVAL || fd === -E.ENOENT) fd = a.pidfdOpen(tid, PIDFD_THREAD);
     if (fd >= 0) this.pidfds.set(tid, fd);
     return fd;
   }

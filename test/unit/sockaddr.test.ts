@@ -177,15 +177,19 @@ describe("decodeSockaddr kernel checks", () => {
     assert.equal(decodeSockaddr(AF_INET6, b, 28), EAFNOSUPPORT);
   });
 
-  // What the kernel does for connect() on an AF_INET6 UDP socket (ip6_datagram_connect).
-  // The kernel refuses it (EINVAL) for bind() and TCP connect(); decodeSockaddr cannot tell.
-  test("AF_INET6 socket accepts a sockaddr_in (16 bytes), but not a shorter one", () => {
+  // The kernel takes a sockaddr_in on an AF_INET6 socket only for a UDP connect
+  // (ip6_datagram_connect); bind() and TCP connect() refuse it.
+  test("AF_INET6 socket: sockaddr_in is EINVAL/EAFNOSUPPORT unless v4OnV6 (UDP connect)", () => {
     const b = sin(AF_INET, 8080, [10, 0, 0, 1]);
-    const d = asAddr(decodeSockaddr(AF_INET6, b, 16));
+    assert.equal(decodeSockaddr(AF_INET6, b, 16), EINVAL);
+    const long = new Uint8Array(28);
+    long.set(b);
+    assert.equal(decodeSockaddr(AF_INET6, long, 28), EAFNOSUPPORT);
+    const d = asAddr(decodeSockaddr(AF_INET6, b, 16, true));
     assert.equal(d.ip.family, 4);
     assert.equal(d.ip.text, "10.0.0.1");
     assert.equal(d.port, 8080);
-    assert.equal(decodeSockaddr(AF_INET6, b, 15), EINVAL);
+    assert.equal(decodeSockaddr(AF_INET6, b, 15, true), EINVAL);
   });
 
   test("AF_UNSPEC is 'unspec' for both domains (connect's disconnect)", () => {
