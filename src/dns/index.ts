@@ -1,0 +1,12 @@
+// The DNS feature's public surface: the server, its options, and the upstream helpers.
+
+export type { Upstream } from "./forward.js";
+export {
+  type DnsListenOptions,
+  type DnsLog,
+  DnsServer,
+  type DnsServerOptions,
+  type DnsTransport,
+} from "./server.js";
+export { parseDnsServers, readResolvConf } from "./upstreams.js";
+export type { DnsAddresses, DnsLookup } from "./zone.js";
