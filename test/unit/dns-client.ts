@@ -2,7 +2,7 @@
 // 127.0.0.1 over UDP and TCP, and a fake upstream DNS server on 127.0.0.1. Loopback only:
 // nothing here sends a packet anywhere else.
 
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { createServer, type Server, Socket } from "node:net";
 import dnsPacket, { type DecodedPacket, type Packet, type RecordType } from "dns-packet";
 
@@ -190,10 +190,29 @@ function closeServer(s: Server, conns: Set<Socket>): Promise<void> {
   return new Promise((resolve) => s.close(() => resolve()));
 }
 
-/** A UDP port on 127.0.0.1 that is bound and never answers: an upstream that is down. */
-export async function silentUdp(): Promise<{ port: number; sock: UdpSocket }> {
+/**
+ * An upstream that is down: a UDP port on 127.0.0.1 that is bound and never answers, and
+ * a TCP listener on the same port that accepts and never answers.
+ */
+export async function silentUpstream(): Promise<{ port: number; close(): Promise<void> }> {
   const sock = createSocket("udp4");
   await new Promise<void>((resolve) => sock.bind(0, HOST, () => resolve()));
   sock.on("message", () => {});
-  return { port: sock.address().port, sock };
+  const port = sock.address().port;
+  const conns = new Set<Socket>();
+  const tcp = createServer((c) => {
+    conns.add(c);
+    c.on("error", () => {});
+    c.on("close", () => conns.delete(c));
+  });
+  await new Promise<void>((resolve) => tcp.listen(port, HOST, () => resolve()));
+  return {
+    port,
+    close: async () => {
+      await Promise.all([
+        new Promise<void>((resolve) => sock.close(() => resolve())),
+        closeServer(tcp, conns),
+      ]);
+    },
+  };
 }
