@@ -10,7 +10,8 @@
  * signals and exits with the app's status. Only syscalls here; every policy choice
  * belongs to the daemon and the CLI.
  *
- * Man pages: seccomp(2), seccomp_unotify(2), unix(7), rtnetlink(7), netdevice(7).
+ * Man pages: seccomp(2), seccomp_unotify(2), unix(7), rtnetlink(7), netdevice(7),
+ * mount_namespaces(7).
  */
 #ifndef SOCKSWITCH_LAUNCHER_H
 #define SOCKSWITCH_LAUNCHER_H
@@ -41,6 +42,7 @@ struct options {
   gid_t gid;
   gid_t *groups;     /* supplementary groups; none when ngroups == 0 */
   size_t ngroups;
+  const char *resolv_conf; /* --resolv-conf FILE, shown to the app as /etc/resolv.conf; or NULL */
   char **cmd;        /* CMD and its ARGs, NULL-terminated */
 };
 
@@ -89,6 +91,9 @@ void handshake_daemon_lost(struct daemon_conn *dc);
 
 /* netns.c */
 void netns_setup(const struct grant *g);
+
+/* mountns.c */
+void mountns_resolv_conf(const char *path);
 
 /* child.c */
 struct app {

@@ -2,17 +2,18 @@
  * main.c: sockswitch-launch's arguments and the order of its steps.
  *
  *   sockswitch-launch --socket PATH --meta JSON [--no-netns]
- *                     [--user UID:GID[:G1,G2,...]] -- CMD [ARG...]
+ *                     [--user UID:GID[:G1,G2,...]] [--resolv-conf FILE] -- CMD [ARG...]
  *
  * The TypeScript CLI builds this argv (`sockswitch run` execs the launcher, so it
  * keeps that pid). Steps: connect and HELLO to the daemon; unless --no-netns, a
- * new network namespace with lo up and the granted addresses; fork the app, which
+ * new network namespace with lo up and the granted addresses; with --resolv-conf, a
+ * new mount namespace where FILE is /etc/resolv.conf; fork the app, which
  * installs the filter and hands its listener back; hand the listener to the
  * daemon; on GO let the app exec; then forward signals and exit with its status.
  * Exit 125 when the launcher fails, 126/127 when CMD cannot run.
  *
  * Man pages: seccomp(2), seccomp_unotify(2), unix(7), rtnetlink(7),
- * netdevice(7) (through the files named in launcher.h).
+ * netdevice(7), mount_namespaces(7) (through the files named in launcher.h).
  */
 #include "launcher.h"
 
@@ -22,7 +23,7 @@
 
 #define USAGE                                                                                   \
   "usage: sockswitch-launch --socket PATH --meta JSON [--no-netns] [--user UID:GID[:G1,G2,...]] " \
-  "-- CMD [ARG...]"
+  "[--resolv-conf FILE] -- CMD [ARG...]"
 
 static void __attribute__((noreturn)) usage_error(const char *what, const char *arg) {
   fail(EXIT_LAUNCHER, "launcher usage: %s%s\n" USAGE, what, arg ? arg : "");
@@ -74,7 +75,8 @@ static void parse_args(int argc, char **argv, struct options *o) {
       o->netns = false;
       continue;
     }
-    if (strcmp(a, "--socket") != 0 && strcmp(a, "--meta") != 0 && strcmp(a, "--user") != 0)
+    if (strcmp(a, "--socket") != 0 && strcmp(a, "--meta") != 0 && strcmp(a, "--user") != 0 &&
+        strcmp(a, "--resolv-conf") != 0)
       usage_error("unknown argument ", a);
     if (i + 1 >= argc) usage_error("missing value after ", a);
     const char *v = argv[++i];
@@ -82,6 +84,8 @@ static void parse_args(int argc, char **argv, struct options *o) {
       o->socket_path = v;
     else if (strcmp(a, "--meta") == 0)
       o->meta = v;
+    else if (strcmp(a, "--resolv-conf") == 0)
+      o->resolv_conf = v;
     else
       parse_user(v, o);
   }
@@ -90,6 +94,7 @@ static void parse_args(int argc, char **argv, struct options *o) {
   if (!o->socket_path) usage_error("missing --socket", NULL);
   if (!o->meta) usage_error("missing --meta", NULL);
   if (o->socket_path[0] == '\0') usage_error("empty --socket", NULL);
+  if (o->resolv_conf && o->resolv_conf[0] == '\0') usage_error("empty --resolv-conf", NULL);
   o->cmd = argv + i + 1;
 }
 
@@ -103,6 +108,9 @@ int main(int argc, char **argv) {
 
   /* Before the fork and before any filter exists: these sockets are not trapped. */
   if (o.netns) netns_setup(&g);
+  /* Also before the fork: the app inherits the mount namespace, and the app's side of
+   * the fork stays as short as it is (no failure path there to report through). */
+  if (o.resolv_conf) mountns_resolv_conf(o.resolv_conf);
 
   signals_block();
   struct app app;
