@@ -1,0 +1,233 @@
+// From measured runs to the results: medians, ratios against the host path, the JSON file
+// (bench/results/latest.json, shaped as the issue asks: metrics with medians and every
+// run's values, ratios), a table on the terminal and the same table in Markdown for READMEs.
+
+import Table from "cli-table3";
+import type { Failure, PairResult, PerPath, Settings, TrapResult, TrapRun } from "./measures.js";
+import { PATH_NAMES } from "./paths.js";
+import type { RssStep } from "./rss.js";
+
+export const PAIR_KEYS = ["throughput", "rr", "crr", "redis"] as const;
+export type PairKey = (typeof PAIR_KEYS)[number];
+const TRAP_KEYS = ["connect_p50_us", "connect_p99_us", "socket_p50_us", "socket_p99_us"] as const;
+
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Rounds to 4 significant digits (enough for noisy measurements, readable in JSON). */
+export function round(x: number | null): number | null {
+  return x === null || !Number.isFinite(x) ? null : Number(x.toPrecision(4));
+}
+
+const ratio = (a: number | null, b: number | null): number | null =>
+  a === null || b === null || b === 0 ? null : round(a / b);
+
+export interface PairMetric {
+  unit: string;
+  host: number | null;
+  bridge: number | null;
+  sockswitch: number | null;
+  per_run: PerPath<number[]>;
+  [extra: string]: unknown;
+}
+
+export interface Report {
+  machine: Record<string, unknown>;
+  /** The commit measured; dirty when the work tree had changes of its own. */
+  sockswitch: { commit: string; dirty: boolean };
+  date: string;
+  mode: string;
+  runs: number;
+  settings: Settings;
+  metrics: Partial<Record<PairKey, PairMetric>> & {
+    trap?: Record<string, unknown>;
+    daemon_rss?: Record<string, unknown>;
+  };
+  ratios: Partial<Record<PairKey, Record<string, number | null>>>;
+  failures: Failure[];
+}
+
+function pairMetric(r: PairResult): PairMetric {
+  const med = (p: (typeof PATH_NAMES)[number]): number | null => round(median(r.runs[p]));
+  const m: PairMetric = {
+    unit: r.unit,
+    host: med("host"),
+    bridge: med("bridge"),
+    sockswitch: med("sockswitch"),
+    per_run: {
+      host: r.runs.host.map((x) => round(x) as number),
+      bridge: r.runs.bridge.map((x) => round(x) as number),
+      sockswitch: r.runs.sockswitch.map((x) => round(x) as number),
+    },
+  };
+  // Sub-results (redis: set and get) get medians of their own.
+  const keys = new Set(PATH_NAMES.flatMap((p) => r.detail[p].flatMap((d) => Object.keys(d))));
+  for (const k of keys) {
+    if (k === "count" || k === "bytes") continue;
+    m[k] = Object.fromEntries(
+      PATH_NAMES.map((p) => [p, round(median(r.detail[p].map((d) => d[k] as number)))]),
+    );
+  }
+  return m;
+}
+
+function trapMetric(t: TrapResult): Record<string, unknown> {
+  const med = (runs: TrapRun[], k: keyof TrapRun): number | null => median(runs.map((r) => r[k]));
+  const out: Record<string, unknown> = {
+    unit: "µs",
+    note: "added latency: trapped (under sockswitch) minus plain, medians over runs",
+  };
+  for (const k of TRAP_KEYS) {
+    const a = med(t.trapped, k);
+    const b = med(t.plain, k);
+    out[k] = a === null || b === null ? null : round(a - b);
+  }
+  const side = (runs: TrapRun[]): Record<string, number | null> =>
+    Object.fromEntries(
+      [...TRAP_KEYS, "socket_mean_us", "connect_mean_us"].map((k) => [
+        k,
+        round(med(runs, k as keyof TrapRun)),
+      ]),
+    );
+  out.plain = side(t.plain);
+  out.trapped = side(t.trapped);
+  out.per_run = { plain: t.plain, trapped: t.trapped };
+  return out;
+}
+
+function rssMetric(steps: RssStep[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { unit: "MB" };
+  for (const s of steps) out[`services_${s.services}_mb`] = s.rss_mb;
+  out.steps = steps;
+  return out;
+}
+
+export function buildReport(input: {
+  machine: Record<string, unknown>;
+  sockswitch: { commit: string; dirty: boolean };
+  mode: string;
+  settings: Settings;
+  pairs: Partial<Record<PairKey, PairResult>>;
+  trap: TrapResult | null;
+  rss: RssStep[] | null;
+  failures: Failure[];
+}): Report {
+  const report: Report = {
+    machine: input.machine,
+    sockswitch: input.sockswitch,
+    date: new Date().toISOString(),
+    mode: input.mode,
+    runs: input.settings.runs,
+    settings: input.settings,
+    metrics: {},
+    ratios: {},
+    failures: input.failures,
+  };
+  for (const k of PAIR_KEYS) {
+    const r = input.pairs[k];
+    if (!r) continue;
+    const m = pairMetric(r);
+    report.metrics[k] = m;
+    report.ratios[k] = {
+      sockswitch_vs_host: ratio(m.sockswitch, m.host),
+      bridge_vs_host: ratio(m.bridge, m.host),
+      sockswitch_vs_bridge: ratio(m.sockswitch, m.bridge),
+    };
+  }
+  if (input.trap) report.metrics.trap = trapMetric(input.trap);
+  if (input.rss) report.metrics.daemon_rss = rssMetric(input.rss);
+  return report;
+}
+
+const fmt = (x: unknown): string => {
+  if (typeof x !== "number") return "–";
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString("en-US");
+  return String(round(x));
+};
+const fmtRatio = (x: unknown): string => (typeof x === "number" ? `${x.toFixed(2)}×` : "–");
+
+/** Rows of the main table: measure, unit, three medians, two ratios. */
+function rows(r: Report): string[][] {
+  const out: string[][] = [];
+  for (const k of PAIR_KEYS) {
+    const m = r.metrics[k];
+    if (!m) continue;
+    const q = r.ratios[k] ?? {};
+    out.push([
+      k,
+      m.unit,
+      fmt(m.host),
+      fmt(m.bridge),
+      fmt(m.sockswitch),
+      fmtRatio(q.bridge_vs_host),
+      fmtRatio(q.sockswitch_vs_host),
+    ]);
+  }
+  return out;
+}
+
+function extraLines(r: Report): string[] {
+  const lines: string[] = [];
+  const t = r.metrics.trap as Record<string, Record<string, number> | number> | undefined;
+  if (t) {
+    const p = t.plain as Record<string, number>;
+    const s = t.trapped as Record<string, number>;
+    lines.push(
+      `trap, added by sockswitch: connect() p50 ${fmt(t.connect_p50_us)} µs, p99 ${fmt(t.connect_p99_us)} µs; ` +
+        `socket() p50 ${fmt(t.socket_p50_us)} µs, p99 ${fmt(t.socket_p99_us)} µs ` +
+        `(plain connect p50 ${fmt(p.connect_p50_us)} µs → trapped ${fmt(s.connect_p50_us)} µs; ` +
+        `plain socket p50 ${fmt(p.socket_p50_us)} µs → trapped ${fmt(s.socket_p50_us)} µs)`,
+    );
+  }
+  const rss = r.metrics.daemon_rss as { steps?: RssStep[] } | undefined;
+  if (rss?.steps) {
+    lines.push(
+      `daemon RSS: ${rss.steps.map((s) => `${s.services.toLocaleString("en-US")} services ${s.rss_mb} MB`).join(", ")}`,
+    );
+  }
+  return lines;
+}
+
+/** The commit measured, "+changes" when the work tree differed from it. */
+export function commitOf(r: Report): string {
+  return r.sockswitch ? `${r.sockswitch.commit.slice(0, 12)}${r.sockswitch.dirty ? "+changes" : ""}` : "?";
+}
+
+export function machineLine(r: Report): string {
+  const m = r.machine as Record<string, unknown>;
+  return `${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Linux ${m.kernel}, ${m.os}, Node ${m.node}`;
+}
+
+const HEAD = ["measure", "unit", "host", "bridge", "sockswitch", "bridge ÷ host", "sockswitch ÷ host"];
+
+export function terminalTable(r: Report): string {
+  const t = new Table({ head: HEAD, style: { head: [], border: [] } });
+  for (const row of rows(r)) t.push(row);
+  const fails = r.failures.length ? [`${r.failures.length} failed run(s): see "failures" in the JSON`] : [];
+  return [
+    `medians of ${r.runs} runs (${r.mode}), sockswitch ${commitOf(r)}; ${machineLine(r)}`,
+    t.toString(),
+    ...extraLines(r),
+    ...fails,
+  ].join("\n");
+}
+
+export function markdownTable(r: Report): string {
+  const lines = [
+    `| ${HEAD.join(" | ")} |`,
+    `|${HEAD.map((_, i) => (i < 2 ? " --- " : " ---: ")).join("|")}|`,
+  ];
+  for (const row of rows(r)) lines.push(`| ${row.join(" | ")} |`);
+  return [
+    `Medians of ${r.runs} runs, ${r.date.slice(0, 10)}, sockswitch ${commitOf(r)}, on ${machineLine(r)}.`,
+    "",
+    ...lines,
+    "",
+    ...extraLines(r).map((l) => `- ${l}`),
+    "",
+  ].join("\n");
+}
