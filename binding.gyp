@@ -4,6 +4,7 @@
       "target_name": "sockswitch",
       "sources": [
         "native/addon/addon.c",
+        "native/addon/dgram.c",
         "native/addon/fdops.c",
         "native/addon/notify.c",
         "native/addon/poll.c",

@@ -67,6 +67,7 @@ static const sw_const constants[] = {
     NR(sendmmsg),
     NR(recvfrom),
     NR(recvmsg),
+    NR(recvmmsg),
     NR(io_uring_setup),
     NR(io_uring_enter),
     NR(io_uring_register),
@@ -125,6 +126,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       !register_table(env, exports, sw_fdops_exports, NULL) ||
       !register_table(env, exports, sw_unix_exports, NULL) ||
       !register_table(env, exports, sw_proc_exports, NULL) ||
+      !register_table(env, exports, sw_dgram_exports, NULL) ||
       !register_table(env, exports, sw_poll_exports, poll_state))
     return NULL;
 

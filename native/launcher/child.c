@@ -56,14 +56,23 @@ static void __attribute__((noreturn)) app_main(int ctl, pid_t launcher, const st
   long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
   if (listener < 0) report_errno(ctl, errno);
 
-  /* The daemon's filter is in force from here on. */
-  if (send_with_fd(ctl, "F", 1, (int)listener) < 0) _exit(EXIT_LAUNCHER);
-  close((int)listener);
+  /*
+   * The daemon's filter is in force from here on, and it traps sendmsg(2): SCM_RIGHTS
+   * would wait on a daemon that has no listener yet. So only the fd's number travels, by
+   * write(2); the launcher takes the fd itself with pidfd_getfd(2) while this process
+   * keeps it open, waiting for 'G'.
+   */
+  int lfd = (int)listener;
+  char msg[1 + sizeof lfd];
+  msg[0] = 'F';
+  memcpy(msg + 1, &lfd, sizeof lfd);
+  if (write(ctl, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(EXIT_LAUNCHER);
   char go = 0;
   ssize_t n;
   do n = read(ctl, &go, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1 || go != 'G') _exit(EXIT_LAUNCHER);
+  close(lfd);
   close(ctl);
 
   if (o->set_user) drop_user(o);
@@ -104,14 +113,40 @@ void app_spawn(struct app *a, const struct options *o, const struct grant *g, in
  * the app died before sending it (say, killed by a forwarded signal); fails when
  * the app could not install the filter.
  */
+/* Reads exactly len bytes; the count read (short at EOF) or -1 with errno. */
+static ssize_t read_full(int fd, void *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = read(fd, (char *)buf + got, len - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  return (ssize_t)got;
+}
+
+/* Copies the app's listener fd (number lfd in the app) with pidfd_getfd(2); close-on-exec. */
+static int take_listener(pid_t pid, int lfd) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) fail(EXIT_LAUNCHER, "pidfd_open of the app failed: %s", strerror(errno));
+  int fd = (int)syscall(SYS_pidfd_getfd, pidfd, lfd, 0);
+  int err = errno;
+  close(pidfd);
+  if (fd < 0) fail(EXIT_LAUNCHER, "taking the seccomp listener from the app failed: %s", strerror(err));
+  return fd;
+}
+
 int app_await_listener(struct app *a) {
   char kind = 0;
-  int fd;
-  ssize_t n = recv_with_fd(a->ctl, &kind, 1, &fd);
+  ssize_t n = read_full(a->ctl, &kind, 1);
   if (n < 0) fail(EXIT_LAUNCHER, "receiving the seccomp listener from the app failed: %s", strerror(errno));
   if (n == 0) return -1;
-  if (kind == 'F' && fd >= 0) return fd;
-  if (fd >= 0) close(fd);
+  if (kind == 'F') {
+    int lfd = -1;
+    if (read_full(a->ctl, &lfd, sizeof lfd) != (ssize_t)sizeof lfd) return -1;
+    return take_listener(a->pid, lfd);
+  }
   if (kind == 'E') {
     int err = 0;
     size_t got = 0;

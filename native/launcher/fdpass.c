@@ -1,13 +1,13 @@
 /*
- * fdpass.c: sending and receiving a file descriptor with a few bytes of payload
- * over a UNIX stream socket (SCM_RIGHTS), and writing a whole buffer to a socket.
+ * fdpass.c: sending a file descriptor with a few bytes of payload over a UNIX
+ * stream socket (SCM_RIGHTS), and writing a whole buffer to a socket.
  *
- * Used twice: the app hands its seccomp listener fd to the launcher over a
- * socketpair, and the launcher hands it on to the daemon. Sends use MSG_NOSIGNAL
- * so a peer that went away is an error return, never a SIGPIPE. Received fds are
- * close-on-exec (MSG_CMSG_CLOEXEC) so they never leak into the app.
+ * The launcher hands the app's seccomp listener fd on to the daemon. (The app
+ * itself cannot send it this way: its filter traps sendmsg(2), so the launcher
+ * takes it with pidfd_getfd(2) instead; see child.c.) Sends use MSG_NOSIGNAL
+ * so a peer that went away is an error return, never a SIGPIPE.
  *
- * Man pages: unix(7), cmsg(3), sendmsg(2), recvmsg(2).
+ * Man pages: unix(7), cmsg(3), sendmsg(2).
  */
 #include "launcher.h"
 
@@ -56,40 +56,4 @@ int send_with_fd(int sock, const void *buf, size_t len, int fd) {
   if (n < 0) return -1;
   /* The fd went with the first chunk; a short write only leaves payload to send. */
   return send_all(sock, (const char *)buf + n, len - (size_t)n);
-}
-
-/*
- * Receives up to len bytes; *fd is the first fd that came with them, or -1.
- * Extra fds (a confused peer) are closed. Returns what recvmsg(2) returns.
- */
-ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd) {
-  union {
-    char space[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } ctl;
-  struct iovec iov = {.iov_base = buf, .iov_len = len};
-  struct msghdr msg = {
-      .msg_iov = &iov,
-      .msg_iovlen = 1,
-      .msg_control = ctl.space,
-      .msg_controllen = sizeof ctl.space,
-  };
-  *fd = -1;
-  ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return n;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int got;
-      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (*fd < 0)
-        *fd = got;
-      else
-        close(got);
-    }
-  }
-  return n;
 }

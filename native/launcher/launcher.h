@@ -79,7 +79,6 @@ int exit_code_of(int wait_status);
 
 /* fdpass.c */
 int send_with_fd(int sock, const void *buf, size_t len, int fd);
-ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd);
 int send_all(int sock, const void *buf, size_t len);
 
 /* handshake.c */

@@ -68,6 +68,8 @@ export interface AddonConstants {
   readonly __NR_recvfrom: number;
   /** Syscall number of recvmsg(2). */
   readonly __NR_recvmsg: number;
+  /** Syscall number of recvmmsg(2). */
+  readonly __NR_recvmmsg: number;
   /** Syscall number of io_uring_setup(2). */
   readonly __NR_io_uring_setup: number;
   /** Syscall number of io_uring_enter(2). */
@@ -185,6 +187,28 @@ export interface Addon {
   send(fd: number, buf: Uint8Array, len: number): number;
   /** recv(2) with MSG_PEEK | MSG_DONTWAIT (nothing consumed): bytes or -errno. */
   recvPeek(fd: number, buf: Uint8Array): number;
+  /** sendmsg(2) of the first len bytes of data to addr (empty: the connected peer) with control (empty: none), flags | MSG_DONTWAIT | MSG_NOSIGNAL: bytes or -errno. */
+  sendmsg(
+    fd: number,
+    data: Uint8Array,
+    len: number,
+    addr: Uint8Array,
+    addrLen: number,
+    control: Uint8Array,
+    controlLen: number,
+    flags: number,
+  ): number;
+  /** recvmsg(2) into all of data, name and control, flags | MSG_DONTWAIT: bytes or -errno; out = [namelen, controllen, msg_flags]. */
+  recvmsg(
+    fd: number,
+    data: Uint8Array,
+    name: Uint8Array,
+    control: Uint8Array,
+    flags: number,
+    out: Int32Array,
+  ): number;
+  /** getsockopt(2) of an option of any shape into out: its length or -errno. */
+  getsockoptBytes(fd: number, level: number, name: number, out: Uint8Array): number;
   /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */
   peerCred(fd: number, out: Int32Array): number;
   /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */

@@ -52,6 +52,8 @@ function hostKey(proto: Proto, ip: string, port: number): string {
 export class SocketRegistry {
   private readonly bindings = new Map<string, Binding>();
   private readonly sources = new Map<string, Source>();
+  /** proto|virtual ip|port of a source → its host address (for UDP replies to clients). */
+  private readonly byVirtual = new Map<string, VAddr>();
   private readonly byApp = new Map<string, Set<string>>();
 
   addBinding(b: Binding): void {
@@ -59,7 +61,11 @@ export class SocketRegistry {
     const previous = this.bindings.get(key);
     if (previous && previous.appId !== b.appId) this.byApp.get(previous.appId)?.delete(key);
     this.bindings.set(key, b);
-    this.sources.delete(key); // a stale record of an earlier connection from this port
+    const stale = this.sources.get(key); // a record of an earlier connection from this port
+    if (stale) {
+      this.unindexSource(b.proto, stale, key);
+      this.sources.delete(key);
+    }
     let keys = this.byApp.get(b.appId);
     if (!keys) {
       keys = new Set();
@@ -102,11 +108,41 @@ export class SocketRegistry {
   }
 
   addSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
-    this.sources.set(hostKey(proto, hostIp, hostPort), s);
+    const key = hostKey(proto, hostIp, hostPort);
+    const previous = this.sources.get(key);
+    if (previous) this.unindexSource(proto, previous, key);
+    this.sources.set(key, s);
+    this.byVirtual.set(hostKey(proto, s.local.ip, s.local.port), { ip: hostIp, port: hostPort });
   }
 
   source(proto: Proto, hostIp: string, hostPort: number): Source | undefined {
     return this.sources.get(hostKey(proto, hostIp, hostPort));
+  }
+
+  /**
+   * The source of a datagram from host ip:port: the record of that address, or of the
+   * wildcard address on the same port (an unbound UDP socket that the kernel autobound).
+   */
+  sourceOfDatagram(hostIp: string, hostPort: number): Source | undefined {
+    return (
+      this.sources.get(hostKey("udp", hostIp, hostPort)) ??
+      this.sources.get(hostKey("udp", "0.0.0.0", hostPort)) ??
+      this.sources.get(hostKey("udp", "::", hostPort))
+    );
+  }
+
+  /** The host address of a client socket that an app sees as virtual ip:port (UDP replies). */
+  hostOfSource(proto: Proto, ip: string, port: number): { host: VAddr; source: Source } | undefined {
+    const host = this.byVirtual.get(hostKey(proto, ip, port));
+    if (!host) return undefined;
+    const source = this.sources.get(hostKey(proto, host.ip, host.port));
+    return source ? { host, source } : undefined;
+  }
+
+  private unindexSource(proto: Proto, s: Source, key: string): void {
+    const vkey = hostKey(proto, s.local.ip, s.local.port);
+    const host = this.byVirtual.get(vkey);
+    if (host && hostKey(proto, host.ip, host.port) === key) this.byVirtual.delete(vkey);
   }
 
   allSources(): Array<[string, Source]> {
@@ -118,7 +154,11 @@ export class SocketRegistry {
     const removed = this.bindingsOf(appId);
     for (const b of removed) this.removeBinding(b);
     this.byApp.delete(appId);
-    for (const [key, s] of this.sources) if (s.appId === appId) this.sources.delete(key);
+    for (const [key, s] of this.sources) {
+      if (s.appId !== appId) continue;
+      this.unindexSource(key.slice(0, key.indexOf("|")) as Proto, s, key);
+      this.sources.delete(key);
+    }
     return removed;
   }
 }

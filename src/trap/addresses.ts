@@ -102,6 +102,25 @@ export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, pe
   return peer;
 }
 
+/**
+ * What an app sees as the sender of a datagram from host address `from`: the virtual
+ * address of a managed socket bound there (a server), of a managed client socket there,
+ * or `from` itself for an unmanaged sender.
+ */
+export function virtualSource(s: AppSession, from: VAddr): VAddr {
+  const reg = s.host.sockets;
+  const b = reg.binding("udp", from.ip, from.port);
+  if (b) {
+    const family = ipOf(from.ip).family;
+    if (b.loopback) return { ip: family === 4 ? "127.0.0.1" : "::1", port: b.vport };
+    if (b.vip !== "0.0.0.0" && b.vip !== "::") return { ip: b.vip, port: b.vport };
+    const owner = s.host.table.getApp(b.appId);
+    return { ip: owner ? appIp(owner, family) : from.ip, port: b.vport };
+  }
+  const src = reg.sourceOfDatagram(from.ip, from.port);
+  return src ? src.local : from;
+}
+
 /** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */
 export function encodeFor(s: AppSession, domain: number, v: VAddr): number {
   return encodeSockaddr(domain, ipOf(v.ip), v.port, s.outBuf);

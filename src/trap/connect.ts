@@ -7,6 +7,7 @@
 // connect() alone and then watched for writability. UNIX sockets are left to the kernel.
 
 import { AF_INET, decodeSockaddr, SOCKADDR_MAX, type SockAddr } from "../net/sockaddr.js";
+import { sharesLabel } from "../table/policy.js";
 import type { VAddr } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
 import {
@@ -30,7 +31,7 @@ import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
 /** Where a connect goes on the host, or the errno that refuses it. */
-type Route = { host: VAddr; loopback: boolean } | number;
+export type Route = { host: VAddr; loopback: boolean } | number;
 
 export function handleConnect(s: AppSession, n: Notification): void {
   const len = n.uint(2);
@@ -74,11 +75,15 @@ export function handleConnect(s: AppSession, n: Notification): void {
   }
 }
 
-function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr): Route {
+export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr, fromIp?: string): Route {
   const { host, app } = s;
   const ip = d.ip.text;
   if (isLoopbackOrAny(ip)) return loopbackRoute(s, proto, domain, d);
   const look = host.table.resolve(proto, ip, d.port, app.labels);
+  if (proto === "udp" && (look.kind === "no-backend" || look.kind === "not-virtual")) {
+    const reply = replyRoute(s, ip, d.port, fromIp);
+    if (reply !== null) return reply;
+  }
   switch (look.kind) {
     case "backend": {
       const svc = look.service;
@@ -106,6 +111,35 @@ function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr): Rout
   }
 }
 
+/**
+ * A datagram to a client's virtual ip:port (a UDP server answering whoever wrote to it):
+ * the client socket's host address, if the two apps share a label. null: not a client.
+ */
+function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): Route | null {
+  const found = s.host.sockets.hostOfSource("udp", ip, port);
+  if (!found) return null;
+  const peer = s.host.table.getApp(found.source.appId);
+  if (peer && peer.id !== s.app.id && !sharesLabel(s.app.labels, peer.labels)) {
+    s.host.log.warn(
+      { app: s.app.id, dst: `${ip}:${port}`, proto: "udp" },
+      "datagram to a client denied by label policy",
+    );
+    return E.EACCES;
+  }
+  let host = found.host;
+  // An autobound client socket listens on the wildcard: reach it on the node address of
+  // the sending socket's family (a socket bound to an IPv4 host address cannot reach ::1).
+  if (host.ip === "0.0.0.0" || host.ip === "::") {
+    const fromV6 =
+      fromIp !== undefined && fromIp !== "0.0.0.0" && fromIp !== "::"
+        ? ipOf(fromIp).family === 6
+        : ipOf(ip).family === 6;
+    const v6 = host.ip === "::" && fromV6 && s.host.config.nodeIp6 !== null;
+    host = { ip: v6 ? (s.host.config.nodeIp6 as string) : s.host.config.nodeIp, port: host.port };
+  }
+  return { host, loopback: false };
+}
+
 /** 127.0.0.1/::1 (and 0.0.0.0) inside an app: only the app's own listeners answer. */
 function loopbackRoute(s: AppSession, proto: Proto, domain: number, d: SockAddr): Route {
   const v4 = d.ip.family === 4;
@@ -122,7 +156,7 @@ function loopbackRoute(s: AppSession, proto: Proto, domain: number, d: SockAddr)
 }
 
 /** Remembers which app (and virtual destination) this host connection belongs to. */
-function recordSource(s: AppSession, fd: number, proto: Proto, d: SockAddr, loopback: boolean): void {
+export function recordSource(s: AppSession, fd: number, proto: Proto, d: SockAddr, loopback: boolean): void {
   const local = hostName(s, fd, false);
   if (!local) return;
   const family = d.ip.family;

@@ -4,8 +4,10 @@
 //
 // Trapped (SECCOMP_RET_USER_NOTIF): socket() for AF_INET, AF_INET6 and AF_PACKET (by
 // argument, so UNIX sockets and netlink never reach the daemon), bind, listen, connect,
-// accept, accept4, getsockname, getpeername, and sendto/sendmsg/sendmmsg only when they
-// carry MSG_FASTOPEN (TCP Fast Open connects without connect()). io_uring is refused with
+// accept, accept4, getsockname, getpeername; sendto and recvfrom only when they carry an
+// address (a UDP datagram to or from a virtual address) or MSG_FASTOPEN (TCP Fast Open
+// connects without connect()); sendmsg, sendmmsg, recvmsg and recvmmsg always, since their
+// address is inside struct msghdr where BPF cannot look. io_uring is refused with
 // ENOSYS: its socket operations would bypass the trap. Syscalls of another architecture
 // (i386, x32) kill the process: they would reach the network through other numbers.
 
@@ -60,9 +62,12 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
-    jeq(nr("sendto"), "flags3"),
-    jeq(nr("sendmmsg"), "flags3"),
-    jeq(nr("sendmsg"), "flags2"),
+    jeq(nr("sendto"), "sendto"),
+    jeq(nr("recvfrom"), "addr4"),
+    jeq(nr("sendmsg"), "notify"),
+    jeq(nr("sendmmsg"), "notify"),
+    jeq(nr("recvmsg"), "notify"),
+    jeq(nr("recvmmsg"), "notify"),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),
     jeq(nr("io_uring_register"), "enosys"),
@@ -73,12 +78,15 @@ export function buildFilter(c: FilterConstants): Buffer {
     jeq(10, "notify"), // AF_INET6
     jeq(17, "notify"), // AF_PACKET: refused by the daemon with EPERM, and logged
     ret(SECCOMP_RET_ALLOW),
-    label("flags3"),
+    label("sendto"),
     ld(argLow(3)),
-    { code: BPF_JSET_K, jt: "notify", jf: "allow", k: MSG_FASTOPEN },
-    label("flags2"),
-    ld(argLow(2)),
-    { code: BPF_JSET_K, jt: "notify", jf: "allow", k: MSG_FASTOPEN },
+    { code: BPF_JSET_K, jt: "notify", jf: 0, k: MSG_FASTOPEN },
+    label("addr4"),
+    // A destination (sendto) or source (recvfrom) address: argument 4, a pointer, not NULL.
+    ld(argLow(4)),
+    jeq(0, 0, "notify"),
+    ld(argLow(4) + 4),
+    jeq(0, "allow", "notify"),
     label("notify"),
     ret(SECCOMP_RET_USER_NOTIF),
     label("allow"),

@@ -24,6 +24,7 @@ interface Waiter {
   readonly notif: Notification;
   readonly fd: number;
   handle: number;
+  timer: NodeJS.Timeout | null;
   /** Called when fd is ready; returns true when it answered the notification. */
   readonly onReady: () => boolean;
 }
@@ -170,8 +171,15 @@ export class AppSession {
    * it answers. A notification that becomes invalid meanwhile (the app was interrupted or
    * died) drops the wait and closes fd.
    */
-  wait(n: Notification, fd: number, events: number, onReady: () => boolean): void {
-    const w: Waiter = { notif: n, fd, handle: 0, onReady };
+  wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
+    const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
+    if (timeoutMs > 0) {
+      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up with EAGAIN.
+      w.timer = setTimeout(() => {
+        if (this.idValid(n)) this.fail(n, E.EAGAIN);
+        this.endWait(w);
+      }, timeoutMs);
+    }
     w.handle = this.host.addon.watch(fd, events, (status) => {
       if (status < 0 || !this.idValid(n)) {
         if (status < 0) this.fail(n, E.EIO);
@@ -185,6 +193,7 @@ export class AppSession {
 
   private endWait(w: Waiter): void {
     if (!this.waiters.delete(w)) return;
+    if (w.timer) clearTimeout(w.timer);
     this.host.addon.unwatch(w.handle);
     this.host.addon.close(w.fd);
   }

@@ -6,7 +6,8 @@
 import { handleAccept } from "./accept.js";
 import { handleBind } from "./bind.js";
 import { handleConnect } from "./connect.js";
-import { handleFastOpen } from "./fastopen.js";
+import { handleRecvfrom, handleRecvmmsg, handleRecvmsg } from "./dgram-recv.js";
+import { handleSendmmsg, handleSendmsg, handleSendto } from "./dgram-send.js";
 import { handleGetpeername } from "./getpeername.js";
 import { handleGetsockname } from "./getsockname.js";
 import { handleListen } from "./listen.js";
@@ -40,9 +41,12 @@ export class Supervisor {
     on("accept4", (s, n) => handleAccept(s, n, true));
     on("getsockname", handleGetsockname);
     on("getpeername", handleGetpeername);
-    on("sendto", handleFastOpen);
-    on("sendmsg", handleFastOpen);
-    on("sendmmsg", handleFastOpen);
+    on("sendto", handleSendto);
+    on("sendmsg", handleSendmsg);
+    on("sendmmsg", handleSendmmsg);
+    on("recvfrom", handleRecvfrom);
+    on("recvmsg", handleRecvmsg);
+    on("recvmmsg", handleRecvmmsg);
   }
 
   /** Starts serving the app; onGone runs once when the app's last task has exited. */

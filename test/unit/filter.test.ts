@@ -30,6 +30,9 @@ const X86_64: FilterConstants = {
     sendto: 44,
     sendmsg: 46,
     sendmmsg: 307,
+    recvfrom: 45,
+    recvmsg: 47,
+    recvmmsg: 299,
     io_uring_setup: 425,
     io_uring_enter: 426,
     io_uring_register: 427,
@@ -205,33 +208,36 @@ describe("buildFilter verdicts", () => {
     assert.equal(verdict(0, [0, 0, 0]), ALLOW); // read(0)
     assert.equal(verdict(1), ALLOW); // write
     assert.equal(verdict(59), ALLOW); // execve
-    assert.equal(verdict(45), ALLOW); // recvfrom
-    assert.equal(verdict(47), ALLOW); // recvmsg
+    assert.equal(verdict(17), ALLOW); // pread64
+    assert.equal(verdict(20), ALLOW); // writev
     assert.equal(verdict(424), ALLOW); // pidfd_send_signal, just below io_uring_setup
   });
 
-  test("sendto: flags (arg3) 0 is allowed, MSG_FASTOPEN is trapped", () => {
+  test("sendto: no destination and no MSG_FASTOPEN is allowed (connected sockets, send())", () => {
     assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0, 0, 0]), ALLOW);
-    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN, 0x2000, 16]), USER_NOTIF);
-    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN | 0x40, 0x2000, 16]), USER_NOTIF);
     assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0x40 | 0x4000, 0, 0]), ALLOW); // DONTWAIT|NOSIGNAL
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, MSG_FASTOPEN, 0, 0, 0]), ALLOW); // flag in arg2
   });
 
-  test("sendto: MSG_FASTOPEN in another argument does not trap", () => {
-    assert.equal(verdict(nr("sendto"), [3, 0x1000, MSG_FASTOPEN, 0, 0, 0]), ALLOW);
+  test("sendto: MSG_FASTOPEN or a destination address (arg4, either half) is trapped", () => {
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN, 0, 0]), USER_NOTIF);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, MSG_FASTOPEN | 0x40, 0x2000, 16]), USER_NOTIF);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0, 0x2000, 16]), USER_NOTIF);
+    assert.equal(verdict(nr("sendto"), [3, 0x1000, 10, 0, 0x7ffd00000000, 16]), USER_NOTIF);
   });
 
-  test("sendmsg: flags are arg2", () => {
-    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, 0]), ALLOW);
-    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, MSG_FASTOPEN]), USER_NOTIF);
-    assert.equal(verdict(nr("sendmsg"), [3, 0x1000, 0, MSG_FASTOPEN]), ALLOW);
+  test("recvfrom: trapped only with a source address buffer (arg4)", () => {
+    assert.equal(verdict(nr("recvfrom"), [3, 0x1000, 10, 0, 0, 0]), ALLOW);
+    assert.equal(verdict(nr("recvfrom"), [3, 0x1000, 10, 0, 0x2000, 0x3000]), USER_NOTIF);
+    assert.equal(verdict(nr("recvfrom"), [3, 0x1000, 10, 0, 0x7ffd00000000, 0x3000]), USER_NOTIF);
   });
 
-  test("sendmmsg: flags are arg3", () => {
-    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, 2, 0]), ALLOW);
-    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, 2, MSG_FASTOPEN]), USER_NOTIF);
-    assert.equal(verdict(nr("sendmmsg"), [3, 0x1000, MSG_FASTOPEN, 0]), ALLOW);
-  });
+  for (const name of ["sendmsg", "sendmmsg", "recvmsg", "recvmmsg"]) {
+    test(`${name} is trapped whatever its arguments (the address is inside struct msghdr)`, () => {
+      assert.equal(verdict(nr(name), [3, 0x1000, 0, 0]), USER_NOTIF);
+      assert.equal(verdict(nr(name), [3, 0x1000, MSG_FASTOPEN, MSG_FASTOPEN]), USER_NOTIF);
+    });
+  }
 
   for (const name of ["io_uring_setup", "io_uring_enter", "io_uring_register"]) {
     test(`${name} fails with ENOSYS`, () => {
