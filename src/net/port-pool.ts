@@ -48,6 +48,11 @@ export class PortPool {
   }
 
   /** Hands out the next free port, round-robin so that a freed port rests before reuse. */
+  /** A free port, or null when every port of the pool is in use. */
+  tryTake(): number | null {
+    return this.used.size >= this.size ? null : this.take();
+  }
+
   take(): number {
     const size = this.size;
     if (this.used.size >= size) {

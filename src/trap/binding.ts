@@ -56,7 +56,11 @@ export function bindVirtual(
     hostPort = rule.hostPort;
   } else {
     for (let i = 0; i < POOL_TRIES && hostPort === 0; i++) {
-      const port = host.pool.take();
+      const port = host.pool.tryTake();
+      if (port === null) {
+        host.log.warn({ app: app.id }, "the host port pool is exhausted; widen --ports");
+        return -E.EADDRINUSE;
+      }
       const r = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port }));
       if (r === 0) hostPort = port;
       else {

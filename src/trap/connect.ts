@@ -47,10 +47,11 @@ export function handleConnect(s: AppSession, n: Notification): void {
     const r = s.read(n, n.ptr(1), s.addrBuf, len);
     if (r < 0) return s.fail(n, -r);
     if (!s.idValid(n)) return;
-    const d = decodeSockaddr(domain, s.addrBuf, len);
+    const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
+    // An AF_INET6 UDP socket may connect to a sockaddr_in (ip6_datagram_connect); TCP may not.
+    const d = decodeSockaddr(domain, s.addrBuf, len, proto === "udp");
     if (d === "unspec") return s.settle(n, a.connect(dup, s.addrBuf, len));
     if (typeof d === "number") return s.fail(n, d);
-    const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     const route = routeOf(s, proto, domain, d);
     if (typeof route === "number") return s.fail(n, route);
     const hostLen = encodeFor(s, domain, route.host);

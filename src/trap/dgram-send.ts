@@ -73,7 +73,7 @@ function sendOne(
   if (m.nameLen > SOCKADDR_MAX) return -E.EINVAL;
   const r = s.read(n, m.namePtr, s.addrBuf, m.nameLen);
   if (r < 0) return r;
-  const d = decodeSockaddr(domain, s.addrBuf, m.nameLen);
+  const d = decodeSockaddr(domain, s.addrBuf, m.nameLen, true); // udpv6_sendmsg takes sockaddr_in too
   if (d === "unspec") return -E.EAFNOSUPPORT;
   if (typeof d === "number") return -d;
   const a = s.host.addon;

@@ -181,8 +181,14 @@ export class AppSession {
       }, timeoutMs);
     }
     w.handle = this.host.addon.watch(fd, events, (status) => {
-      if (status < 0 || !this.idValid(n)) {
-        if (status < 0) this.fail(n, E.EIO);
+      if (!this.idValid(n)) {
+        this.endWait(w);
+        return;
+      }
+      // libuv reports a socket error as a failed poll: let the waiter read it (SO_ERROR,
+      // or the call's own error) and fall back to EIO only if it cannot answer.
+      if (status < 0) {
+        if (!w.onReady()) this.fail(n, E.EIO);
         this.endWait(w);
         return;
       }

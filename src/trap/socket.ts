@@ -8,6 +8,7 @@ import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from ".
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
+const ESOCKTNOSUPPORT = 94; // not in os.constants.errno
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
@@ -26,6 +27,9 @@ export function handleSocket(s: AppSession, n: Notification): void {
     return refuse(E.EPERM, "raw and packet sockets are not switched");
   if (kind === SOCK_DGRAM && (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)) {
     return refuse(E.EACCES, "ICMP sockets are not switched");
+  }
+  if (kind !== SOCK_STREAM && kind !== SOCK_DGRAM) {
+    return refuse(ESOCKTNOSUPPORT, "only stream (TCP) and datagram (UDP) sockets are switched");
   }
   if (kind === SOCK_STREAM && protocol !== 0 && protocol !== IPPROTO_TCP) {
     return refuse(E.EPROTONOSUPPORT, "only TCP stream sockets are switched");
