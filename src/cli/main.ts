@@ -5,9 +5,13 @@
 import { hostname } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import {
+  DEFAULT_DNS_DOMAIN,
   DEFAULT_PORTS,
   DEFAULT_STATE_DIR,
   DEFAULT_VIP_CIDR,
+  defaultDnsIp,
+  parseDnsDomain,
+  parseDnsIp,
   parseEgress,
   parseLb,
   parseNodeIps,
@@ -18,6 +22,7 @@ import {
 import { InvalidArgumentError, messageOf, SockswitchError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { runDaemon } from "../daemon/daemon.js";
+import { parseDnsServers } from "../dns/index.js";
 import { get } from "./get.js";
 import { run } from "./run.js";
 
@@ -61,17 +66,32 @@ export function buildProgram(): Command {
     .option("--lb <mode>", "default load balancing: round-robin or random", "round-robin")
     .option("--clean", "start with an empty state (forget stored apps and services)", false)
     .option("--log-level <level>", "trace, debug, info, warn or error", "info")
+    .addOption(
+      new Option("--dns [bool]", "serve DNS for managed apps' names (--dns=false: off)")
+        .default(true)
+        .argParser(parseBool("--dns")),
+    )
+    .option("--dns-domain <domain>", "the domain of managed apps' names", DEFAULT_DNS_DOMAIN)
+    .option("--dns-ip <ip>", "the resolver's virtual IP (default: the 53rd address of --vip-cidr)")
+    .option("--dns-servers <ip[:port],...>", "upstream DNS servers (default: the host's /etc/resolv.conf)")
     .action(async (o) => {
       const levels = ["trace", "debug", "info", "warn", "error", "fatal"];
       if (!levels.includes(o.logLevel))
         throw new InvalidArgumentError(`--log-level "${o.logLevel}" is not one of ${levels.join(", ")}`);
+      const vipCidr = parseVipCidr(o.vipCidr);
       await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
         ...parseNodeIps(o.nodeIp),
         nodeName: o.nodeName ?? hostname(),
         ports: parsePortRange(o.ports),
-        vipCidr: parseVipCidr(o.vipCidr),
+        vipCidr,
+        dns: {
+          enabled: o.dns !== false,
+          ip: o.dnsIp === undefined ? defaultDnsIp(vipCidr) : parseDnsIp(o.dnsIp),
+          domain: parseDnsDomain(o.dnsDomain),
+          upstreams: o.dnsServers === undefined ? null : parseDnsServers(o.dnsServers),
+        },
         egress: parseEgress(o.egress),
         lb: parseLb(o.lb),
         clean: o.clean === true,
@@ -105,6 +125,12 @@ export function buildProgram(): Command {
       new Option("--new-netns [bool]", "give the app its own empty network namespace")
         .default(true)
         .argParser(parseBool("--new-netns")),
+    )
+    .addOption(
+      new Option(
+        "--dns-override [bool]",
+        "point the app's /etc/resolv.conf at sockswitch's DNS (default: when the daemon serves it)",
+      ).argParser(parseBool("--dns-override")),
     )
     .passThroughOptions()
     .action((command: string[], o) => {

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseLb } from "../core/config.js";
+import { parseLb, resolvConfPath } from "../core/config.js";
 import { InvalidArgumentError, NativeError } from "../core/errors.js";
 import { loadAddon } from "../native/addon.js";
 import { type AppSpec, parseAppIps, parseExpose, validateName } from "../table/app-spec.js";
@@ -21,6 +21,8 @@ export interface RunOptions {
   user?: string;
   lb?: string;
   newNetns: boolean;
+  /** undefined: when the daemon serves DNS; true: required; false: leave resolv.conf alone. */
+  dnsOverride?: boolean;
 }
 
 export function launcherPath(): string {
@@ -55,6 +57,14 @@ export function run(socket: string, opts: RunOptions, command: string[]): never 
   });
   const argv = [launcherPath(), "--socket", socket, "--meta", meta];
   if (!opts.newNetns) argv.push("--no-netns");
+  const resolv = resolvConfPath(socket);
+  if (opts.dnsOverride !== false) {
+    if (existsSync(resolv)) argv.push("--resolv-conf", resolv);
+    else if (opts.dnsOverride === true)
+      throw new NativeError(
+        `--dns-override: the daemon at ${socket} serves no DNS (${resolv} is missing); start it without --dns=false`,
+      );
+  }
   if (opts.user !== undefined) {
     const u = resolveUser(opts.user);
     argv.push("--user", `${u.uid}:${u.gid}${u.groups.length > 0 ? `:${u.groups.join(",")}` : ""}`);

@@ -2,8 +2,9 @@
 // mistake), and detection of this host's node addresses.
 
 import { networkInterfaces } from "node:os";
-import { type Cidr, parseCidr } from "../net/cidr.js";
-import { parseIp } from "../net/ip.js";
+import type { Upstream } from "../dns/index.js";
+import { type Cidr, cidrNth, parseCidr } from "../net/cidr.js";
+import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { type PortRange, parsePortRange } from "../net/port-pool.js";
 import type { LbMode } from "../table/types.js";
 import { InvalidArgumentError } from "./errors.js";
@@ -25,6 +26,54 @@ export interface DaemonConfig {
   readonly lb: LbMode;
   readonly clean: boolean;
   readonly logLevel: string;
+  readonly dns: DnsConfig;
+}
+
+export interface DnsConfig {
+  /** --dns=false turns the server off. */
+  readonly enabled: boolean;
+  /** The resolver's virtual IP (port 53). */
+  readonly ip: string;
+  readonly domain: string;
+  /** --dns-servers; null: the host's /etc/resolv.conf. */
+  readonly upstreams: readonly Upstream[] | null;
+}
+
+/** Where the daemon on `socket` writes the resolv.conf that apps get (absent: DNS is off). */
+export function resolvConfPath(socket: string): string {
+  return `${socket.replace(/\.sock$/, "")}.resolv.conf`;
+}
+
+export const DEFAULT_DNS_DOMAIN = "sockswitch.local";
+
+/** The resolver's default virtual IP: the 53rd address of the virtual IP pool. */
+export function defaultDnsIp(vipCidr: Cidr): string {
+  const ip = cidrNth(vipCidr, 53);
+  if (!ip)
+    throw new InvalidArgumentError(
+      `--vip-cidr ${vipCidr.text} is too small to hold the resolver; give --dns-ip`,
+    );
+  return ip.text;
+}
+
+export function parseDnsIp(text: string): string {
+  const ip = parseIp(text);
+  if (!ip || isUnspecified(ip.text) || isLoopback(ip.text))
+    throw new InvalidArgumentError(`--dns-ip "${text}" is not a usable virtual IP; write it like 10.77.0.53`);
+  return ip.text;
+}
+
+/** A DNS domain: dot-separated labels of letters, digits and hyphens. */
+export function parseDnsDomain(text: string): string {
+  const d = text.toLowerCase().replace(/\.$/, "");
+  if (
+    !/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) ||
+    d.length > 200
+  )
+    throw new InvalidArgumentError(
+      `--dns-domain "${text}" is not a DNS domain; write it like sockswitch.local`,
+    );
+  return d;
 }
 
 /** The socket path every command uses: --socket, else $SOCKSWITCH_SOCKET, else the default. */

@@ -68,6 +68,11 @@ export class AppManager {
     throw new PoolExhaustedError(`no free virtual IP left in --vip-cidr ${cidr.text}; widen it or give --ip`);
   }
 
+  /** Keeps ip out of automatic assignment (the resolver's address). */
+  reserveIp(ip: string): void {
+    this.reserved.add(ip);
+  }
+
   /** Gives back IPs assigned to an app that never started. */
   releaseIps(ips: readonly string[]): void {
     for (const ip of ips) this.reserved.delete(ip);

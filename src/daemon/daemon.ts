@@ -6,6 +6,7 @@
 //   store       embedded state in --state-dir (store/embedded.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
+//   dns         the embedded DNS server and its well-known virtual IP (daemon/dns.ts)
 //   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
 //   api         REST routes on fastify (api/server.ts)
 //   socket      the UNIX socket shared by the API and the launcher handshake (daemon/socket-server.ts)
@@ -24,6 +25,7 @@ import { specFromJson } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { AppManager, parentPid } from "./apps.js";
+import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
 import { SocketServer } from "./socket-server.js";
@@ -65,7 +67,10 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
   const supervisor = new Supervisor(nr);
   const filter = buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr });
+  const dns = await DaemonDns.start(host, config.dns, config.socket, log);
+  host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
+  if (dns) apps.reserveIp(dns.resolver.ip);
   apps.restore(snapshot);
 
   const launch: LaunchHandler = {
@@ -77,6 +82,10 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
         throw new Error("bad app registration: not JSON");
       }
       const spec = specFromJson(json);
+      if (host.resolver && spec.ips.includes(host.resolver.ip))
+        throw new Error(
+          `${host.resolver.ip} is the address of sockswitch's DNS server (--dns-ip); choose another --ip`,
+        );
       const ips = apps.assignIps(spec);
       log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
       return { spec, ips, filter };
@@ -116,6 +125,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       store: store.kind,
       stateDir: config.stateDir,
       restoredApps: snapshot.apps.length,
+      dns: dns ? `${dns.resolver.ip}:53` : "off",
     },
     "sockswitch daemon ready",
   );
@@ -128,7 +138,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       log.info({ signal }, "shutting down");
       server.close();
       apps.closeAll();
-      Promise.all([store.close(), api.fastify.close()])
+      Promise.all([store.close(), api.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))
         .finally(resolve);
     };

@@ -11,13 +11,14 @@ import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
-import type { TrapConfig, TrapHost } from "../trap/host.js";
+import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
 
 export class Host implements TrapHost {
   readonly config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
+  resolver: Resolver | null = null;
   private readonly local = new Set<string>();
 
   constructor(

@@ -80,6 +80,12 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
   const { host, app } = s;
   const ip = d.ip.text;
   if (isLoopbackOrAny(ip)) return loopbackRoute(s, proto, domain, d);
+  // The resolver's well-known address: open to every app, whatever its labels.
+  const dns = host.resolver;
+  if (dns !== null && d.port === 53 && ip === dns.ip) {
+    if (domain === AF_INET && ipOf(dns.hostIp).family === 6) return E.ECONNREFUSED;
+    return { host: { ip: dns.hostIp, port: dns.hostPort }, loopback: false };
+  }
   const look = host.table.resolve(proto, ip, d.port, app.labels);
   if (proto === "udp" && (look.kind === "no-backend" || look.kind === "not-virtual")) {
     const reply = replyRoute(s, ip, d.port, fromIp);

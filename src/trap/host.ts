@@ -18,6 +18,13 @@ export interface TrapConfig {
   readonly egress: "allow" | "deny";
 }
 
+/** The daemon's DNS server: its well-known virtual IP (port 53) and where it really listens. */
+export interface Resolver {
+  readonly ip: string;
+  readonly hostIp: string;
+  readonly hostPort: number;
+}
+
 export interface TrapHost {
   readonly addon: Addon;
   readonly config: TrapConfig;
@@ -25,6 +32,8 @@ export interface TrapHost {
   readonly sockets: SocketRegistry;
   readonly pool: PortPool;
   readonly log: Logger;
+  /** The DNS server, when the daemon runs one. */
+  readonly resolver: Resolver | null;
   /** Adds a service to the table and the store. */
   registerService(svc: Service): void;
   /** Removes a service from the table and the store. */

@@ -185,6 +185,15 @@ export class TestHost {
     return (JSON.parse(r.stdout) as { items: T[] }).items;
   }
 
+  /** Starts a long-running command in the host namespace itself (not managed). */
+  spawnInHost(cmd: string[]): Proc {
+    const p = new Proc(
+      spawn("ip", ["netns", "exec", this.ns, ...cmd], { stdio: ["ignore", "pipe", "pipe"] }),
+    );
+    this.procs.push(p);
+    return p;
+  }
+
   /** Runs a command in the host namespace itself (not managed). */
   exec(cmd: string[]): Result {
     return sh("ip", ["netns", "exec", this.ns, ...cmd]);

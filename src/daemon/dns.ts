@@ -1,0 +1,128 @@
+// The daemon's DNS: the embedded server (src/dns) answering for managed apps' names, and
+// how apps reach it. An app's namespace has no interfaces, so the resolver has a
+// well-known virtual IP (--dns-ip, by default the 53rd address of --vip-cidr: 10.77.0.53)
+// that the trap routes like any other: connect/sendto to DNS_IP:53 reach the server on
+// node-ip:pool-port, and replies read with recvfrom/getpeername come from DNS_IP:53. Apps
+// learn the address from a resolv.conf the daemon writes next to its socket, which
+// `sockswitch run` bind-mounts over /etc/resolv.conf in the app's own mount namespace.
+
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { type DnsConfig, resolvConfPath } from "../core/config.js";
+import { messageOf } from "../core/errors.js";
+import { DnsServer, readResolvConf } from "../dns/index.js";
+import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
+import type { Binding } from "../table/sockets.js";
+import type { Resolver } from "../trap/host.js";
+import type { Host } from "./host.js";
+
+const LISTEN_TRIES = 8;
+
+export class DaemonDns {
+  private constructor(
+    private readonly server: DnsServer,
+    readonly resolver: Resolver,
+    private readonly file: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the server, or removes a stale resolv.conf and returns null when DNS is off. */
+  static async start(host: Host, cfg: DnsConfig, socket: string, log: Logger): Promise<DaemonDns | null> {
+    const file = resolvConfPath(socket);
+    if (!cfg.enabled) {
+      rmSync(file, { force: true });
+      return null;
+    }
+    const upstreams = (cfg.upstreams ?? readResolvConf()).filter((u) => u.host !== cfg.ip);
+    if (upstreams.length === 0)
+      log.warn("no upstream DNS servers (--dns-servers, /etc/resolv.conf): names outside the domain fail");
+    const server = new DnsServer({
+      domain: cfg.domain,
+      upstreams,
+      log,
+      lookup: (name) => {
+        const apps = host.table.appsWithName(name);
+        if (apps.length === 0) return undefined;
+        const v4: string[] = [];
+        const v6: string[] = [];
+        for (const app of apps) for (const ip of app.ips) (ip.includes(":") ? v6 : v4).push(ip);
+        return { v4, v6 };
+      },
+    });
+    const hostIp = host.config.nodeIp;
+    let hostPort = 0;
+    for (let i = 0; i < LISTEN_TRIES && hostPort === 0; i++) {
+      const port = host.pool.tryTake();
+      if (port === null) break;
+      try {
+        hostPort = await server.listen({ host: hostIp, port });
+      } catch (err) {
+        host.pool.release(port);
+        log.debug({ port, err: messageOf(err) }, "DNS port busy; trying another");
+      }
+    }
+    if (hostPort === 0) throw new Error(`cannot start the DNS server on ${hostIp}: no free port in --ports`);
+    const resolver: Resolver = { ip: cfg.ip, hostIp, hostPort };
+    for (const proto of ["udp", "tcp"] as const) host.sockets.addBinding(resolverBinding(resolver, proto));
+    const dns = new DaemonDns(server, resolver, file, log);
+    dns.writeResolvConf(cfg.domain);
+    log.info(
+      {
+        dns: `${cfg.ip}:53`,
+        host: `${hostIp}:${hostPort}`,
+        domain: server.domain,
+        upstreams: upstreams.length,
+      },
+      "DNS server ready",
+    );
+    return dns;
+  }
+
+  /** Rewritten in place: running apps bind-mount this file, and a mount pins its inode. */
+  private writeResolvConf(domain: string): void {
+    const search = [domain, ...hostSearchDomains().filter((d) => d !== domain)].join(" ");
+    const text =
+      "# Written by sockswitch daemon: its DNS server, reached through sockswitch itself.\n" +
+      `nameserver ${this.resolver.ip}\nsearch ${search}\noptions ndots:1 timeout:2 attempts:2\n`;
+    writeFileSync(this.file, text, { mode: 0o644 });
+  }
+
+  async close(): Promise<void> {
+    rmSync(this.file, { force: true });
+    await this.server.close().catch((err) => this.log.warn({ err: messageOf(err) }, "closing DNS"));
+  }
+}
+
+/** The resolver as a bound socket, so replies and getpeername show DNS_IP:53. */
+function resolverBinding(r: Resolver, proto: "udp" | "tcp"): Binding {
+  return {
+    appId: "",
+    proto,
+    inode: 0,
+    vip: r.ip,
+    vport: 53,
+    hostIp: r.hostIp,
+    hostPort: r.hostPort,
+    domain: r.hostIp.includes(":") ? AF_INET6 : AF_INET,
+    reusePort: false,
+    loopback: false,
+    v6only: false,
+    exposed: false,
+    listening: true,
+    serviceIds: [],
+  };
+}
+
+function hostSearchDomains(): string[] {
+  try {
+    const text = readFileSync("/etc/resolv.conf", "utf8");
+    const out: string[] = [];
+    for (const line of text.split("\n")) {
+      const m = /^\s*(search|domain)\s+(.+)$/.exec(line);
+      if (m?.[2]) out.splice(0, out.length, ...m[2].trim().split(/\s+/));
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
