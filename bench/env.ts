@@ -6,7 +6,7 @@
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,6 +56,16 @@ export async function waitFor<T>(what: string, check: () => T, timeoutMs = 15_00
 // ---- Everything made here, undone by cleanup() -------------------------------------------
 
 const children = new Set<Proc>();
+/** Process groups of every child started (a group outlives its leader while a member lives). */
+const groups: number[] = [];
+let logDir: string | null = null;
+
+/** Every child's output is appended to DIR/<what>.log when it exits (the dir is emptied first). */
+export function keepLogs(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  logDir = dir;
+}
 const namespaces: string[] = [];
 const dirs: string[] = [];
 
@@ -70,6 +80,7 @@ export class Proc {
     readonly child: ChildProcess,
   ) {
     children.add(this);
+    if (child.pid) groups.push(child.pid);
     child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       this.stdout += d;
     });
@@ -77,8 +88,13 @@ export class Proc {
       this.stderr += d;
     });
     this.exited = new Promise((resolve) => {
-      child.on("close", (code) => {
+      child.on("close", (code, signal) => {
         children.delete(this);
+        if (logDir) {
+          const name = what.replace(/[^\w.-]+/g, "-").replace(/^-|-$/g, "");
+          const text = `--- exit ${code ?? signal}\n${this.stderr}${this.stdout}`;
+          appendFileSync(join(logDir, `${name}.log`), text);
+        }
         resolve(code);
       });
     });
@@ -92,8 +108,14 @@ export class Proc {
     return this.child.pid as number;
   }
 
+  /** Signals the child's whole process group (a launcher's forked child is in it too). */
   kill(sig: NodeJS.Signals = "SIGKILL"): void {
-    if (this.running) this.child.kill(sig);
+    if (!this.running) return;
+    try {
+      process.kill(-this.pid, sig);
+    } catch {
+      this.child.kill(sig);
+    }
   }
 
   /** Waits for the exit; kills the process after ms. Resolves to the exit code. */
@@ -114,7 +136,11 @@ export class Proc {
 /** Starts argv (in namespace ns when given) with piped output. */
 export function start(what: string, ns: string | null, argv: string[], stdin = false): Proc {
   const [cmd, ...args] = ns ? ["ip", "netns", "exec", ns, ...argv] : argv;
-  const child = spawn(cmd as string, args, { stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"] });
+  // Detached: its own process group, so that kill() reaches everything it forked.
+  const child = spawn(cmd as string, args, {
+    stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"],
+    detached: true,
+  });
   return new Proc(what, child);
 }
 
@@ -152,6 +178,13 @@ export function cleanup(): void {
   if (cleaned) return;
   cleaned = true;
   for (const p of children) p.kill("SIGKILL");
+  for (const g of groups) {
+    try {
+      process.kill(-g, "SIGKILL");
+    } catch {
+      // the group is empty: nothing left of that child
+    }
+  }
   for (const ns of namespaces.reverse()) {
     for (const pid of sh("ip", ["netns", "pids", ns]).stdout.split("\n").filter(Boolean)) {
       try {

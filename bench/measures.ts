@@ -1,7 +1,8 @@
 // The measures that compare paths: each starts its server on every path, then runs its
 // client `runs` times per path, alternating between paths (the order rotates every run so
 // that no path always goes first), and keeps every run's value. A client that fails or
-// does not complete its count is retried once, then recorded as a failure.
+// does not complete its count is retried once, then recorded as a failure. On the
+// sockswitch path the daemon's CPU use over each client run is kept too (daemon_cpu_pct).
 //
 //   throughput  iperf3, one TCP stream, Gbit/s (receiver side)
 //   rr          netbench rr: 1-byte request/reply on one open connection, per second
@@ -9,6 +10,7 @@
 //   redis       redis-benchmark SET and GET (50 clients), requests per second (their mean)
 //   trap        trap-latency: socket() and connect() under sockswitch vs the same calls plain
 
+import { readFileSync } from "node:fs";
 import { type Proc, TOOLS } from "./env.js";
 import { type Lab, PATH_NAMES, type Path, type PathName, PORTS } from "./paths.js";
 
@@ -53,6 +55,9 @@ export interface PairMeasure {
   parse(stdout: string): Parsed;
   timeoutMs(s: Settings): number;
 }
+
+/** sysconf(_SC_CLK_TCK): 100 on every Linux architecture Node runs on. */
+const CLK_TCK = 100;
 
 function json(stdout: string): Record<string, unknown> {
   const line = stdout.trim().split("\n").filter(Boolean).pop() ?? "";
@@ -175,6 +180,13 @@ export function pairMeasures(redisDir: string): PairMeasure[] {
   ];
 }
 
+/** User+system CPU time of a process so far, in seconds (/proc/PID/stat, fields 14 and 15). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
 /** Rotates the path order by run number: run 0 host first, run 1 bridge first, … */
 export function order<T>(items: readonly T[], run: number): T[] {
   const k = run % items.length;
@@ -216,8 +228,19 @@ export async function runPair(
       for (const name of order(PATH_NAMES, run)) {
         const p: Path = lab.paths[name];
         const r = await attempt(
-          async () =>
-            m.parse(await p.client(`${m.key} client (${name})`, m.client(p.target, s), m.timeoutMs(s))),
+          async () => {
+            const cpu0 = cpuSeconds(lab.daemon.proc.pid);
+            const t0 = performance.now();
+            const out = await p.client(`${m.key} client (${name})`, m.client(p.target, s), m.timeoutMs(s));
+            const parsed = m.parse(out);
+            if (name === "sockswitch") {
+              // How busy the daemon was over the client's run (its start-up included).
+              const pct =
+                (100 * (cpuSeconds(lab.daemon.proc.pid) - cpu0)) / ((performance.now() - t0) / 1000);
+              parsed.detail = { ...parsed.detail, daemon_cpu_pct: Math.round(pct) };
+            }
+            return parsed;
+          },
           (err) => failures.push({ measure: m.key, path: name, run, error: String(err).slice(0, 500) }),
         );
         if (r) {

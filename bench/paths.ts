@@ -126,12 +126,15 @@ export interface DaemonHandle {
 }
 
 /** Starts a sockswitch daemon in a namespace of its own (node IP 127.0.0.1, clean state). */
-export async function startDaemon(cli: string, role: string, cpuProfDir?: string): Promise<DaemonHandle> {
+export async function startDaemon(
+  cli: string,
+  role: string,
+  nodeFlags: string[] = [],
+): Promise<DaemonHandle> {
   const ns = makeNetns(role);
   const dir = tempDir();
   const socket = `${dir}/sockswitch.sock`;
-  const prof = cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [];
-  const argv = [process.execPath, ...prof, cli, "--socket", socket, "daemon"];
+  const argv = [process.execPath, ...nodeFlags, cli, "--socket", socket, "daemon"];
   argv.push("--state-dir", `${dir}/state`, "--node-ip", "127.0.0.1", "--clean");
   const proc = start(`daemon (${role})`, ns, argv);
   await until(proc, /sockswitch daemon ready/);
@@ -160,8 +163,8 @@ export interface Lab {
   daemon: DaemonHandle;
 }
 
-/** Builds all three paths. Everything is removed by env.cleanup(). */
-export async function buildLab(cli: string, cpuProfDir?: string): Promise<Lab> {
-  const daemon = await startDaemon(cli, "ssw", cpuProfDir);
+/** Builds all three paths; nodeFlags go to the daemon's node. Everything is removed by env.cleanup(). */
+export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
+  const daemon = await startDaemon(cli, "ssw", nodeFlags);
   return { paths: { host: hostPath(), bridge: bridgePath(), sockswitch: sockswitchPath(daemon) }, daemon };
 }

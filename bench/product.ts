@@ -29,9 +29,13 @@ export function workTree(): Product {
   return at(ROOT, git("rev-parse", "HEAD"), dirty);
 }
 
-/** A clean build of one commit (made once, then reused). */
+/** What the build is made of: commits that touch only bench/ or docs do not rebuild it. */
+const PRODUCT_FILES = ["src", "native", "bin", "binding.gyp", "tsconfig.json", "tsconfig.build.json"];
+
+/** A clean build of one commit (made once, then reused), named by the last commit that changed the product. */
 export function ofCommit(ref: string, progress: (line: string) => void): Product {
-  const commit = git("rev-parse", "--verify", `${ref}^{commit}`);
+  const resolved = git("rev-parse", "--verify", `${ref}^{commit}`);
+  const commit = git("log", "-1", "--format=%H", resolved, "--", ...PRODUCT_FILES);
   const root = join(BUILD, `product-${commit.slice(0, 12)}`);
   const done = join(root, ".built");
   if (!existsSync(done)) {

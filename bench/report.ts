@@ -172,6 +172,12 @@ function rows(r: Report): string[][] {
 
 function extraLines(r: Report): string[] {
   const lines: string[] = [];
+  const cpu = PAIR_KEYS.flatMap((k) => {
+    const v = (r.metrics[k]?.daemon_cpu_pct as { sockswitch?: number } | undefined)?.sockswitch;
+    return typeof v === "number" ? [`${k} ${v}%`] : [];
+  });
+  if (cpu.length)
+    lines.push(`sockswitch daemon CPU during the client runs (100% = one core): ${cpu.join(", ")}`);
   const t = r.metrics.trap as Record<string, Record<string, number> | number> | undefined;
   if (t) {
     const p = t.plain as Record<string, number>;

@@ -9,9 +9,12 @@
 //   --runs N          runs per path
 //   --only a,b        some of: throughput, rr, crr, redis, trap, daemon_rss
 //   --commit REF      measure a clean build of that commit (made in bench/build/), not the work tree
-//   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR)
+//   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR; see
+//                     bench/README.md: SIGPROF can break the daemon's trap loop)
+//   --daemon-node-options "..."  more node options for the daemon (e.g. --perf-basic-prof)
 //   --from-json FILE  measure nothing: redraw table, chart and Markdown from a JSON file
 //   --smoke           tiny counts, to check that the harness still works (bench/smoke.test.ts)
+// The output of every process it ran is kept in bench/results/tmp/ (not committed).
 // Everything it makes (namespaces, veths, bridge, nft table, processes, temp dirs) is
 // removed at the end, also on failure or Ctrl-C.
 
@@ -19,7 +22,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ratiosSvg } from "./chart.js";
-import { BENCH, cleanup, cleanupOnExit, machine, prepare, tempDir } from "./env.js";
+import { BENCH, cleanup, cleanupOnExit, keepLogs, machine, prepare, tempDir } from "./env.js";
 import {
   type Failure,
   type PairResult,
@@ -75,6 +78,7 @@ async function main(): Promise<number> {
       only: { type: "string" },
       commit: { type: "string" },
       "cpu-prof": { type: "string" },
+      "daemon-node-options": { type: "string" },
       "from-json": { type: "string" },
     },
   });
@@ -96,6 +100,7 @@ async function main(): Promise<number> {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
   };
   cleanupOnExit();
+  keepLogs(join(BENCH, "results", "tmp"));
   const product = o.commit ? ofCommit(o.commit, progress) : workTree();
   prepare(product.root);
   const info = machine();
@@ -104,9 +109,13 @@ async function main(): Promise<number> {
   let trap: TrapResult | null = null;
   let rss: RssStep[] | null = null;
   try {
-    const cpuProf = o["cpu-prof"] ? resolve(o["cpu-prof"]) : undefined;
-    if (cpuProf) mkdirSync(cpuProf, { recursive: true });
-    const lab = await buildLab(product.cli, cpuProf);
+    const nodeFlags = (o["daemon-node-options"] ?? "").split(" ").filter(Boolean);
+    if (o["cpu-prof"]) {
+      const dir = resolve(o["cpu-prof"]);
+      mkdirSync(dir, { recursive: true });
+      nodeFlags.push("--cpu-prof", "--cpu-prof-dir", dir);
+    }
+    const lab = await buildLab(product.cli, nodeFlags);
     progress(`paths ready (${mode}: ${settings.runs} runs per path)`);
     for (const m of pairMeasures(tempDir())) {
       if (only.includes(m.key)) pairs[m.key as PairKey] = await runPair(m, lab, settings, failures, progress);
