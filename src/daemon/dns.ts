@@ -105,6 +105,7 @@ function resolverBinding(r: Resolver, proto: "udp" | "tcp"): Binding {
     hostPort: r.hostPort,
     domain: r.hostIp.includes(":") ? AF_INET6 : AF_INET,
     reusePort: false,
+    reuseAddr: false,
     loopback: false,
     v6only: false,
     exposed: false,

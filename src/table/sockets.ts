@@ -27,6 +27,7 @@ export interface Binding {
   /** The socket's domain (AF_INET or AF_INET6). */
   readonly domain: number;
   readonly reusePort: boolean;
+  readonly reuseAddr: boolean;
   /** Private to the app: bound to the app's loopback. */
   readonly loopback: boolean;
   /** An AF_INET6 socket with IPV6_V6ONLY: it serves only IPv6 virtual IPs. */

@@ -13,6 +13,7 @@ const E = constants.errno;
 export const SOL_SOCKET = 1;
 export const SO_TYPE = 3;
 export const SO_ERROR = 4;
+export const SO_REUSEADDR = 2;
 export const SO_REUSEPORT = 15;
 export const SO_DOMAIN = 39;
 export const SO_ACCEPTCONN = 30;

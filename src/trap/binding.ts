@@ -15,6 +15,7 @@ import {
   IPPROTO_IPV6,
   IPV6_V6ONLY,
   ipOf,
+  SO_REUSEADDR,
   SO_REUSEPORT,
   SOL_SOCKET,
 } from "./addresses.js";
@@ -40,8 +41,9 @@ export function bindVirtual(
   const current = s.host.addon.getsockname(fd, s.outBuf);
   if (current >= 4 && ((s.outBuf[2] as number) !== 0 || (s.outBuf[3] as number) !== 0)) return -E.EINVAL;
   const reusePort = a.getsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT) === 1;
+  const reuseAddr = a.getsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR) === 1;
   const v6only = domain === AF_INET6 && a.getsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY) === 1;
-  if (vport !== 0 && conflicts(s, proto, vip.text, vport, reusePort)) return -E.EADDRINUSE;
+  if (vport !== 0 && conflicts(s, proto, vip.text, vport, reusePort, reuseAddr)) return -E.EADDRINUSE;
 
   const rule = loopback ? undefined : app.expose.find((e) => e.appPort === vport);
   const hostIp = rule ? (rule.hostIp ?? host.config.nodeIp) : hostBindIp(s, domain, v6only, loopback);
@@ -80,6 +82,7 @@ export function bindVirtual(
     hostPort,
     domain,
     reusePort,
+    reuseAddr,
     loopback,
     v6only,
     exposed: rule !== undefined,
@@ -92,7 +95,14 @@ export function bindVirtual(
 }
 
 /** True when a live socket of the same app already holds an overlapping address. */
-function conflicts(s: AppSession, proto: Proto, vip: string, vport: number, reusePort: boolean): boolean {
+function conflicts(
+  s: AppSession,
+  proto: Proto,
+  vip: string,
+  vport: number,
+  reusePort: boolean,
+  reuseAddr: boolean,
+): boolean {
   const same = s.host.sockets
     .bindingsOn(s.app.id, proto, vport)
     .filter((b) => b.vip === vip || isUnspecified(b.vip) || isUnspecified(vip));
@@ -101,9 +111,20 @@ function conflicts(s: AppSession, proto: Proto, vip: string, vport: number, reus
   let conflict = false;
   for (const b of same) {
     if (!live.has(b.inode)) forget(s, b);
-    else if (!(reusePort && b.reusePort)) conflict = true;
+    else if (!shareable(proto, b, reusePort, reuseAddr)) conflict = true;
   }
   return conflict;
+}
+
+/**
+ * As the kernel decides: SO_REUSEPORT on both; for UDP, SO_REUSEADDR on both (socat's
+ * fork mode, multicast receivers); for TCP, SO_REUSEADDR on both while the other socket
+ * does not listen.
+ */
+function shareable(proto: Proto, b: Binding, reusePort: boolean, reuseAddr: boolean): boolean {
+  if (reusePort && b.reusePort) return true;
+  if (!(reuseAddr && b.reuseAddr)) return false;
+  return proto === "udp" || !b.listening;
 }
 
 /** Inodes of the sockets open in the given processes (from /proc; only on a conflict). */

@@ -27,6 +27,7 @@ function binding(o: BOpts): Binding {
     hostPort: o.hostPort,
     domain: 2,
     reusePort: false,
+    reuseAddr: false,
     loopback: false,
     v6only: false,
     exposed: false,
