@@ -9,6 +9,7 @@
         "native/addon/notify.c",
         "native/addon/poll.c",
         "native/addon/proc.c",
+        "native/addon/ptrace.c",
         "native/addon/unix.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

@@ -9,6 +9,13 @@
  *                                          out in memory, host byte order, 8 bytes each)
  *             END
  *   launcher: SSW1 FD <app pid>           (the seccomp listener fd attached, SCM_RIGHTS)
+ *   daemon:   APP <id>                    (the app's id, for a later REATTACH)
+ *             GO | ERR <message>
+ *
+ * When the daemon connection ends while the app runs (the daemon restarted), the
+ * launcher reconnects and hands the listener it kept to the new daemon:
+ *
+ *   launcher: SSW1 REATTACH <id> <app pid>   (the listener attached, SCM_RIGHTS)
  *   daemon:   GO | ERR <message>
  *
  * Lines of a kind this launcher does not know are ignored, so the daemon can add
@@ -136,22 +143,28 @@ static void set_filter(struct grant *g, const char *hex) {
   g->filter_len = (unsigned short)count;
 }
 
+/* A connected socket to the daemon at path, or -errno. */
+static int dial(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail(EXIT_LAUNCHER, "creating a UNIX socket failed: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
 struct daemon_conn *handshake_connect(const char *path) {
   struct daemon_conn *dc = calloc(1, sizeof *dc);
   if (!dc) fail(EXIT_LAUNCHER, "out of memory");
   dc->path = path;
   dc->listener = -1;
-
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  int err = 0;
-  if (strlen(path) >= sizeof sa.sun_path) {
-    err = ENAMETOOLONG;
-  } else {
-    strcpy(sa.sun_path, path);
-    dc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (dc->fd < 0) fail(EXIT_LAUNCHER, "creating a UNIX socket failed: %s", strerror(errno));
-    if (connect(dc->fd, (struct sockaddr *)&sa, sizeof sa) < 0) err = errno;
-  }
+  dc->fd = dial(path);
+  int err = dc->fd < 0 ? -dc->fd : 0;
   if (err)
     fail(EXIT_LAUNCHER, "cannot reach the daemon at %s: %s; is `sockswitch daemon` running?", path,
          strerror(err));
@@ -219,6 +232,8 @@ bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int ap
       fail(EXIT_LAUNCHER, "the daemon closed the connection before answering the listener hand-over");
     if (strcmp(line, "GO") == 0) return true;
     if (is_kind(line, "ERR")) refused(line);
+    if (strncmp(line, "APP ", 4) == 0 && strlen(line + 4) < sizeof dc->app_id && !strchr(line + 4, ' '))
+      strcpy(dc->app_id, line + 4);
     /* Any other kind of line: ignored (forward compatibility). */
   }
 }
@@ -236,15 +251,51 @@ bool handshake_poll_daemon(struct daemon_conn *dc) {
 }
 
 /*
- * Hook: the daemon connection ended while the app runs (the daemon stopped or
- * restarted). The app keeps running. Its trapped socket calls wait on the seccomp
- * listener, which this launcher still holds (dc->listener) so the kernel keeps the
- * filter's notifications pending instead of failing them.
- *
- * A future version reconnects to dc->path here and re-hands the listener to the
- * restarted daemon, with the same `SSW1 FD <dc->app>` message and an SCM_RIGHTS
- * attachment (see handshake_hand_over; the protocol will need a way to tell the
- * daemon which app this is). Today it does nothing; the dead connection stays open
- * and the caller stops watching it.
+ * The daemon connection ended while the app runs (the daemon stopped or restarted).
+ * The app's trapped calls wait on the seccomp listener, which this launcher still
+ * holds, so the kernel keeps them pending instead of failing them. Tries once to hand
+ * the listener to a daemon on the same path: true on GO (dc->fd is the new
+ * connection), false when no daemon answers yet (the caller tries again later). A
+ * daemon that refuses the app (restarted with --clean, say) ends the launcher and the
+ * app: its calls would otherwise wait forever.
  */
-void handshake_daemon_lost(struct daemon_conn *dc) { (void)dc; }
+bool handshake_reattach(struct daemon_conn *dc) {
+  if (dc->app_id[0] == '\0') return false;
+  int fd = dial(dc->path);
+  if (fd < 0) return false;
+  char msg[128];
+  int len = snprintf(msg, sizeof msg, "SSW1 REATTACH %s %d\n", dc->app_id, (int)dc->app);
+  if (send_with_fd(fd, msg, (size_t)len, dc->listener) < 0) {
+    close(fd);
+    return false;
+  }
+  /* The answer: one line within a bounded time (the daemon answers at once). */
+  char reply[512];
+  size_t got = 0;
+  while (got < sizeof reply - 1) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, 5000);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+    reply[got] = '\0';
+    char *nl = strchr(reply, '\n');
+    if (!nl) continue;
+    *nl = '\0';
+    if (strcmp(reply, "GO") == 0) {
+      close(dc->fd);
+      dc->fd = fd;
+      dc->len = dc->consumed = dc->total = 0;
+      return true;
+    }
+    if (is_kind(reply, "ERR"))
+      fail(EXIT_LAUNCHER, "the restarted daemon at %s refused this app: %s", dc->path,
+           reply[3] == ' ' ? reply + 4 : "no reason given");
+    break;
+  }
+  close(fd);
+  return false;
+}

@@ -66,6 +66,7 @@ struct daemon_conn {
   const char *path;
   pid_t app;        /* set once the listener has been handed over */
   int listener;     /* the app's seccomp listener fd, kept open; -1 before */
+  char app_id[64];  /* the daemon's id of the app (its APP line); "" if it sent none */
   size_t len;       /* bytes buffered in buf */
   size_t consumed;  /* bytes of buf taken by the last line returned */
   size_t total;     /* bytes read for the current reply, checked against REPLY_CAP */
@@ -86,7 +87,7 @@ struct daemon_conn *handshake_connect(const char *path);
 void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g);
 bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl);
 bool handshake_poll_daemon(struct daemon_conn *dc);
-void handshake_daemon_lost(struct daemon_conn *dc);
+bool handshake_reattach(struct daemon_conn *dc);
 
 /* netns.c */
 void netns_setup(const struct grant *g);

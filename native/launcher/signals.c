@@ -23,6 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 1000
+
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
 
@@ -82,9 +85,10 @@ void signals_reset_for_exec(void) {
 
 /*
  * Waits for the app to end and returns the launcher's exit code. While the app
- * runs, the daemon connection is watched too, so its end reaches the
- * handshake_daemon_lost() hook. Without pidfd_open(2) (Linux < 5.3) this is a
- * plain waitpid and the hook is never called.
+ * runs, the daemon connection is watched too: when it ends (the daemon restarted),
+ * the launcher tries to hand the app's listener to a daemon on the same socket,
+ * every RETRY_MIN_MS doubling to RETRY_MAX_MS, for as long as the app runs.
+ * Without pidfd_open(2) (Linux < 5.3) this is a plain waitpid, without reattaching.
  */
 int signals_supervise(pid_t pid, struct daemon_conn *dc) {
   int pidfd = -1;
@@ -93,15 +97,26 @@ int signals_supervise(pid_t pid, struct daemon_conn *dc) {
 #endif
   if (pidfd >= 0) {
     struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = dc->fd, .events = POLLIN}};
+    int retry_ms = -1; /* -1: connected */
     for (;;) {
-      if (poll(p, 2, -1) < 0) {
+      int r = poll(p, 2, retry_ms);
+      if (r < 0) {
         if (errno == EINTR) continue;
         break; /* fall back to waitpid */
       }
       if (p[0].revents) break;
+      if (r == 0) {
+        if (handshake_reattach(dc)) {
+          p[1].fd = dc->fd;
+          retry_ms = -1;
+        } else {
+          retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+        }
+        continue;
+      }
       if (p[1].revents && !handshake_poll_daemon(dc)) {
-        handshake_daemon_lost(dc);
-        p[1].fd = -1; /* poll ignores it from now on; the fd itself stays open */
+        p[1].fd = -1; /* poll ignores it until a new daemon takes the app */
+        retry_ms = dc->app_id[0] ? RETRY_MIN_MS : -1;
       }
     }
     close(pidfd);

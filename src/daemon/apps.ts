@@ -8,12 +8,14 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PoolExhaustedError } from "../core/errors.js";
 import { cidrNth, cidrSize } from "../net/cidr.js";
+import type { KernelSocket } from "../net/proc-net.js";
 import type { Snapshot } from "../store/store.js";
 import type { AppSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import { AppSession, READABLE } from "../trap/session.js";
 import type { Supervisor } from "../trap/supervisor.js";
 import type { Host } from "./host.js";
+import { kickTrappedThreads, rebuildBindings } from "./takeover.js";
 
 const SWEEP_MS = 500;
 
@@ -131,8 +133,38 @@ export class AppManager {
     if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
   }
 
+  /**
+   * Takes over a running app from the state dir whose launcher re-handed its listener
+   * after a daemon restart. The app must be this node's, alive (same pid and start
+   * time), and the launcher's child.
+   */
+  adopt(id: string, pid: number, listenerFd: number, launcherPid: number): App {
+    const app = this.host.table.getApp(id);
+    if (!app || app.node !== this.host.config.nodeName)
+      throw new Error(`this daemon does not know app ${id} (was it started with --clean?)`);
+    if (app.pid !== pid || processStart(pid) !== app.pidStart)
+      throw new Error(`app ${id} is not process ${pid}`);
+    if (parentPid(pid) !== launcherPid)
+      throw new Error(`process ${pid} is not a child of the launcher ${launcherPid}`);
+    if (this.sessions.has(id)) throw new Error(`app ${id} is already served`);
+    const orphan = this.orphans.get(id);
+    if (orphan) {
+      this.orphans.delete(id);
+      this.host.addon.unwatch(orphan.handle);
+      this.host.addon.close(orphan.pidfd);
+    }
+    // Calls the previous daemon took but never answered: restart them before serving.
+    const kicked = kickTrappedThreads(this.host, app);
+    const session = new AppSession(this.host, app, listenerFd);
+    this.sessions.set(app.id, session);
+    this.supervisor.serve(session, () => this.remove(app.id, "exited"));
+    this.ensureSweep();
+    this.host.log.info({ app: app.id, name: app.name, pid, restartedCalls: kicked }, "app reattached");
+    return app;
+  }
+
   /** Loads the store's apps: live ones are kept (and watched), dead ones are removed. */
-  restore(snap: Snapshot): void {
+  restore(snap: Snapshot, kernel: readonly KernelSocket[]): void {
     const node = this.host.config.nodeName;
     for (const app of snap.apps) this.host.table.putApp(app);
     for (const svc of snap.services) {
@@ -150,6 +182,7 @@ export class AppManager {
         this.remove(app.id, "exited while the daemon was down");
         continue;
       }
+      rebuildBindings(this.host, app, kernel);
       this.watchOrphan(app);
     }
   }

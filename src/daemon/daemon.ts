@@ -20,6 +20,7 @@ import { messageOf, PermissionError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { loadAddon } from "../native/addon.js";
+import { kernelSockets } from "../net/proc-net.js";
 import { EmbeddedStore } from "../store/embedded.js";
 import { specFromJson } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
@@ -71,7 +72,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
-  apps.restore(snapshot);
+  apps.restore(snapshot, snapshot.apps.length > 0 ? await kernelSockets() : []);
 
   const launch: LaunchHandler = {
     hello(meta, cred) {
@@ -94,7 +95,10 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       if (parentPid(childPid) !== cred.pid) {
         throw new Error(`process ${childPid} is not a child of the launcher ${cred.pid}`);
       }
-      apps.start(p.spec, p.ips, childPid, listenerFd);
+      return apps.start(p.spec, p.ips, childPid, listenerFd).id;
+    },
+    reattach(appId, pid, listenerFd, cred) {
+      apps.adopt(appId, pid, listenerFd, cred.pid);
     },
     abandon(p) {
       apps.releaseIps(p.ips);

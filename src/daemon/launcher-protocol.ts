@@ -3,6 +3,9 @@
 //   daemon → launcher  OK, then IP <addr> (one per virtual IP), FILTER <hex>, END
 //                      or ERR <sentence> (and the connection closes)
 //   launcher → daemon  SSW1 FD <child pid>   with the seccomp listener fd (SCM_RIGHTS)
+//   daemon → launcher  APP <id>, GO   or   ERR <sentence>
+// After a daemon restart the launcher hands the listener it kept to the new daemon:
+//   launcher → daemon  SSW1 REATTACH <id> <app pid>   with the listener fd (SCM_RIGHTS)
 //   daemon → launcher  GO   or   ERR <sentence>
 // The connection then stays open for the launcher's life. The peer is identified by
 // SO_PEERCRED, and the child must be the launcher's own child.
@@ -32,8 +35,10 @@ export interface Pending {
 export interface LaunchHandler {
   /** Validates the app spec and assigns its identity; throws a sentence for the user. */
   hello(meta: string, cred: PeerCred): Pending;
-  /** Takes over the app's seccomp listener; throws a sentence for the user. */
-  handover(p: Pending, childPid: number, listenerFd: number, cred: PeerCred): void;
+  /** Takes over the app's seccomp listener; returns the app's id; throws a sentence for the user. */
+  handover(p: Pending, childPid: number, listenerFd: number, cred: PeerCred): string;
+  /** Takes over the listener of a running app known from the state dir; throws a sentence. */
+  reattach(appId: string, pid: number, listenerFd: number, cred: PeerCred): void;
   /** The launcher went away before handing over. */
   abandon(p: Pending): void;
 }
@@ -117,10 +122,27 @@ export class LauncherConnection {
         }
         const p = this.pending;
         this.pending = null;
+        let id: string;
         try {
-          this.handler.handover(p, pid, fds[0] as number, this.cred);
+          id = this.handler.handover(p, pid, fds[0] as number, this.cred);
         } catch (err) {
           this.handler.abandon(p);
+          this.addon.close(fds[0] as number);
+          throw err;
+        }
+        this.done = true;
+        this.send(`APP ${id}\nGO\n`);
+        return;
+      }
+      const re = /^SSW1 REATTACH ([0-9a-f]{1,32}) ([1-9][0-9]{0,9})$/.exec(line);
+      if (re && this.pending === null) {
+        if (fds.length !== 1) {
+          for (const f of fds) this.addon.close(f);
+          return this.reject("the REATTACH message needs exactly one fd");
+        }
+        try {
+          this.handler.reattach(re[1] as string, Number(re[2]), fds[0] as number, this.cred);
+        } catch (err) {
           this.addon.close(fds[0] as number);
           throw err;
         }

@@ -209,6 +209,8 @@ export interface Addon {
   ): number;
   /** getsockopt(2) of an option of any shape into out: its length or -errno. */
   getsockoptBytes(fd: number, level: number, name: number, out: Uint8Array): number;
+  /** Interrupts the system call thread tid is blocked in (PTRACE_SEIZE + PTRACE_INTERRUPT, wait, PTRACE_DETACH) so the kernel restarts it: 0 or -errno. */
+  interruptSyscall(tid: number): number;
   /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */
   peerCred(fd: number, out: Int32Array): number;
   /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */

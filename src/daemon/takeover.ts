@@ -1,0 +1,107 @@
+// Taking over running apps after a daemon restart (the launcher re-hands each app's
+// seccomp listener): the socket records rebuilt from the restored services and the
+// kernel's socket list, and the app's threads kicked out of trapped calls that the
+// previous daemon had received but never answered. The kernel never delivers such a
+// notification again; interrupted, the call restarts and is trapped anew (it never ran).
+
+import { readdirSync, readFileSync } from "node:fs";
+import type { KernelSocket } from "../net/proc-net.js";
+import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
+import type { App } from "../table/types.js";
+import type { Host } from "./host.js";
+
+/** Re-creates the bound-socket records of an app's services that still exist in the kernel. */
+export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSocket[]): number {
+  let rebuilt = 0;
+  const byHost = new Map<string, string[]>();
+  for (const svc of host.table.servicesOfApp(app.id)) {
+    if (svc.node !== host.config.nodeName) continue;
+    const key = `${svc.proto}|${svc.hostIp}|${svc.hostPort}`;
+    byHost.set(key, [...(byHost.get(key) ?? []), svc.id]);
+  }
+  for (const ids of byHost.values()) {
+    const svc = host.table.getService(ids[0] as string);
+    if (!svc) continue;
+    const k = kernel.find(
+      (s) =>
+        s.proto === svc.proto &&
+        s.localPort === svc.hostPort &&
+        s.localIp === svc.hostIp &&
+        (svc.proto === "udp" || s.state === "LISTEN"),
+    );
+    if (!k) continue;
+    host.sockets.addBinding({
+      appId: app.id,
+      proto: svc.proto,
+      inode: k.inode,
+      vip: ids.length > 1 ? (svc.vip.includes(":") ? "::" : "0.0.0.0") : svc.vip,
+      vport: svc.vport,
+      hostIp: svc.hostIp,
+      hostPort: svc.hostPort,
+      domain: svc.hostIp.includes(":") ? AF_INET6 : AF_INET,
+      reusePort: false,
+      reuseAddr: false,
+      loopback: false,
+      v6only: false,
+      exposed: svc.exposed,
+      listening: svc.proto === "tcp",
+      serviceIds: ids,
+    });
+    rebuilt++;
+  }
+  return rebuilt;
+}
+
+/** The app's process and all its descendants. */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length > 0 && out.length < 100_000) {
+    const pid = todo.pop() as number;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** True when the thread waits in a seccomp user notification (its kernel stack says so). */
+function waitsOnSeccomp(pid: number, tid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/stack`, "utf8").includes("seccomp_do_user_notification");
+  } catch {
+    return false;
+  }
+}
+
+/** Kicks every thread of the app's tree that waits on a trapped call; returns how many. */
+export function kickTrappedThreads(host: Host, app: App): number {
+  let kicked = 0;
+  for (const pid of processTree(app.pid)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tids) {
+      const tid = Number(t);
+      if (!waitsOnSeccomp(pid, tid)) continue;
+      const r = host.addon.interruptSyscall(tid);
+      if (r === 0) kicked++;
+      else host.log.warn({ app: app.id, tid, errno: -r }, "could not restart a thread's trapped call");
+    }
+  }
+  return kicked;
+}

@@ -1,0 +1,92 @@
+// End-to-end: the daemon restarts (kill -9) while managed apps run. Established
+// connections keep flowing (the data path is the kernel's); calls trapped while the daemon
+// is down wait and then succeed (the launcher hands the app's listener to the new
+// daemon); a server blocked in accept() is served again; the table comes back without
+// duplicates; an app that died meanwhile is cleaned up; --clean starts empty.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { FIXTURES, type Proc, PYTHON, sleep, TestHost, waitFor } from "./harness.js";
+
+const LOOP = `${FIXTURES}/conn-loop.py`;
+
+function summary(p: Proc): { ok: number; errors: string[] } {
+  const line = p.stdout.trim().split("\n").pop() ?? "";
+  return JSON.parse(line) as { ok: number; errors: string[] };
+}
+
+describe("daemon restart", () => {
+  let host: TestHost;
+
+  before(async () => {
+    host = new TestHost("restart");
+    await host.start();
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  async function echoServer(ip: string, port: number): Promise<Proc> {
+    const p = host.run(["--ip", ip], [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(port), "R"]);
+    await waitFor("echo server", () => p.stdout.includes('"listening"'));
+    return p;
+  }
+
+  test("kill -9 and start again: no connection fails, established ones keep flowing, nothing doubles", async () => {
+    const srv = await echoServer("10.77.95.1", 7100);
+    const steady = host.run([], [PYTHON, LOOP, "steady", "10.77.95.1", "7100", "60", "0.1"]);
+    await waitFor("the steady connection", () => steady.stdout.includes("connected"));
+    const fresh = host.run([], [PYTHON, LOOP, "new", "10.77.95.1", "7100", "40", "0.1"]);
+    await sleep(1000);
+    await host.stopDaemon("SIGKILL");
+    await sleep(1500); // calls made now wait in the kernel
+    await host.start();
+    const [s, f] = await Promise.all([steady.wait(30_000), fresh.wait(30_000)]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(f.code, 0, f.stderr);
+    assert.deepEqual(summary(steady), { ok: 60, errors: [] });
+    assert.deepEqual(summary(fresh), { ok: 40, errors: [] });
+    const services = host
+      .getJson<{ address: string }>("services")
+      .filter((x) => x.address === "10.77.95.1:7100");
+    assert.equal(services.length, 1);
+    assert.match(host.daemon?.stdout ?? "", /"restartedCalls":1,"msg":"app reattached"/);
+    srv.kill();
+  });
+
+  test("an app that exits while the daemon is down is removed, and its port freed, at restart", async () => {
+    const srv = await echoServer("10.77.96.1", 7200);
+    const port = Number(
+      host
+        .getJson<{ address: string; host: string }>("services")
+        .find((x) => x.address === "10.77.96.1:7200")
+        ?.host.split(":")
+        .pop(),
+    );
+    await host.stopDaemon("SIGKILL");
+    srv.kill("SIGKILL");
+    await srv.wait();
+    await host.start();
+    assert.ok(!host.getJson<{ address: string }>("services").some((x) => x.address === "10.77.96.1:7200"));
+    const probe = host.exec([
+      PYTHON,
+      "-c",
+      `import socket; socket.socket().bind(("127.0.0.1", ${port})); print("ok")`,
+    ]);
+    assert.equal(probe.stdout.trim(), "ok", probe.stderr);
+  });
+
+  test("--clean starts empty; a running app's launcher is told and stops the app", async () => {
+    const srv = await echoServer("10.77.97.1", 7300);
+    await host.stopDaemon("SIGKILL");
+    await host.start({ daemonArgs: ["--clean"] });
+    const r = await srv.wait(10_000);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(
+      r.stderr,
+      /refused this app: this daemon does not know app [0-9a-f]+ \(was it started with --clean\?\)/,
+    );
+    assert.deepEqual(host.getJson("apps"), []);
+  });
+});
