@@ -270,7 +270,7 @@ export interface TrapResult {
   trapped: TrapRun[];
 }
 
-/** socket()+connect() latency: plain on the host path vs trapped on the sockswitch path. */
+/** socket()+connect() latency: the same client, plain and under sockswitch, to one plain server. */
 export async function runTrap(
   lab: Lab,
   s: Settings,
@@ -279,16 +279,12 @@ export async function runTrap(
 ): Promise<TrapResult> {
   const result: TrapResult = { plain: [], trapped: [] };
   const sides = [
-    { key: "plain", path: lab.paths.host },
-    { key: "trapped", path: lab.paths.sockswitch },
+    { key: "plain", path: lab.trap.plain },
+    { key: "trapped", path: lab.trap.trapped },
   ] as const;
   const servers: Proc[] = [];
   try {
-    for (const { path } of sides) {
-      servers.push(
-        await path.server(`trap server (${path.name})`, netbenchServer.argv, netbenchServer.ready),
-      );
-    }
+    servers.push(await lab.trap.plain.server("trap server", netbenchServer.argv, netbenchServer.ready));
     for (let run = 0; run < s.runs; run++) {
       for (const { key, path } of order(sides, run)) {
         const argv = [TOOLS.trap, path.target, String(PORTS.netbench), String(s.trapCount)];

@@ -158,13 +158,46 @@ function sockswitchPath(d: DaemonHandle): Path {
   };
 }
 
+/**
+ * For the trap measure: one plain server in the daemon's namespace on an address of its own
+ * (TEST-NET-1, on that namespace's lo only), reached by the same client once plain and once
+ * under `sockswitch run` (for sockswitch an egress address: no service, no trapped accept
+ * on the server side), so that the only difference is the trapping of the client's calls.
+ */
+export const TRAP_IP = "192.0.2.1";
+
+function trapPaths(d: DaemonHandle): { plain: Path; trapped: Path } {
+  must("ip", ["-n", d.ns, "addr", "add", `${TRAP_IP}/32`, "dev", "lo"]);
+  const server = (what: string, argv: string[], ready: RegExp): Promise<Proc> =>
+    until(start(what, d.ns, argv), ready);
+  return {
+    plain: {
+      name: "host",
+      target: TRAP_IP,
+      server,
+      client: (what, argv, ms) => runToEnd(what, d.ns, argv, ms),
+    },
+    trapped: {
+      name: "sockswitch",
+      target: TRAP_IP,
+      server,
+      client: (what, argv, ms) => runToEnd(what, d.ns, runArgv(d, ["--name", "trap-client"], argv), ms),
+    },
+  };
+}
+
 export interface Lab {
   paths: Record<PathName, Path>;
+  trap: { plain: Path; trapped: Path };
   daemon: DaemonHandle;
 }
 
 /** Builds all three paths; nodeFlags go to the daemon's node. Everything is removed by env.cleanup(). */
 export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
   const daemon = await startDaemon(cli, "ssw", nodeFlags);
-  return { paths: { host: hostPath(), bridge: bridgePath(), sockswitch: sockswitchPath(daemon) }, daemon };
+  return {
+    paths: { host: hostPath(), bridge: bridgePath(), sockswitch: sockswitchPath(daemon) },
+    trap: trapPaths(daemon),
+    daemon,
+  };
 }

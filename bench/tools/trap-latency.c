@@ -4,8 +4,10 @@
  *   trap-latency HOST PORT COUNT
  *
  * Each round: socket(AF_INET, SOCK_STREAM), connect() to HOST:PORT (a listening server),
- * close(); both calls are timed with clock_gettime(CLOCK_MONOTONIC). Run once as a plain
- * process and once under `sockswitch run`: the difference is what trapping adds (the
+ * close() with SO_LINGER 0 (a reset: no TIME_WAIT, so that the rounds do not fill the
+ * namespace's ephemeral ports and slow down each other's port search). socket() and
+ * connect() are timed with clock_gettime(CLOCK_MONOTONIC). Run once as a plain process
+ * and once under `sockswitch run`: the difference is what trapping adds (the
  * seccomp notification, the daemon's handler, its answer). Prints one JSON line with p50,
  * p99 and the mean of each call in microseconds, after a warm-up of 200 rounds.
  * Stops at the first error. Man pages: clock_gettime(2), socket(2), connect(2).
@@ -79,6 +81,8 @@ int main(int argc, char **argv) {
     int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     long long t2 = ns();
     if (r < 0) err = errno;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
     if (err) break;
     if (i >= 0) {
