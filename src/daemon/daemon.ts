@@ -29,6 +29,7 @@ import { AppManager, parentPid } from "./apps.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
+import { Reconciler } from "./reconcile.js";
 import { SocketServer } from "./socket-server.js";
 
 const SYSCALLS = [
@@ -105,6 +106,9 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     },
   };
 
+  const reconciler = new Reconciler(host, log);
+  reconciler.start();
+
   const api = await createApiServer({
     table: host.table,
     sockets: host.sockets,
@@ -141,6 +145,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       stopping = true;
       log.info({ signal }, "shutting down");
       server.close();
+      reconciler.stop();
       apps.closeAll();
       Promise.all([store.close(), api.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))

@@ -19,6 +19,7 @@ import {
   SO_REUSEPORT,
   SOL_SOCKET,
 } from "./addresses.js";
+import type { TrapHost } from "./host.js";
 import type { AppSession } from "./session.js";
 
 const POOL_TRIES = 32;
@@ -151,9 +152,14 @@ function openSocketInodes(pids: Iterable<number>): Set<number> {
 
 /** Withdraws a binding whose socket is gone, with its services and pool port. */
 export function forget(s: AppSession, b: Binding): void {
-  for (const id of b.serviceIds) s.host.withdrawService(id);
-  s.host.sockets.removeBinding(b);
-  if (!b.exposed) s.host.pool.release(b.hostPort);
+  withdrawBinding(s.host, b);
+}
+
+/** Withdraws a binding: its services, its record, its pool port. */
+export function withdrawBinding(host: TrapHost, b: Binding): void {
+  for (const id of b.serviceIds) host.withdrawService(id);
+  host.sockets.removeBinding(b);
+  if (!b.exposed) host.pool.release(b.hostPort);
 }
 
 /** Registers the services a bound (UDP) or listening (TCP) socket provides. */

@@ -1,0 +1,70 @@
+// Reconciliation with the kernel's socket list: a managed listening (TCP) or bound (UDP)
+// socket that the app closed while it keeps running is withdrawn — its services, its
+// record and its pool port — within about a second. close() is not trapped (it is far too
+// hot), so the daemon compares its records with /proc/net/{tcp,tcp6,udp,udp6} instead,
+// read asynchronously, only while there are records to check.
+
+import type { Logger } from "pino";
+import { messageOf } from "../core/errors.js";
+import { type KernelSocket, kernelSockets } from "../net/proc-net.js";
+import { withdrawBinding } from "../trap/binding.js";
+import type { Host } from "./host.js";
+
+const INTERVAL_MS = 500;
+
+function key(proto: string, ip: string, port: number, inode: number): string {
+  return `${proto}|${ip}|${port}|${inode}`;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(
+    private readonly host: Host,
+    private readonly log: Logger,
+    private readonly read: () => Promise<KernelSocket[]> = kernelSockets,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One pass; the records checked are those that existed before the kernel was read. */
+  async tick(): Promise<number> {
+    if (this.running) return 0;
+    const checked = this.host.sockets
+      .allBindings()
+      .filter((b) => b.appId !== "" && b.inode !== 0 && (b.proto === "udp" || b.listening));
+    if (checked.length === 0) return 0;
+    this.running = true;
+    try {
+      const live = new Set<string>();
+      for (const s of await this.read()) live.add(key(s.proto, s.localIp, s.localPort, s.inode));
+      let gone = 0;
+      for (const b of checked) {
+        if (live.has(key(b.proto, b.hostIp, b.hostPort, b.inode))) continue;
+        // Still the same record (not replaced meanwhile)?
+        if (this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
+        this.log.info(
+          { app: b.appId, proto: b.proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
+          "socket closed by the app; its services are withdrawn",
+        );
+        withdrawBinding(this.host, b);
+        gone++;
+      }
+      return gone;
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, "reading the kernel's socket list failed");
+      return 0;
+    } finally {
+      this.running = false;
+    }
+  }
+}
