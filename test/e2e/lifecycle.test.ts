@@ -55,7 +55,9 @@ describe("app lifecycle", () => {
       );
       assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
       assert.ok(app.running, "the app keeps running");
-      assert.ok(!host.getJson<{ hostLocal: string }>("sockets").some((s) => s.hostLocal === `127.0.0.1:${hostPort}`));
+      assert.ok(
+        !host.getJson<{ hostLocal: string }>("sockets").some((s) => s.hostLocal === `127.0.0.1:${hostPort}`),
+      );
       app.kill();
     });
   }
