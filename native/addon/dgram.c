@@ -3,7 +3,7 @@
  * for apps (sendto/sendmsg/recvfrom/recvmsg with addresses to translate), and
  * getsockopt of options that are not ints (SO_RCVTIMEO).
  *
- * Responsible for sendmsg, recvmsg and getsockoptBytes. Each is one syscall that
+ * Responsible for sendmsg, recvmsg, getsockoptBytes and setsockoptBytes (SO_LINGER). Each is one syscall that
  * never blocks (MSG_DONTWAIT is always added; sends also get MSG_NOSIGNAL) and
  * returns its result or -errno. Leans on sendmsg(2), recvmsg(2), getsockopt(2).
  */
@@ -100,9 +100,23 @@ static napi_value dg_getsockopt_bytes(napi_env env, napi_callback_info info) {
   return sw_num(env, len);
 }
 
+/* setsockoptBytes(fd, level, name, value) -> 0 | -errno. */
+static napi_value dg_setsockopt_bytes(napi_env env, napi_callback_info info) {
+  static const char usage[] = "setsockoptBytes(fd, level, name, value: Uint8Array)";
+  sw_args a;
+  int32_t fd, level, name;
+  uint8_t *value;
+  size_t len;
+  if (!sw_get_args(env, info, &a, usage, 4) || !sw_i32(&a, 0, &fd) || !sw_i32(&a, 1, &level) ||
+      !sw_i32(&a, 2, &name) || !sw_bytes(&a, 3, &value, &len))
+    return NULL;
+  return sw_ret(env, setsockopt(fd, level, name, value, (socklen_t)len));
+}
+
 const sw_export sw_dgram_exports[] = {
     {"sendmsg", dg_sendmsg},
     {"recvmsg", dg_recvmsg},
     {"getsockoptBytes", dg_getsockopt_bytes},
+    {"setsockoptBytes", dg_setsockopt_bytes},
     {NULL, NULL},
 };

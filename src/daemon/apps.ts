@@ -5,7 +5,7 @@
 // kernel sockets and keep serving) and removed when it exits.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { PoolExhaustedError } from "../core/errors.js";
 import { cidrNth, cidrSize } from "../net/cidr.js";
 import type { KernelSocket } from "../net/proc-net.js";
@@ -31,6 +31,15 @@ export function processStart(pid: number): number | null {
 }
 
 /** Parent pid of a process, or null. */
+/** The network namespace of a process (the link text of /proc/PID/ns/net), or null. */
+function netnsOf(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
 export function parentPid(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -68,6 +77,26 @@ export class AppManager {
       return [ip.text];
     }
     throw new PoolExhaustedError(`no free virtual IP left in --vip-cidr ${cidr.text}; widen it or give --ip`);
+  }
+
+  /**
+   * The managed app that process pid belongs to, if any: one of its ancestors is a managed
+   * app's process, or it lives in a managed app's network namespace (a double-forked
+   * child reparented to init still does). Apps may not register apps: that would let an
+   * app pick its own identity and labels.
+   */
+  appOfProcess(pid: number): App | undefined {
+    const apps = this.host.table.listApps().filter((a) => a.node === this.host.config.nodeName);
+    if (apps.length === 0) return undefined;
+    const byPid = new Map(apps.map((a) => [a.pid, a]));
+    for (let p: number | null = pid, depth = 0; p !== null && p > 1 && depth < 256; depth++) {
+      const app = byPid.get(p);
+      if (app) return app;
+      p = parentPid(p);
+    }
+    const ns = netnsOf(pid);
+    if (ns === null || ns === netnsOf(process.pid)) return undefined;
+    return apps.find((a) => netnsOf(a.pid) === ns);
   }
 
   /** Keeps ip out of automatic assignment (the resolver's address). */

@@ -47,6 +47,11 @@ const SYSCALLS = [
   "recvfrom",
   "recvmsg",
   "recvmmsg",
+  "setns",
+  "ptrace",
+  "process_vm_readv",
+  "process_vm_writev",
+  "pidfd_getfd",
   "io_uring_setup",
   "io_uring_enter",
   "io_uring_register",
@@ -83,6 +88,9 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       } catch {
         throw new Error("bad app registration: not JSON");
       }
+      const inside = apps.appOfProcess(cred.pid);
+      if (inside)
+        throw new Error(`a managed app may not start apps (the launcher runs inside app ${inside.id})`);
       const spec = specFromJson(json);
       if (host.resolver && spec.ips.includes(host.resolver.ip))
         throw new Error(

@@ -68,6 +68,16 @@ export interface AddonConstants {
   readonly __NR_recvfrom: number;
   /** Syscall number of recvmsg(2). */
   readonly __NR_recvmsg: number;
+  /** Syscall number of setns(2). */
+  readonly __NR_setns: number;
+  /** Syscall number of ptrace(2). */
+  readonly __NR_ptrace: number;
+  /** Syscall number of process_vm_readv(2). */
+  readonly __NR_process_vm_readv: number;
+  /** Syscall number of process_vm_writev(2). */
+  readonly __NR_process_vm_writev: number;
+  /** Syscall number of pidfd_getfd(2). */
+  readonly __NR_pidfd_getfd: number;
   /** Syscall number of recvmmsg(2). */
   readonly __NR_recvmmsg: number;
   /** Syscall number of io_uring_setup(2). */
@@ -209,6 +219,8 @@ export interface Addon {
   ): number;
   /** getsockopt(2) of an option of any shape into out: its length or -errno. */
   getsockoptBytes(fd: number, level: number, name: number, out: Uint8Array): number;
+  /** setsockopt(2) of an option of any shape (all of value): 0 or -errno. */
+  setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): number;
   /** Interrupts the system call thread tid is blocked in (PTRACE_SEIZE + PTRACE_INTERRUPT, wait, PTRACE_DETACH) so the kernel restarts it: 0 or -errno. */
   interruptSyscall(tid: number): number;
   /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */

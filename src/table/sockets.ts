@@ -36,6 +36,20 @@ export interface Binding {
   readonly exposed: boolean;
   listening: boolean;
   serviceIds: string[];
+  /** UDP: unmanaged peers this socket sent to, whose replies it admits (bounded). */
+  egressPeers?: Set<string>;
+}
+
+const EGRESS_PEERS_MAX = 256;
+
+/** Remembers that the socket bound at b sent to an unmanaged peer (oldest forgotten first). */
+export function noteEgressPeer(b: Binding, ip: string, port: number): void {
+  if (!b.egressPeers) b.egressPeers = new Set();
+  const key = `${ip}|${port}`;
+  b.egressPeers.delete(key);
+  b.egressPeers.add(key);
+  if (b.egressPeers.size > EGRESS_PEERS_MAX)
+    b.egressPeers.delete(b.egressPeers.values().next().value as string);
 }
 
 export interface Source {

@@ -4,6 +4,7 @@
 // pending connection is watched for readability; the app's thread stays in accept() as it
 // would in the kernel. UNIX sockets are left to the kernel.
 
+import type { Binding } from "../table/sockets.js";
 import {
   domainOf,
   E,
@@ -39,8 +40,16 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     if (!isInet(domain)) return s.cont(n);
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
 
+    const listener = hostName(s, dup, false);
+    const binding = listener ? s.host.sockets.binding(proto, listener.ip, listener.port) : undefined;
+
     const tryAccept = (): boolean => {
-      const conn = a.accept4(dup, flags & SOCK_NONBLOCK);
+      let conn: number;
+      for (;;) {
+        conn = a.accept4(dup, flags & SOCK_NONBLOCK);
+        if (conn < 0 || admitted(s, binding, conn)) break;
+        a.close(conn); // not a managed client: refused (reset), and the app never sees it
+      }
       if (conn === -E.EAGAIN) return false;
       if (conn < 0) {
         s.fail(n, -conn);
@@ -78,4 +87,29 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
   } finally {
     if (owned) a.close(dup);
   }
+}
+
+const SO_LINGER = 13;
+/** struct linger { l_onoff = 1, l_linger = 0 }: close() resets the connection. */
+const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+
+/**
+ * Pool ports are where managed services really listen, on the node's address: only a
+ * managed client that connected through sockswitch (a recorded source) may come in, and a
+ * private loopback listener admits only its own app. --expose ports and sockets the daemon
+ * has no record of (not bound through sockswitch) admit anyone. A refused connection is
+ * reset; the app never sees it.
+ */
+function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean {
+  if (!b || b.exposed) return true;
+  const peer = hostName(s, conn, true);
+  if (!peer) return true; // already gone: let the app see what the kernel says
+  const src = s.host.sockets.source(b.proto, peer.ip, peer.port);
+  if (src && (!b.loopback || src.appId === s.app.id)) return true;
+  s.host.log.warn(
+    { app: s.app.id, listener: `${b.hostIp}:${b.hostPort}`, peer: `${peer.ip}:${peer.port}` },
+    "connection to a managed listener from an unmanaged peer refused",
+  );
+  s.host.addon.setsockoptBytes(conn, SOL_SOCKET, SO_LINGER, LINGER_RESET);
+  return false;
 }

@@ -122,6 +122,15 @@ export function virtualSource(s: AppSession, from: VAddr): VAddr {
   return src ? src.local : from;
 }
 
+/** True when a datagram from host address `from` comes from a socket sockswitch made. */
+export function isManagedSender(s: AppSession, from: VAddr): boolean {
+  const reg = s.host.sockets;
+  return (
+    reg.binding("udp", from.ip, from.port) !== undefined ||
+    reg.sourceOfDatagram(from.ip, from.port) !== undefined
+  );
+}
+
 /** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */
 export function encodeFor(s: AppSession, domain: number, v: VAddr): number {
   return encodeSockaddr(domain, ipOf(v.ip), v.port, s.outBuf);

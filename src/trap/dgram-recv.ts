@@ -6,12 +6,15 @@
 // ask for no address, and calls on TCP or UNIX sockets, are left to the kernel.
 
 import { readKernelSockaddr } from "../net/sockaddr.js";
+import type { VAddr } from "../table/sockets.js";
 import {
   domainOf,
   E,
   encodeFor,
   F_GETFL,
+  hostName,
   isInet,
+  isManagedSender,
   O_NONBLOCK,
   protoOf,
   SO_TYPE,
@@ -34,6 +37,7 @@ import type { Notification } from "./notification.js";
 import { type AppSession, READABLE } from "./session.js";
 
 const MSG_DONTWAIT = 0x40;
+const MSG_PEEK = 0x2;
 const SO_RCVTIMEO = 20;
 
 /** Scratch space, used only synchronously between a receive and the copy into the app. */
@@ -79,19 +83,42 @@ function receive(
   deliver: Deliver,
 ): number {
   const a = s.host.addon;
-  const r = a.recvmsg(
-    dup,
-    data.subarray(0, Math.min(cap, MAX_DATAGRAM)),
-    name,
-    control.subarray(0, ccap),
-    flags,
-    info,
-  );
-  if (r < 0) return r;
-  const from = readKernelSockaddr(name, info[0] as number);
+  let r: number;
+  let from: ReturnType<typeof readKernelSockaddr>;
+  for (let tries = 0; ; tries++) {
+    r = a.recvmsg(
+      dup,
+      data.subarray(0, Math.min(cap, MAX_DATAGRAM)),
+      name,
+      control.subarray(0, ccap),
+      flags,
+      info,
+    );
+    if (r < 0) return r;
+    from = readKernelSockaddr(name, info[0] as number);
+    // A pool port admits only managed senders: an unmanaged datagram is dropped, unseen.
+    if (from === null || (flags & MSG_PEEK) !== 0 || admits(s, dup, from)) break;
+    s.host.log.debug(
+      { app: s.app.id, from: `${from.ip}:${from.port}` },
+      "datagram from an unmanaged sender dropped",
+    );
+    if (tries >= 64) return -E.EAGAIN;
+  }
   const nameLen = from ? encodeFor(s, domain, virtualSource(s, from)) : 0;
   const w = deliver({ bytes: r, nameLen, controlLen: info[1] as number, flags: info[2] as number });
   return w < 0 ? w : r;
+}
+
+/**
+ * Whether a datagram from `from` may reach the app: anything for a socket not on a pool
+ * port (an --expose port, an autobound client); on a pool port, only managed senders and
+ * the unmanaged peers this socket itself sent to (replies to its egress traffic).
+ */
+function admits(s: AppSession, dup: number, from: VAddr): boolean {
+  const local = hostName(s, dup, false);
+  const b = local ? s.host.sockets.binding("udp", local.ip, local.port) : undefined;
+  if (!b || b.exposed || isManagedSender(s, from)) return true;
+  return b.egressPeers?.has(`${from.ip}|${from.port}`) === true;
 }
 
 /** SO_RCVTIMEO of the socket in milliseconds (0: none). */

@@ -10,6 +10,7 @@
 // other sockets pay one round trip to the daemon and are CONTINUEd.
 
 import { decodeSockaddr, SOCKADDR_MAX } from "../net/sockaddr.js";
+import { noteEgressPeer } from "../table/sockets.js";
 import {
   domainOf,
   E,
@@ -85,6 +86,11 @@ function sendOne(
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
   // The kernel autobound the socket: remember whose it is, so replies show the app's address.
   if (sent >= 0 && unbound) recordSource(s, dup, "udp", d, route.loopback);
+  // Egress from a socket on a pool port: its replies are admitted (see dgram-recv.ts).
+  if (sent >= 0 && local && !route.loopback && !s.host.table.isVirtual(d.ip.text)) {
+    const b = s.host.sockets.binding("udp", local.ip, local.port);
+    if (b) noteEgressPeer(b, route.host.ip, route.host.port);
+  }
   return sent;
 }
 

@@ -7,7 +7,8 @@
 // accept, accept4, getsockname, getpeername; sendto and recvfrom only when they carry an
 // address (a UDP datagram to or from a virtual address) or MSG_FASTOPEN (TCP Fast Open
 // connects without connect()); sendmsg, sendmmsg, recvmsg and recvmmsg always, since their
-// address is inside struct msghdr where BPF cannot look. io_uring is refused with
+// address is inside struct msghdr where BPF cannot look. setns, ptrace, process_vm_readv,
+// process_vm_writev and pidfd_getfd are refused with EPERM. io_uring is refused with
 // ENOSYS: its socket operations would bypass the trap. Syscalls of another architecture
 // (i386, x32) kill the process: they would reach the network through other numbers.
 
@@ -28,6 +29,7 @@ export const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
 export const SECCOMP_RET_ALLOW = 0x7fff0000;
 const X32_SYSCALL_BIT = 0x40000000;
 const ENOSYS = 38;
+const EPERM = 1;
 const MSG_FASTOPEN = 0x20000000;
 
 const OFF_NR = 0;
@@ -35,6 +37,14 @@ const OFF_ARCH = 4;
 const argLow = (i: number) => 16 + 8 * i;
 
 type Insn = { code: number; jt: number | string; jf: number | string; k: number } | { label: string };
+
+/**
+ * Calls refused with EPERM: joining another namespace (setns: the host's network
+ * namespace would give a root app the host's netlink and abstract sockets), and reaching
+ * into other processes (ptrace, process_vm_readv/writev, pidfd_getfd: another app's
+ * memory or sockets). Debuggers and strace do not work inside an app.
+ */
+export const DENIED_CALLS = ["setns", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"];
 
 /** Calls trapped unconditionally. */
 export const TRAPPED_CALLS = ["bind", "listen", "connect", "accept", "accept4", "getsockname", "getpeername"];
@@ -68,6 +78,7 @@ export function buildFilter(c: FilterConstants): Buffer {
     jeq(nr("sendmmsg"), "notify"),
     jeq(nr("recvmsg"), "notify"),
     jeq(nr("recvmmsg"), "notify"),
+    ...DENIED_CALLS.map((name) => jeq(nr(name), "eperm")),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),
     jeq(nr("io_uring_register"), "enosys"),
@@ -93,6 +104,8 @@ export function buildFilter(c: FilterConstants): Buffer {
     ret(SECCOMP_RET_ALLOW),
     label("enosys"),
     ret(SECCOMP_RET_ERRNO | ENOSYS),
+    label("eperm"),
+    ret(SECCOMP_RET_ERRNO | EPERM),
     label("kill"),
     ret(SECCOMP_RET_KILL_PROCESS),
   ];

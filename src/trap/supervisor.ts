@@ -19,6 +19,7 @@ type Handler = (s: AppSession, n: Notification) => void;
 
 const EIO = 5;
 const ENOENT = 2;
+const EINTR = 4;
 const EPIPE = 32;
 /** Notifications handled per wake-up before yielding to the rest of the event loop. */
 const BATCH = 64;
@@ -64,7 +65,7 @@ export class Supervisor {
       for (let i = 0; i < BATCH; i++) {
         const r = a.notifRecv(s.listenerFd, this.buf);
         if (r === 0) break;
-        if (r === -ENOENT) continue;
+        if (r === -ENOENT || r === -EINTR) continue; // gone meanwhile; a signal (e.g. a profiler's)
         if (r < 0) {
           if (r !== -EPIPE) s.host.log.error({ app: s.app.id, errno: -r }, "receiving a trapped call failed");
           return finish();

@@ -33,6 +33,11 @@ const X86_64: FilterConstants = {
     recvfrom: 45,
     recvmsg: 47,
     recvmmsg: 299,
+    setns: 308,
+    ptrace: 101,
+    process_vm_readv: 310,
+    process_vm_writev: 311,
+    pidfd_getfd: 438,
     io_uring_setup: 425,
     io_uring_enter: 426,
     io_uring_register: 427,
@@ -236,6 +241,12 @@ describe("buildFilter verdicts", () => {
     test(`${name} is trapped whatever its arguments (the address is inside struct msghdr)`, () => {
       assert.equal(verdict(nr(name), [3, 0x1000, 0, 0]), USER_NOTIF);
       assert.equal(verdict(nr(name), [3, 0x1000, MSG_FASTOPEN, MSG_FASTOPEN]), USER_NOTIF);
+    });
+  }
+
+  for (const name of ["setns", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"]) {
+    test(`${name} fails with EPERM`, () => {
+      assert.equal(verdict(nr(name), [3, 0]), SECCOMP_RET_ERRNO | 1);
     });
   }
 
