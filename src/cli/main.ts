@@ -10,6 +10,7 @@ import {
   DEFAULT_STATE_DIR,
   DEFAULT_VIP_CIDR,
   defaultDnsIp,
+  parseApiListen,
   parseDnsDomain,
   parseDnsIp,
   parseEgress,
@@ -17,6 +18,7 @@ import {
   parseNodeIps,
   parsePortRange,
   parseVipCidr,
+  readApiToken,
   socketPath,
 } from "../core/config.js";
 import { InvalidArgumentError, messageOf, SockswitchError } from "../core/errors.js";
@@ -25,6 +27,7 @@ import { runDaemon } from "../daemon/daemon.js";
 import { parseDnsServers } from "../dns/index.js";
 import { get } from "./get.js";
 import { run } from "./run.js";
+import { resolveGroup } from "./users.js";
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
 
@@ -74,6 +77,12 @@ export function buildProgram(): Command {
     .option("--dns-domain <domain>", "the domain of managed apps' names", DEFAULT_DNS_DOMAIN)
     .option("--dns-ip <ip>", "the resolver's virtual IP (default: the 53rd address of --vip-cidr)")
     .option("--dns-servers <ip[:port],...>", "upstream DNS servers (default: the host's /etc/resolv.conf)")
+    .option("--socket-group <group>", "group of the daemon socket, mode 0660 (default: root's)")
+    .option(
+      "--api-listen <[host:]port>",
+      "also serve the REST API over TCP (loopback unless a host is given)",
+    )
+    .option("--api-token-file <file>", "the token TCP API clients must send (Authorization: Bearer)")
     .action(async (o) => {
       const levels = ["trace", "debug", "info", "warn", "error", "fatal"];
       if (!levels.includes(o.logLevel))
@@ -86,6 +95,11 @@ export function buildProgram(): Command {
         nodeName: o.nodeName ?? hostname(),
         ports: parsePortRange(o.ports),
         vipCidr,
+        socketGroup: o.socketGroup === undefined ? null : resolveGroup(o.socketGroup, "--socket-group"),
+        api:
+          o.apiListen === undefined
+            ? null
+            : { ...parseApiListen(o.apiListen), token: readApiToken(o.apiTokenFile) },
         dns: {
           enabled: o.dns !== false,
           ip: o.dnsIp === undefined ? defaultDnsIp(vipCidr) : parseDnsIp(o.dnsIp),

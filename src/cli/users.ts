@@ -21,6 +21,15 @@ function readTable(path: string): string[][] {
   }
 }
 
+/** A group name or numeric gid, from /etc/group. */
+export function resolveGroup(spec: string, flag: string): number {
+  if (/^\d+$/.test(spec)) return Number(spec);
+  const row = readTable("/etc/group").find((r) => r[0] === spec);
+  if (!row)
+    throw new InvalidArgumentError(`${flag} "${spec}": no such group in /etc/group; give a name or a gid`);
+  return Number(row[2]);
+}
+
 export function resolveUser(spec: string): ResolvedUser {
   const [userPart, groupPart] = spec.split(":", 2) as [string, string | undefined];
   const passwd = readTable("/etc/passwd");

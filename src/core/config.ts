@@ -1,6 +1,7 @@
 // Daemon configuration: defaults, validation of every option (one clear sentence per
 // mistake), and detection of this host's node addresses.
 
+import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Upstream } from "../dns/index.js";
 import { type Cidr, cidrNth, parseCidr } from "../net/cidr.js";
@@ -27,6 +28,42 @@ export interface DaemonConfig {
   readonly clean: boolean;
   readonly logLevel: string;
   readonly dns: DnsConfig;
+  /** Group of the daemon socket (mode 0660); null: root's. */
+  readonly socketGroup: number | null;
+  /** The optional TCP API: address and the token every request must carry. */
+  readonly api: { readonly host: string; readonly port: number; readonly token: string } | null;
+}
+
+/** --api-listen [HOST:]PORT: loopback unless a host is given. */
+export function parseApiListen(text: string): { host: string; port: number } {
+  const m = /^(?:(.*):)?(\d{1,5})$/.exec(text);
+  const host = m?.[1] ? m[1].replace(/^\[(.*)\]$/, "$1") : "127.0.0.1";
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535 || !parseIp(host))
+    throw new InvalidArgumentError(
+      `--api-listen "${text}" is not [HOST:]PORT; write it like 7070 or 127.0.0.1:7070`,
+    );
+  return { host: parseIp(host)?.text as string, port };
+}
+
+/** The token in --api-token-file: its first line, at least 16 characters. */
+export function readApiToken(path: string | undefined): string {
+  if (path === undefined)
+    throw new InvalidArgumentError(
+      "--api-listen needs --api-token-file FILE (a secret of at least 16 characters)",
+    );
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new InvalidArgumentError(`--api-token-file ${path} cannot be read: ${(err as Error).message}`);
+  }
+  const token = text.split("\n")[0]?.trim() ?? "";
+  if (token.length < 16 || /\s/.test(token))
+    throw new InvalidArgumentError(
+      `--api-token-file ${path}: the token (first line) must be at least 16 characters, no spaces`,
+    );
+  return token;
 }
 
 export interface DnsConfig {

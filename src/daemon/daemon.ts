@@ -16,7 +16,7 @@
 
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
-import { messageOf, PermissionError } from "../core/errors.js";
+import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { loadAddon } from "../native/addon.js";
@@ -117,16 +117,29 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   const reconciler = new Reconciler(host, log);
   reconciler.start();
 
-  const api = await createApiServer({
+  const ctx = {
     table: host.table,
     sockets: host.sockets,
     version: VERSION,
     node: config.nodeName,
     store: store.kind,
     startedAt: new Date().toISOString(),
-  });
+  };
+  const api = await createApiServer(ctx);
   const server = new SocketServer(addon, api.http, launch, log);
-  server.listen({ path: config.socket, gid: null });
+  server.listen({ path: config.socket, gid: config.socketGroup });
+  const tcpApi = config.api ? await createApiServer(ctx, config.api.token) : null;
+  if (tcpApi && config.api) {
+    try {
+      await tcpApi.fastify.listen({ host: config.api.host, port: config.api.port });
+    } catch (err) {
+      throw new SockswitchError(
+        "SOCKSWITCH_ERR_SOCKET",
+        `cannot serve the API on ${config.api.host}:${config.api.port}: ${messageOf(err)}`,
+        500,
+      );
+    }
+  }
   log.info(
     {
       version: VERSION,
@@ -142,6 +155,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       stateDir: config.stateDir,
       restoredApps: snapshot.apps.length,
       dns: dns ? `${dns.resolver.ip}:53` : "off",
+      api: config.api ? `${config.api.host}:${config.api.port}` : "unix socket only",
     },
     "sockswitch daemon ready",
   );
@@ -155,7 +169,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       server.close();
       reconciler.stop();
       apps.closeAll();
-      Promise.all([store.close(), api.fastify.close(), dns?.close()])
+      Promise.all([store.close(), api.fastify.close(), tcpApi?.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))
         .finally(resolve);
     };

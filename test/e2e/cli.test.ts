@@ -3,7 +3,7 @@
 // host (a network namespace made here).
 
 import assert from "node:assert/strict";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CLI, type Result, sh, TestHost } from "./harness.js";
@@ -99,5 +99,62 @@ describe("command line against a daemon", () => {
       "apps",
     ]);
     assertClearError(r, /permission/i, 1);
+  });
+});
+
+describe("the daemon's API access", () => {
+  let host: TestHost;
+  let tokenFile: string;
+  const TOKEN = "s3cret-token-for-the-tests-0123456789";
+
+  before(async () => {
+    host = new TestHost("api");
+    tokenFile = join(host.dir, "token");
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    await host.start({
+      daemonArgs: ["--api-listen", "7070", "--api-token-file", tokenFile, "--socket-group", "65534"],
+    });
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  test("the UNIX socket is mode 0660, owned by root and the --socket-group", () => {
+    const st = statSync(host.socket);
+    assert.equal(st.mode & 0o777, 0o660);
+    assert.equal(st.uid, 0);
+    assert.equal(st.gid, 65534);
+  });
+
+  test("the TCP API listens on loopback and wants the token", () => {
+    const curl = (...args: string[]) =>
+      host.exec([
+        "curl",
+        "-sS",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        ...args,
+        "http://127.0.0.1:7070/v1/health",
+      ]);
+    const none = curl();
+    assert.match(none.stdout, /SOCKSWITCH_ERR_UNAUTHORIZED[\s\S]*\n401$/);
+    assert.match(curl("-H", "Authorization: Bearer wrong-token-0000000000").stdout, /\n401$/);
+    assert.match(curl("-H", `Authorization: Bearer ${TOKEN}`).stdout, /"status":"ok"[\s\S]*\n200$/);
+    assert.match(host.exec(["ss", "-ltnH", "sport = :7070"]).stdout, /127\.0\.0\.1:7070/);
+  });
+
+  test("a TCP API without a token, or with a weak one, is refused at start", () => {
+    assertClearError(cli(["daemon", "--api-listen", "7071"]), /--api-listen needs --api-token-file/, 2);
+    const weak = join(host.dir, "weak");
+    writeFileSync(weak, "short\n");
+    assertClearError(
+      cli(["daemon", "--api-listen", "7071", "--api-token-file", weak]),
+      /at least 16 characters/,
+      2,
+    );
+    assertClearError(cli(["daemon", "--api-listen", "host:port"]), /is not \[HOST:\]PORT/, 2);
   });
 });
