@@ -148,7 +148,29 @@ static napi_value notif_add_fd(napi_env env, napi_callback_info info) {
   return sw_ret(env, ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add));
 }
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+/*
+ * notifSyncWakeUp(fd) -> 0 | -errno: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6):
+ * the app's thread and the daemon wake each other on the current CPU, for the ping-pong
+ * of a trapped call. -EINVAL on older kernels (harmless: only slower).
+ */
+static napi_value notif_sync_wake_up(napi_env env, napi_callback_info info) {
+  static const char usage[] = "notifSyncWakeUp(fd)";
+  sw_args a;
+  int32_t fd;
+  if (!sw_get_args(env, info, &a, usage, 1) || !sw_i32(&a, 0, &fd)) return NULL;
+  __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+  return sw_ret(env, ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags));
+}
+
 const sw_export sw_notify_exports[] = {
+    {"notifSyncWakeUp", notif_sync_wake_up},
     {"notifRecv", notif_recv},
     {"notifRespond", notif_respond},
     {"notifIdValid", notif_id_valid},

@@ -147,6 +147,8 @@ export interface Addon {
   notifIdValid(fd: number, idLo: number, idHi: number): number;
   /** Installs srcFd in the target: its new fd number (send = 0) or the value its syscall returned (send = 1), or -errno. */
   notifAddFd(fd: number, idLo: number, idHi: number, srcFd: number, newFdFlags: number, send: number): number;
+  /** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on a listener (Linux 6.6): 0, or -EINVAL on older kernels. */
+  notifSyncWakeUp(fd: number): number;
   /** pidfd_open(2): a close-on-exec pidfd or -errno. */
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */
