@@ -9,8 +9,8 @@
 //   --runs N          runs per path
 //   --only a,b        some of: throughput, rr, crr, redis, trap, daemon_rss
 //   --commit REF      measure a clean build of that commit (made in bench/build/), not the work tree
-//   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR; see
-//                     bench/README.md: SIGPROF can break the daemon's trap loop)
+//   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR; summary:
+//                     npx tsx bench/profile.ts DIR/*.cpuprofile); the profiler's ticks slow it
 //   --daemon-node-options "..."  more node options for the daemon (e.g. --perf-basic-prof)
 //   --from-json FILE  measure nothing: redraw table, chart and Markdown from a JSON file
 //   --smoke           tiny counts, to check that the harness still works (bench/smoke.test.ts)

@@ -11,6 +11,8 @@
 
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -145,7 +147,21 @@ static napi_value notif_add_fd(napi_env env, napi_callback_info info) {
   add.srcfd = (uint32_t)src;
   add.newfd = 0;
   add.newfd_flags = newflags;
-  return sw_ret(env, ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add));
+  /*
+   * ADDFD waits until the app's thread has taken the fd. A signal (a profiler's SIGPROF)
+   * must not interrupt that wait: with FLAG_SEND the kernel has already marked the call
+   * as answered, so an interrupted ADDFD leaves the app's thread with no answer (a retry,
+   * or the answer after it, gets EINPROGRESS). Signals are held for the ioctl's length and
+   * delivered after it; the wait still ends if the thread dies (ESRCH) or the app is killed.
+   */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int r = ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return sw_ret(env, r);
 }
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
