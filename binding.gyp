@@ -5,6 +5,7 @@
       "sources": [
         "native/addon/addon.c",
         "native/addon/dgram.c",
+        "native/addon/diag.c",
         "native/addon/fdops.c",
         "native/addon/notify.c",
         "native/addon/poll.c",

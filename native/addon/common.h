@@ -162,6 +162,7 @@ typedef struct {
 
 /* Each file exports its functions through one of these (see addon.c). */
 extern const sw_export sw_notify_exports[];
+extern const sw_export sw_diag_exports[];
 extern const sw_export sw_fdops_exports[];
 extern const sw_export sw_unix_exports[];
 extern const sw_export sw_proc_exports[];

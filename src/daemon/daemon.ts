@@ -29,7 +29,7 @@ import { AppManager, parentPid } from "./apps.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
-import { Reconciler } from "./reconcile.js";
+import { kernelListeners, Reconciler } from "./reconcile.js";
 import { SocketServer } from "./socket-server.js";
 
 const SYSCALLS = [
@@ -114,7 +114,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     },
   };
 
-  const reconciler = new Reconciler(host, log);
+  const reconciler = new Reconciler(host, log, kernelListeners(host, log));
   reconciler.start();
 
   const ctx = {

@@ -1,12 +1,14 @@
 // Reconciliation with the kernel's socket list: a managed listening (TCP) or bound (UDP)
 // socket that the app closed while it keeps running is withdrawn — its services, its
 // record and its pool port — within about a second. close() is not trapped (it is far too
-// hot), so the daemon compares its records with /proc/net/{tcp,tcp6,udp,udp6} instead,
-// read asynchronously, only while there are records to check.
+// hot), so the daemon compares its records with the kernel's list of listening TCP and
+// bound UDP sockets instead (sock_diag, filtered in the kernel), only while there are
+// records to check.
 
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import { type KernelSocket, kernelSockets } from "../net/proc-net.js";
+import { SockDiag } from "../net/sock-diag.js";
 import { withdrawBinding } from "../trap/binding.js";
 import type { Host } from "./host.js";
 
@@ -14,6 +16,21 @@ const INTERVAL_MS = 500;
 
 function key(proto: string, ip: string, port: number, inode: number): string {
   return `${proto}|${ip}|${port}|${inode}`;
+}
+
+/**
+ * How the reconcile pass reads the kernel's sockets: sock_diag, or /proc/net (every socket,
+ * TIME_WAIT included, parsed as text) where this kernel has no inet sock_diag — said once.
+ */
+export function kernelListeners(host: Host, log: Logger): () => Promise<KernelSocket[]> {
+  const diag = new SockDiag(host.addon);
+  try {
+    diag.listeningAndUdp();
+    return async () => diag.listeningAndUdp();
+  } catch (err) {
+    log.warn({ err: messageOf(err) }, "sock_diag is not available; reconciling from /proc/net (slower)");
+    return kernelSockets;
+  }
 }
 
 export class Reconciler {

@@ -149,6 +149,12 @@ export interface Addon {
   notifAddFd(fd: number, idLo: number, idHi: number, srcFd: number, newFdFlags: number, send: number): number;
   /** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on a listener (Linux 6.6): 0, or -EINVAL on older kernels. */
   notifSyncWakeUp(fd: number): number;
+  /**
+   * One NETLINK_SOCK_DIAG dump (sock_diag(7)) of a family's TCP or UDP sockets whose state is
+   * in the `states` bit mask, as 48-byte records in buf (see native/addon/diag.c): the record
+   * count, -ENOBUFS when buf is too small, or -errno.
+   */
+  sockDiag(family: number, protocol: number, states: number, buf: Uint8Array): number;
   /** pidfd_open(2): a close-on-exec pidfd or -errno. */
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */

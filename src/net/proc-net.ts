@@ -16,7 +16,7 @@ export interface KernelSocket {
   readonly inode: number;
 }
 
-const TCP_STATES = [
+export const TCP_STATES = [
   "",
   "ESTABLISHED",
   "SYN_SENT",
