@@ -64,17 +64,26 @@ function hostKey(proto: Proto, ip: string, port: number): string {
   return `${proto}|${ip}|${port}`;
 }
 
+function portKey(b: Binding): string {
+  return `${b.appId}|${b.proto}|${b.vport}`;
+}
+
 export class SocketRegistry {
   private readonly bindings = new Map<string, Binding>();
   private readonly sources = new Map<string, Source>();
   /** proto|virtual ip|port of a source → its host address (for UDP replies to clients). */
   private readonly byVirtual = new Map<string, VAddr>();
   private readonly byApp = new Map<string, Set<string>>();
+  /** app|proto|virtual port → host keys of its bindings (bind looks there for conflicts). */
+  private readonly byPort = new Map<string, Set<string>>();
 
   addBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
     const previous = this.bindings.get(key);
-    if (previous && previous.appId !== b.appId) this.byApp.get(previous.appId)?.delete(key);
+    if (previous) {
+      if (previous.appId !== b.appId) this.byApp.get(previous.appId)?.delete(key);
+      this.unindexPort(previous, key);
+    }
     this.bindings.set(key, b);
     const stale = this.sources.get(key); // a record of an earlier connection from this port
     if (stale) {
@@ -87,6 +96,20 @@ export class SocketRegistry {
       this.byApp.set(b.appId, keys);
     }
     keys.add(key);
+    const pk = portKey(b);
+    let onPort = this.byPort.get(pk);
+    if (!onPort) {
+      onPort = new Set();
+      this.byPort.set(pk, onPort);
+    }
+    onPort.add(key);
+  }
+
+  private unindexPort(b: Binding, key: string): void {
+    const pk = portKey(b);
+    const onPort = this.byPort.get(pk);
+    onPort?.delete(key);
+    if (onPort?.size === 0) this.byPort.delete(pk);
   }
 
   binding(proto: Proto, hostIp: string, hostPort: number): Binding | undefined {
@@ -95,16 +118,18 @@ export class SocketRegistry {
 
   removeBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
-    if (this.bindings.get(key) === b) this.bindings.delete(key);
+    if (this.bindings.get(key) !== b) return;
+    this.bindings.delete(key);
     this.byApp.get(b.appId)?.delete(key);
+    this.unindexPort(b, key);
   }
 
   /** The app's bindings on virtual port vport of proto. */
   bindingsOn(appId: string, proto: Proto, vport: number): Binding[] {
     const out: Binding[] = [];
-    for (const key of this.byApp.get(appId) ?? []) {
+    for (const key of this.byPort.get(`${appId}|${proto}|${vport}`) ?? []) {
       const b = this.bindings.get(key);
-      if (b && b.proto === proto && b.vport === vport) out.push(b);
+      if (b) out.push(b);
     }
     return out;
   }

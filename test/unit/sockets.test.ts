@@ -97,6 +97,18 @@ describe("SocketRegistry bindings", () => {
     r.addBinding(fresh);
     r.removeBinding(old);
     assert.equal(r.binding("tcp", "192.0.2.1", 40000), fresh);
+    assert.deepEqual(r.bindingsOn("a", "tcp", 80), [fresh]);
+    assert.deepEqual(r.bindingsOf("a"), [fresh], "the app still owns the host port");
+  });
+
+  test("a record replaced on another virtual port moves to that port", () => {
+    const r = new SocketRegistry();
+    r.addBinding(binding({ appId: "a", hostPort: 40000, vport: 80 }));
+    const fresh = binding({ appId: "b", hostPort: 40000, vport: 81 });
+    r.addBinding(fresh);
+    assert.deepEqual(r.bindingsOn("a", "tcp", 80), []);
+    assert.deepEqual(r.bindingsOn("b", "tcp", 81), [fresh]);
+    assert.deepEqual(r.bindingsOf("a"), []);
   });
 
   test("binding objects are mutable records (listening, serviceIds)", () => {
