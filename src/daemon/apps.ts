@@ -124,7 +124,13 @@ export class AppManager {
       command: spec.command,
       user: spec.user,
       createdAt: new Date().toISOString(),
+      srcPorts: this.host.blocks.take(),
     };
+    if (!app.srcPorts)
+      this.host.log.warn(
+        { app: app.id },
+        "no free block left in --client-ports: servers on other nodes will not admit this app's connections",
+      );
     this.releaseIps(ips);
     this.host.table.putApp(app);
     this.host.store.putApp(app);
@@ -157,6 +163,7 @@ export class AppManager {
       this.host.withdrawService(svc.id);
     }
     const app = this.host.table.getApp(id);
+    if (app?.srcPorts && app.node === this.host.config.nodeName) this.host.blocks.release(app.srcPorts);
     this.host.table.removeApp(id);
     this.host.store.deleteApp(id);
     if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
@@ -206,6 +213,7 @@ export class AppManager {
     }
     for (const app of snap.apps) {
       if (app.node !== node) continue;
+      if (app.srcPorts) this.host.blocks.claim(app.srcPorts);
       const alive = processStart(app.pid);
       if (alive === null || alive !== app.pidStart) {
         this.remove(app.id, "exited while the daemon was down");

@@ -30,8 +30,28 @@ import {
 import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
-/** Where a connect goes on the host, or the errno that refuses it. */
-export type Route = { host: VAddr; loopback: boolean } | number;
+/**
+ * Where a connect goes on the host, or the errno that refuses it. remote: the backend runs
+ * on another node (the connection then leaves from the app's source-port block).
+ */
+export type Route = { host: VAddr; loopback: boolean; remote?: boolean } | number;
+
+const SOL_IP = 0;
+const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
+
+/**
+ * Makes the kernel pick the socket's local port from the app's source-port block, so that
+ * the server's node can tell this app from the peer's (node IP, port). Ignored by the
+ * kernel for a socket that is already bound.
+ */
+function useSourceBlock(s: AppSession, fd: number): void {
+  const b = s.app.srcPorts;
+  if (!b) return;
+  const v = new Uint8Array(4);
+  new DataView(v.buffer).setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
+  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, v);
+  if (r < 0) s.host.log.warn({ app: s.app.id, errno: -r }, "IP_LOCAL_PORT_RANGE failed (Linux 6.3 or later)");
+}
 
 export function handleConnect(s: AppSession, n: Notification): void {
   const len = n.uint(2);
@@ -54,6 +74,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (typeof d === "number") return s.fail(n, d);
     const route = routeOf(s, proto, domain, d);
     if (typeof route === "number") return s.fail(n, route);
+    if (route.remote) useSourceBlock(s, dup);
     const hostLen = encodeFor(s, domain, route.host);
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;
@@ -94,8 +115,12 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
   switch (look.kind) {
     case "backend": {
       const svc = look.service;
-      if (domain === AF_INET && ipOf(svc.hostIp).family === 6) return E.ECONNREFUSED;
-      return { host: { ip: svc.hostIp, port: svc.hostPort }, loopback: false };
+      const remote = svc.node !== host.config.nodeName;
+      // An --expose on 0.0.0.0 is bound to the wildcard: reach it on its node's IP.
+      const hostIp = isLoopbackOrAny(svc.hostIp) ? host.nodeIpOf(svc.node) : svc.hostIp;
+      if (hostIp === null) return E.ECONNREFUSED;
+      if (domain === AF_INET && ipOf(hostIp).family === 6) return E.ECONNREFUSED;
+      return { host: { ip: hostIp, port: svc.hostPort }, loopback: false, remote };
     }
     case "no-backend":
       return E.ECONNREFUSED;
@@ -106,7 +131,7 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
       );
       return E.EACCES;
     case "not-virtual":
-      if (host.isLocalAddress(ip) && host.pool.contains(d.port)) {
+      if ((host.isLocalAddress(ip) || host.table.isNodeIp(ip)) && host.pool.contains(d.port)) {
         host.log.warn({ app: app.id, dst: `${ip}:${d.port}` }, "connection to a host pool port refused");
         return E.EACCES;
       }
