@@ -1,0 +1,163 @@
+// A test cluster (../shared/TESTING.md): a "LAN" network namespace with a bridge, N host
+// namespaces joined to it by veth pairs (addresses from the test-only 10.250.0.0/24, which
+// exists only inside these namespaces), etcd (Debian's etcd-server) in a namespace of its
+// own on the LAN, and a daemon in each host with --store etcd://…. Everything is removed
+// afterwards, also on failure: processes first, then the namespaces.
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { must, Proc, sh, TestHost, waitFor } from "./harness.js";
+
+export const ETCD = "/usr/bin/etcd";
+const SUBNET = "10.250.0";
+
+/** A host namespace's address on the LAN: .10, .11, … for hosts; .2 for etcd. */
+function lanIp(i: number): string {
+  return `${SUBNET}.${i}`;
+}
+
+export interface ClusterOptions {
+  hosts: number;
+  /** Lease TTL of every daemon, seconds. */
+  ttl?: number;
+  cluster?: string;
+  daemonArgs?: string[];
+}
+
+export class TestCluster {
+  readonly lan: string;
+  readonly etcdNs: string;
+  readonly hosts: TestHost[] = [];
+  readonly ips: string[] = [];
+  readonly etcdIp = lanIp(2);
+  readonly etcdPort: number;
+  readonly cluster: string;
+  readonly ttl: number;
+  private readonly dir: string;
+  private readonly suffix = `${process.pid}-${randomBytes(2).toString("hex")}`;
+  private etcd: Proc | null = null;
+  private links = 0;
+
+  constructor(private readonly opts: ClusterOptions) {
+    this.lan = `ssw-lan-${this.suffix}`;
+    this.etcdNs = `ssw-etcd-${this.suffix}`;
+    this.etcdPort = 20000 + Math.floor(Math.random() * 10000);
+    this.cluster = opts.cluster ?? "test";
+    this.ttl = opts.ttl ?? 3;
+    this.dir = mkdtempSync(join(tmpdir(), "ssw-cluster-"));
+  }
+
+  get store(): string {
+    return `etcd://${this.etcdIp}:${this.etcdPort}`;
+  }
+
+  /** Makes the LAN, etcd and the hosts, and starts a daemon on each. */
+  async start(): Promise<void> {
+    must("ip", ["netns", "add", this.lan]);
+    must("ip", ["-n", this.lan, "link", "set", "lo", "up"]);
+    must("ip", ["-n", this.lan, "link", "add", "br0", "type", "bridge"]);
+    must("ip", ["-n", this.lan, "link", "set", "br0", "up"]);
+    must("ip", ["netns", "add", this.etcdNs]);
+    must("ip", ["-n", this.etcdNs, "link", "set", "lo", "up"]);
+    this.plug(this.etcdNs, this.etcdIp);
+    await this.startEtcd();
+    for (let i = 0; i < this.opts.hosts; i++) {
+      const h = new TestHost(`c${i + 1}`);
+      this.hosts.push(h);
+      this.ips.push(lanIp(10 + i));
+      this.plug(h.ns, lanIp(10 + i));
+    }
+    await Promise.all(this.hosts.map((_, i) => this.startDaemon(i)));
+  }
+
+  /** A veth from ns (eth0, address ip/24) to the LAN's bridge. */
+  private plug(ns: string, ip: string): void {
+    const port = `p${this.links++}`;
+    must("ip", ["-n", this.lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    must("ip", ["-n", this.lan, "link", "set", port, "master", "br0", "up"]);
+    must("ip", ["-n", ns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
+    must("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+  }
+
+  /** Starts etcd (again, on the same data dir) and waits until it answers. */
+  async startEtcd(): Promise<void> {
+    const url = `http://${this.etcdIp}:${this.etcdPort}`;
+    const peer = `http://127.0.0.1:${this.etcdPort + 1}`;
+    const args = [
+      "netns",
+      "exec",
+      this.etcdNs,
+      ETCD,
+      "--name",
+      "e",
+      "--data-dir",
+      join(this.dir, "etcd"),
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--listen-peer-urls",
+      peer,
+      "--initial-advertise-peer-urls",
+      peer,
+      "--initial-cluster",
+      `e=${peer}`,
+      "--log-level",
+      "warn",
+    ];
+    const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] }));
+    this.etcd = p;
+    await waitFor(
+      "etcd to answer",
+      () => {
+        if (!p.running) throw new Error(`etcd exited: ${p.stderr.slice(-2000)}`);
+        const r = sh("ip", ["netns", "exec", this.etcdNs, "curl", "-s", "-m", "1", `${url}/health`]);
+        return r.stdout.includes('"health":"true"');
+      },
+      20_000,
+    );
+  }
+
+  /** Stops etcd (SIGTERM), keeping its data. */
+  async stopEtcd(): Promise<void> {
+    const p = this.etcd;
+    this.etcd = null;
+    p?.kill("SIGTERM");
+    await p?.wait(10_000);
+  }
+
+  /** Starts host i's daemon on the cluster. */
+  async startDaemon(i: number, extra: string[] = []): Promise<void> {
+    const h = this.hosts[i] as TestHost;
+    await h.start({
+      daemonArgs: [
+        "--store",
+        this.store,
+        "--cluster",
+        this.cluster,
+        "--lease-ttl",
+        String(this.ttl),
+        "--node-name",
+        `h${i + 1}`,
+        "--node-ip",
+        this.ips[i] as string,
+        ...(this.opts.daemonArgs ?? []),
+        ...extra,
+      ],
+    });
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.cleanup()));
+    await this.stopEtcd();
+    for (const ns of [this.etcdNs, this.lan]) {
+      for (const pid of sh("ip", ["netns", "pids", ns]).stdout.split("\n").filter(Boolean))
+        sh("kill", ["-9", pid]);
+      sh("ip", ["netns", "del", ns]);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,243 @@
+// End-to-end: a cluster of three test hosts on a test-made LAN, with etcd in a namespace
+// of its own (cluster-harness.ts). Real programs: python3 -m http.server, curl, the echo
+// fixtures. Lease TTL 3 s, so a dead node leaves within a few seconds.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { TestCluster } from "./cluster-harness.js";
+import { FIXTURES, type Proc, PYTHON, type TestHost, waitFor } from "./harness.js";
+
+interface NodeJson {
+  name: string;
+  cluster: string;
+  ip: string;
+  apps: number;
+}
+interface ServiceJson {
+  address: string;
+  name: string;
+  node: string;
+  host: string;
+}
+
+const ECHO_SERVER = `${FIXTURES}/echo-server.py`;
+const ECHO_CLIENT = `${FIXTURES}/echo-client.py`;
+
+function curl(host: TestHost, url: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return host.runToEnd([], ["curl", "-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", url]);
+}
+
+function services(host: TestHost): ServiceJson[] {
+  return host.getJson<ServiceJson>("services");
+}
+
+async function httpServer(host: TestHost, opts: string[], port: number): Promise<Proc> {
+  const p = host.run(opts, [PYTHON, "-m", "http.server", String(port), "--directory", FIXTURES]);
+  await waitFor("http server", () => {
+    if (!p.running) throw new Error(`server exited: ${p.stderr}`);
+    return services(host).some((s) => s.address.endsWith(`:${port}`));
+  });
+  return p;
+}
+
+/** Waits until every host's table has (or lacks) a service matching pred. */
+function everywhere(c: TestCluster, what: string, pred: (s: ServiceJson) => boolean, present = true) {
+  return waitFor(what, () => c.hosts.every((h) => services(h).some(pred) === present), 15_000);
+}
+
+describe("cluster on etcd", () => {
+  const c = new TestCluster({ hosts: 3, ttl: 3 });
+  let h1: TestHost;
+  let h2: TestHost;
+  let h3: TestHost;
+
+  before(async () => {
+    await c.start();
+    [h1, h2, h3] = c.hosts as [TestHost, TestHost, TestHost];
+  });
+
+  after(async () => {
+    await c.cleanup();
+  });
+
+  test("get nodes shows the three nodes with their cluster and IP", async () => {
+    const nodes = await waitFor("three nodes", () => {
+      const n = h2.getJson<NodeJson>("nodes");
+      return n.length === 3 ? n : false;
+    });
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.cluster, n.ip]),
+      [
+        ["h1", "test", c.ips[0]],
+        ["h2", "test", c.ips[1]],
+        ["h3", "test", c.ips[2]],
+      ],
+    );
+    const table = h1.cli(["get", "nodes"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /NAME\s+CLUSTER\s+IP\s+ROLES\s+APPS\s+AGE/);
+    assert.match(table.stdout, /h3\s+test\s+10\.250\.0\.12\s+worker\s+0/);
+  });
+
+  test("a server on host 1 is reached from hosts 2 and 3 by name and by IP; removal reaches everyone", async () => {
+    const web = await httpServer(h1, ["--ip", "10.77.20.1", "--name", "web"], 8080);
+    await everywhere(c, "web on every node", (s) => s.address === "10.77.20.1:8080" && s.node === "h1");
+    for (const h of [h2, h3]) {
+      for (const url of [
+        "http://10.77.20.1:8080/",
+        "http://web:8080/",
+        "http://web.sockswitch.local:8080/",
+      ]) {
+        const r = await curl(h, url);
+        assert.equal(r.code, 0, `${url} from ${h.ns}: ${r.stderr}`);
+        assert.equal(r.stdout, "200");
+      }
+    }
+    const t0 = Date.now();
+    web.kill("SIGKILL");
+    await web.wait();
+    await everywhere(c, "web gone everywhere", (s) => s.address === "10.77.20.1:8080", false);
+    assert.ok(Date.now() - t0 < 10_000, "removal took too long");
+  });
+
+  test("the server sees the client's virtual IP across hosts", async () => {
+    const srv = h1.run(["--ip", "10.77.21.1"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7000", "S"]);
+    await waitFor("echo server", () => srv.stdout.includes('"listening"'));
+    await everywhere(c, "echo service", (s) => s.address === "10.77.21.1:7000");
+    const r = await h2.runToEnd(["--ip", "10.77.21.9"], [PYTHON, ECHO_CLIENT, "10.77.21.1", "7000"]);
+    const res = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as {
+      reply?: string;
+      peername?: [string, number];
+    };
+    assert.equal(res.reply, "S hello", r.stderr);
+    assert.deepEqual(res.peername, ["10.77.21.1", 7000]);
+    await waitFor("accept event", () => srv.stdout.includes('"accepted"'));
+    const ev = srv.stdout
+      .split("\n")
+      .filter((l) => l.includes('"accepted"'))
+      .map((l) => JSON.parse(l) as { accept_peer: [string, number]; peername: [string, number] })[0];
+    assert.equal(ev?.accept_peer[0], "10.77.21.9", srv.stdout);
+    assert.equal(ev?.peername[0], "10.77.21.9");
+    srv.kill("SIGKILL");
+    await srv.wait();
+  });
+
+  test("two backends on hosts 1 and 2 both get connections from host 3", async () => {
+    const a = h1.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "A"]);
+    const b = h2.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "B"]);
+    // One virtual ip:port, a backend on each of two nodes.
+    await everywhere(c, "backend on h1", (s) => s.address === "10.77.22.1:7100" && s.node === "h1");
+    await everywhere(c, "backend on h2", (s) => s.address === "10.77.22.1:7100" && s.node === "h2");
+    const replies = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await h3.runToEnd([], [PYTHON, ECHO_CLIENT, "10.77.22.1", "7100"]);
+      const res = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { reply?: string };
+      if (res.reply) replies.add(res.reply);
+    }
+    assert.deepEqual([...replies].sort(), ["A hello", "B hello"]);
+    a.kill("SIGKILL");
+    b.kill("SIGKILL");
+    await Promise.all([a.wait(), b.wait()]);
+  });
+
+  test("an exposed node port answers on every host, also to unmanaged clients", async () => {
+    const web = h1.run(
+      ["--ip", "10.77.23.1", "--expose", "8081:0.0.0.0:30081"],
+      [PYTHON, "-m", "http.server", "8081", "--directory", FIXTURES],
+    );
+    await everywhere(c, "exposed web", (s) => s.address === "10.77.23.1:8081");
+    await waitFor("proxies on h2 and h3", () =>
+      [h2, h3].every((h) =>
+        h.getJson<{ listen: string }>("proxies").some((p) => p.listen === "0.0.0.0:30081"),
+      ),
+    );
+    for (let i = 0; i < 3; i++) {
+      for (const from of c.hosts) {
+        // Unmanaged curl in each host namespace, to every node's IP.
+        const r = from.exec([
+          "curl",
+          "-sS",
+          "-m",
+          "5",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          `http://${c.ips[i]}:30081/`,
+        ]);
+        assert.equal(r.stdout, "200", `from ${from.ns} to ${c.ips[i]}: ${r.stderr}`);
+      }
+    }
+    const table = h2.cli(["get", "proxies"]);
+    assert.match(table.stdout, /0\.0\.0\.0:30081\s+10\.77\.23\.1:8081|0\.0\.0\.0:30081/);
+    web.kill("SIGKILL");
+    await web.wait();
+    await waitFor(
+      "proxies closed",
+      () => h2.getJson("proxies").length === 0 && h3.getJson("proxies").length === 0,
+    );
+  });
+
+  test("etcd lost: calls are served from the cache; the daemons reconnect and resync", async () => {
+    const web = await httpServer(h1, ["--ip", "10.77.24.1", "--name", "web2"], 8082);
+    await everywhere(c, "web2 everywhere", (s) => s.address === "10.77.24.1:8082");
+    await c.stopEtcd();
+    const r = await curl(h2, "http://web2:8082/");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "200");
+    // A registration made while etcd is down reaches the others once it is back.
+    const late = await httpServer(h3, ["--ip", "10.77.24.3"], 8083);
+    await c.startEtcd();
+    await everywhere(c, "late service everywhere", (s) => s.address === "10.77.24.3:8083");
+    const r2 = await curl(h1, "http://10.77.24.3:8083/");
+    assert.equal(r2.stdout, "200", r2.stderr);
+    await waitFor("three nodes again", () => h1.getJson("nodes").length === 3, 15_000);
+    web.kill("SIGKILL");
+    late.kill("SIGKILL");
+    await Promise.all([web.wait(), late.wait()]);
+    await everywhere(c, "web2 gone", (s) => s.address === "10.77.24.1:8082", false);
+  });
+
+  test("a daemon killed with SIGKILL: its node and services leave the others' tables after the lease TTL", async () => {
+    const web = await httpServer(h1, ["--ip", "10.77.25.1", "--name", "doomed"], 8084);
+    await everywhere(c, "doomed everywhere", (s) => s.address === "10.77.25.1:8084");
+    const t0 = Date.now();
+    await h1.stopDaemon("SIGKILL");
+    for (const h of [h2, h3]) {
+      await waitFor(
+        "h1 gone",
+        () =>
+          !h.getJson<NodeJson>("nodes").some((n) => n.name === "h1") &&
+          !services(h).some((s) => s.node === "h1"),
+        c.ttl * 1000 + 10_000,
+      );
+    }
+    assert.ok(Date.now() - t0 >= (c.ttl - 1) * 1000, "removed before the lease could expire");
+    web.kill("SIGKILL");
+    await web.wait();
+  });
+});
+
+describe("cluster store errors", () => {
+  test("etcd unreachable at start: a clear error", async () => {
+    const c = new TestCluster({ hosts: 1 });
+    try {
+      await c.start();
+      const h = c.hosts[0] as TestHost;
+      await h.stopDaemon();
+      const r = h.cli([
+        "daemon",
+        "--store",
+        `etcd://${c.etcdIp}:${c.etcdPort + 7}`,
+        "--node-ip",
+        c.ips[0] as string,
+        "--state-dir",
+        `${h.dir}/state2`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^sockswitch: cannot reach etcd at 10\.250\.0\.2:\d+: .*; check --store/);
+    } finally {
+      await c.cleanup();
+    }
+  });
+});
