@@ -198,6 +198,28 @@ describe("cluster on etcd", () => {
     await everywhere(c, "web2 gone", (s) => s.address === "10.77.24.1:8082", false);
   });
 
+  test("a daemon restarted on etcd: its live apps come back once, one that died meanwhile is cleaned", async () => {
+    const live = await httpServer(h2, ["--ip", "10.77.26.1", "--name", "stays"], 8085);
+    const dies = await httpServer(h2, ["--ip", "10.77.26.2", "--name", "goes"], 8086);
+    await everywhere(c, "both on every node", (s) => s.address === "10.77.26.2:8086");
+    await h2.stopDaemon("SIGKILL");
+    dies.kill("SIGKILL");
+    await dies.wait();
+    await c.startDaemon(1);
+    // Past the old lease's TTL: nothing may vanish with it, nothing may be doubled.
+    await everywhere(c, "the dead app cleaned", (s) => s.address === "10.77.26.2:8086", false);
+    await new Promise((r) => setTimeout(r, c.ttl * 1000 + 1000));
+    for (const h of c.hosts) {
+      const mine = services(h).filter((s) => s.address === "10.77.26.1:8085");
+      assert.equal(mine.length, 1, `${h.ns}: ${JSON.stringify(mine)}`);
+      assert.equal(h.getJson<NodeJson>("nodes").filter((n) => n.name === "h2").length, 1);
+    }
+    const r = await curl(h3, "http://stays:8085/");
+    assert.equal(r.stdout, "200", r.stderr);
+    live.kill("SIGKILL");
+    await live.wait();
+  });
+
   test("a daemon killed with SIGKILL: its node and services leave the others' tables after the lease TTL", async () => {
     const web = await httpServer(h1, ["--ip", "10.77.25.1", "--name", "doomed"], 8084);
     await everywhere(c, "doomed everywhere", (s) => s.address === "10.77.25.1:8084");
