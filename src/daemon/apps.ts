@@ -4,7 +4,7 @@
 // store after a daemon restart are kept while their process lives (their listeners are
 // kernel sockets and keep serving) and removed when it exits.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
 import { PoolExhaustedError } from "../core/errors.js";
 import { cidrNth, cidrSize } from "../net/cidr.js";
@@ -60,7 +60,16 @@ export class AppManager {
   constructor(
     private readonly host: Host,
     private readonly supervisor: Supervisor,
-  ) {}
+  ) {
+    // In a cluster every node assigns from the same --vip-cidr, without asking the others:
+    // each starts at its own place in the block (from a hash of its name), so that two
+    // nodes rarely hand out the same address before their records have crossed.
+    if (host.daemonConfig.store.kind === "etcd") {
+      const size = cidrSize(host.daemonConfig.vipCidr);
+      const h = createHash("sha256").update(host.config.nodeName).digest().readUInt32BE(0);
+      this.cursor = 1 + (h % Math.max(1, Math.min(size - 2, 1 << 20)));
+    }
+  }
 
   /** The virtual IPs a new app gets: those it asked for, or one from the pool. */
   assignIps(spec: AppSpec): string[] {

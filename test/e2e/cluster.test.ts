@@ -82,6 +82,9 @@ describe("cluster on etcd", () => {
   test("a server on host 1 is reached from hosts 2 and 3 by name and by IP; removal reaches everyone", async () => {
     const web = await httpServer(h1, ["--ip", "10.77.20.1", "--name", "web"], 8080);
     await everywhere(c, "web on every node", (s) => s.address === "10.77.20.1:8080" && s.node === "h1");
+    await waitFor("h1 counts its app on h3", () =>
+      h3.getJson<NodeJson>("nodes").some((n) => n.name === "h1" && n.apps === 1),
+    );
     for (const h of [h2, h3]) {
       for (const url of [
         "http://10.77.20.1:8080/",
@@ -168,6 +171,29 @@ describe("cluster on etcd", () => {
         assert.equal(r.stdout, "200", `from ${from.ns} to ${c.ips[i]}: ${r.stderr}`);
       }
     }
+    // On one other node only: APP_PORT:NODE_IP:HOST_PORT with host 3's IP.
+    const one = h1.run(
+      ["--ip", "10.77.23.2", "--expose", `8082:${c.ips[2]}:30082`],
+      [PYTHON, "-m", "http.server", "8082", "--directory", FIXTURES],
+    );
+    await waitFor("proxy on h3", () =>
+      h3.getJson<{ listen: string }>("proxies").some((p) => p.listen === `${c.ips[2]}:30082`),
+    );
+    const viaH3 = h2.exec([
+      "curl",
+      "-sS",
+      "-m",
+      "5",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      `http://${c.ips[2]}:30082/`,
+    ]);
+    assert.equal(viaH3.stdout, "200", viaH3.stderr);
+    assert.ok(!h2.getJson<{ listen: string }>("proxies").some((p) => p.listen.endsWith(":30082")));
+    one.kill("SIGKILL");
+    await one.wait();
     const table = h2.cli(["get", "proxies"]);
     assert.match(table.stdout, /0\.0\.0\.0:30081\s+10\.77\.23\.1:8081|0\.0\.0\.0:30081/);
     web.kill("SIGKILL");
