@@ -23,6 +23,7 @@ import { noop } from "cockatiel";
 import { Etcd3, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "pino";
 import { messageOf, StoreError } from "../core/errors.js";
+import { parseIp } from "../net/ip.js";
 import type { App, NodeInfo, Service } from "../table/types.js";
 import { EmbeddedStore } from "./embedded.js";
 import { type ClusterListener, type Kind, RecordCache } from "./etcd-cache.js";
@@ -50,10 +51,17 @@ const NODE_DEBOUNCE_MS = 200;
 
 /** gRPC's wording of a failure, shortened to its cause ("connect ECONNREFUSED 10.0.0.1:2379"). */
 export function etcdReason(err: unknown): string {
-  const text = messageOf(err);
+  const text = messageOf(err).replace(/\s*Resolution note:[\s\S]*$/, "");
   const m = /(connect E[A-Z]+ \S+?)\.?(?:\s|$)/.exec(text) ?? /(getaddrinfo E[A-Z]+ \S+)/.exec(text);
   if (m) return m[1] as string;
-  return text.replace(/^\d+ [A-Z_]+: /, "").replace(/\s*Resolution note:.*$/, "");
+  // OpenSSL: "…:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:file:line:…"
+  const ssl = /SSL routines:[^:]*:([^:]+):/.exec(text);
+  if (ssl) return `TLS handshake failed (${ssl[1]})`;
+  return text
+    .replace(/^\d+ [A-Z_]+: /, "")
+    .replace(/^No connection established\. Last error: /, "")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 export class EtcdStore implements Store {
@@ -82,6 +90,13 @@ export class EtcdStore implements Store {
     this.node = opts.node;
     this.cache = new RecordCache(this.prefix, opts.node.name, log);
     this.local = new EmbeddedStore(opts.stateDir, log, opts.clean);
+    if (
+      opts.tls &&
+      opts.endpoints.some((e) => parseIp(e.slice(0, e.lastIndexOf(":")).replace(/^\[|\]$/g, "")))
+    )
+      // gRPC names an IP endpoint as the TLS server name, for which Node prints DEP0123 on
+      // stderr (RFC 6066); the certificate is still checked against the IP's SAN.
+      process.noDeprecation = true;
     this.client = new Etcd3({
       hosts: opts.endpoints.map((e) => `${opts.tls ? "https" : "http"}://${e}`),
       credentials: opts.tls

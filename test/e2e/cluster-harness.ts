@@ -6,7 +6,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { must, Proc, sh, TestHost, waitFor } from "./harness.js";
@@ -25,6 +25,63 @@ export interface ClusterOptions {
   ttl?: number;
   cluster?: string;
   daemonArgs?: string[];
+  /** etcd with client TLS: certificates made for the test (openssl), client certs required. */
+  tls?: boolean;
+}
+
+/** A CA, etcd's server certificate (for ip) and a client certificate, in dir (openssl). */
+function makeCerts(dir: string, ip: string): void {
+  const o = (args: string[]) => must("openssl", args);
+  o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=ssw-test-ca",
+    "-keyout",
+    `${dir}/ca.key`,
+    "-out",
+    `${dir}/ca.pem`,
+  ]);
+  for (const [name, ext] of [
+    ["server", `subjectAltName=IP:${ip}\nextendedKeyUsage=serverAuth`],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
+    o([
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=ssw-${name}`,
+      "-keyout",
+      `${dir}/${name}.key`,
+      "-out",
+      `${dir}/${name}.csr`,
+    ]);
+    writeFileSync(`${dir}/${name}.ext`, `${ext}\n`);
+    o([
+      "x509",
+      "-req",
+      "-in",
+      `${dir}/${name}.csr`,
+      "-CA",
+      `${dir}/ca.pem`,
+      "-CAkey",
+      `${dir}/ca.key`,
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      `${dir}/${name}.ext`,
+      "-out",
+      `${dir}/${name}.pem`,
+    ]);
+  }
 }
 
 export class TestCluster {
@@ -54,6 +111,18 @@ export class TestCluster {
     return `etcd://${this.etcdIp}:${this.etcdPort}`;
   }
 
+  /** Where the test certificates are (with tls). */
+  get certs(): string {
+    return this.dir;
+  }
+
+  /** The daemon options for etcd's client TLS (none without tls). */
+  tlsArgs(): string[] {
+    if (!this.opts.tls) return [];
+    const d = this.dir;
+    return ["--etcd-ca", `${d}/ca.pem`, "--etcd-cert", `${d}/client.pem`, "--etcd-key", `${d}/client.key`];
+  }
+
   /** Makes the LAN, etcd and the hosts, and starts a daemon on each. */
   async start(): Promise<void> {
     must("ip", ["netns", "add", this.lan]);
@@ -63,6 +132,7 @@ export class TestCluster {
     must("ip", ["netns", "add", this.etcdNs]);
     must("ip", ["-n", this.etcdNs, "link", "set", "lo", "up"]);
     this.plug(this.etcdNs, this.etcdIp);
+    if (this.opts.tls) makeCerts(this.dir, this.etcdIp);
     await this.startEtcd();
     for (let i = 0; i < this.opts.hosts; i++) {
       const h = new TestHost(`c${i + 1}`);
@@ -84,7 +154,22 @@ export class TestCluster {
 
   /** Starts etcd (again, on the same data dir) and waits until it answers. */
   async startEtcd(): Promise<void> {
-    const url = `http://${this.etcdIp}:${this.etcdPort}`;
+    const url = `${this.opts.tls ? "https" : "http"}://${this.etcdIp}:${this.etcdPort}`;
+    const d = this.dir;
+    const tls = this.opts.tls
+      ? [
+          "--cert-file",
+          `${d}/server.pem`,
+          "--key-file",
+          `${d}/server.key`,
+          "--trusted-ca-file",
+          `${d}/ca.pem`,
+          "--client-cert-auth",
+        ]
+      : [];
+    const curlTls = this.opts.tls
+      ? ["--cacert", `${d}/ca.pem`, "--cert", `${d}/client.pem`, "--key", `${d}/client.key`]
+      : [];
     const peer = `http://127.0.0.1:${this.etcdPort + 1}`;
     const args = [
       "netns",
@@ -107,6 +192,7 @@ export class TestCluster {
       `e=${peer}`,
       "--log-level",
       "warn",
+      ...tls,
     ];
     const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] }));
     this.etcd = p;
@@ -114,7 +200,17 @@ export class TestCluster {
       "etcd to answer",
       () => {
         if (!p.running) throw new Error(`etcd exited: ${p.stderr.slice(-2000)}`);
-        const r = sh("ip", ["netns", "exec", this.etcdNs, "curl", "-s", "-m", "1", `${url}/health`]);
+        const r = sh("ip", [
+          "netns",
+          "exec",
+          this.etcdNs,
+          "curl",
+          "-s",
+          "-m",
+          "1",
+          ...curlTls,
+          `${url}/health`,
+        ]);
         return r.stdout.includes('"health":"true"');
       },
       20_000,
@@ -144,6 +240,7 @@ export class TestCluster {
         `h${i + 1}`,
         "--node-ip",
         this.ips[i] as string,
+        ...this.tlsArgs(),
         ...(this.opts.daemonArgs ?? []),
         ...extra,
       ],

@@ -289,3 +289,44 @@ describe("cluster store errors", () => {
     }
   });
 });
+
+describe("cluster on etcd with client TLS", () => {
+  const c = new TestCluster({ hosts: 2, tls: true, cluster: "tls" });
+
+  before(async () => {
+    await c.start();
+  });
+
+  after(async () => {
+    await c.cleanup();
+  });
+
+  test("nodes join over TLS and share services; without a client certificate etcd refuses", async () => {
+    const [h1, h2] = c.hosts as [TestHost, TestHost];
+    await waitFor("two nodes", () => h1.getJson<NodeJson>("nodes").length === 2);
+    const web = await httpServer(h1, ["--ip", "10.77.27.1", "--name", "tlsweb"], 8088);
+    await waitFor("tlsweb on h2", () => services(h2).some((s) => s.address === "10.77.27.1:8088"));
+    const r = await curl(h2, "http://tlsweb:8088/");
+    assert.equal(r.stdout, "200", r.stderr);
+    web.kill("SIGKILL");
+    await web.wait();
+    const bare = h2.cli([
+      "daemon",
+      "--store",
+      c.store,
+      "--etcd-ca",
+      `${c.certs}/ca.pem`,
+      "--node-ip",
+      c.ips[1] as string,
+      "--state-dir",
+      `${h2.dir}/state2`,
+      "--node-name",
+      "bare",
+    ]);
+    assert.equal(bare.code, 1);
+    assert.match(
+      bare.stderr,
+      /^sockswitch: cannot reach etcd at 10\.250\.0\.2:\d+: TLS handshake failed \(.*certificate.*\); check --store/,
+    );
+  });
+});

@@ -161,6 +161,14 @@ describe("cluster options", () => {
       "connect ECONNREFUSED 10.0.0.1:2379",
     );
     assert.equal(etcdReason(new Error("4 DEADLINE_EXCEEDED: Deadline exceeded")), "Deadline exceeded");
+    assert.equal(
+      etcdReason(
+        new Error(
+          "14 UNAVAILABLE: No connection established. Last error: 80AC82CB627F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/ssl/rec_layer_s3.c:1601:SSL alert number 42\n. Resolution note: x",
+        ),
+      ),
+      "TLS handshake failed (sslv3 alert bad certificate)",
+    );
   });
 });
 
