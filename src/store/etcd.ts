@@ -45,6 +45,7 @@ export interface EtcdOptions {
 
 const OPEN_TIMEOUT_MS = 5000;
 const CALL_TIMEOUT_MS = 3000;
+const JOIN_TIMEOUT_MS = 10_000;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
 const NODE_DEBOUNCE_MS = 200;
@@ -70,6 +71,8 @@ export class EtcdStore implements Store {
   private readonly prefix: string;
   private readonly local: EmbeddedStore;
   private readonly own = new Map<string, string>();
+  /** Own keys changed while offline or during a (re)join: sent once the join is done. */
+  private readonly pending = new Set<string>();
   private readonly cache: RecordCache;
   private lease: Lease | null = null;
   private watcher: Watcher | null = null;
@@ -207,26 +210,41 @@ export class EtcdStore implements Store {
 
   private putOwn(key: string, value: string): void {
     this.own.set(key, value);
-    this.enqueue(async (lease) => {
-      await this.client.put(key).value(value).lease(lease).exec();
-    });
+    this.send(key);
   }
 
   private deleteOwn(key: string): void {
     if (!this.own.delete(key)) return;
-    this.enqueue(async () => {
-      await this.client.delete().key(key).exec();
-    });
+    this.send(key);
   }
 
-  /** Sends a write in order while online; offline, the recovery will reconcile everything. */
-  private enqueue(op: (lease: string) => Promise<void>): void {
-    if (!this.online || this.closed) return;
+  /**
+   * Sends the current state of an own key (a put, or a delete when it is gone) in order
+   * while online; offline, it waits in `pending` for the next join.
+   */
+  private send(key: string): void {
+    if (this.closed) return;
+    if (!this.online) {
+      this.pending.add(key);
+      return;
+    }
     this.chain = this.chain.then(async () => {
-      if (!this.online || !this.lease) return;
+      const lease = this.lease;
+      if (!this.online || !lease) {
+        this.pending.add(key);
+        return;
+      }
       try {
-        await op(await this.lease.grant());
+        const value = this.own.get(key);
+        if (value === undefined) await this.client.delete().key(key).exec();
+        else
+          await this.client
+            .put(key)
+            .value(value)
+            .lease(await lease.grant())
+            .exec();
       } catch (err) {
+        this.pending.add(key);
         this.goOffline(`a write failed: ${messageOf(err)}`);
       }
     });
@@ -234,14 +252,45 @@ export class EtcdStore implements Store {
 
   // ---- joining, losing and regaining etcd ----
 
+  /** Joins (again): see the header. Bounded in time; a failure leaves the store offline. */
   private async establish(): Promise<void> {
-    const old = this.lease;
+    let timer: NodeJS.Timeout | null = null;
     const lease = this.client.lease(this.opts.ttl, { autoKeepAlive: true });
     lease.on("lost", (err) => {
       if (this.lease === lease) this.goOffline(`the lease was lost: ${messageOf(err)}`);
     });
+    try {
+      await Promise.race([
+        this.join(lease),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${JOIN_TIMEOUT_MS} ms`)),
+            JOIN_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } catch (err) {
+      this.online = false;
+      if (this.lease === lease) this.lease = null;
+      lease.removeAllListeners();
+      lease.release(); // stop its keep-alive; what was put on it expires with it
+      const w = this.watcher;
+      this.watcher = null;
+      if (w) {
+        w.removeAllListeners();
+        w.on("error", () => undefined);
+        void w.cancel().catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  private async join(lease: Lease): Promise<void> {
+    const old = this.lease;
+    this.pending.clear(); // everything own is put below; later changes land in pending again
     const id = await lease.grant();
-    this.lease = lease;
     const all = await this.client.getAll().prefix(this.prefix).exec();
     const puts: Promise<unknown>[] = [];
     for (const [k, v] of this.own) puts.push(this.client.put(k).value(v).lease(id).exec());
@@ -251,11 +300,11 @@ export class EtcdStore implements Store {
       if (this.cache.isOwn(k, v) && !this.own.has(k)) puts.push(this.client.delete().key(k).exec());
     }
     await Promise.all(puts);
-    if (old) {
+    this.lease = lease;
+    if (old && old !== lease) {
       old.removeAllListeners();
       await old.revoke().catch(() => undefined);
     }
-    this.online = true;
     // Everyone's records at one revision, then the watch from the next one.
     const snap = await this.client.getAll().prefix(this.prefix).exec();
     const fresh = new Map<string, string>();
@@ -263,6 +312,10 @@ export class EtcdStore implements Store {
     this.resyncs++;
     this.cache.replace(fresh);
     await this.watch(String(BigInt(snap.header.revision) + 1n));
+    this.online = true;
+    const changed = [...this.pending];
+    this.pending.clear();
+    for (const k of changed) this.send(k);
   }
 
   private async watch(fromRevision: string): Promise<void> {
@@ -304,11 +357,7 @@ export class EtcdStore implements Store {
         );
         return;
       } catch (err) {
-        this.online = false;
-        const w = this.watcher;
-        this.watcher = null;
-        if (w) void w.cancel().catch(() => undefined);
-        this.log.debug({ err: messageOf(err) }, "etcd still unreachable");
+        this.log.debug({ err: etcdReason(err) }, "etcd still unreachable");
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     }
