@@ -5,10 +5,12 @@
 import { hostname } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import {
+  DEFAULT_CLIENT_BLOCK,
   DEFAULT_CLIENT_PORTS,
   DEFAULT_CLUSTER,
   DEFAULT_LEASE_TTL,
   ephemeralRange,
+  parseClientBlock,
   parseClientPorts,
   parseClusterName,
   parseRoles,
@@ -108,6 +110,7 @@ export function buildProgram(): Command {
       String(DEFAULT_LEASE_TTL),
     )
     .option("--client-ports <range>", "host ports of apps' connections to other nodes", DEFAULT_CLIENT_PORTS)
+    .option("--client-block <n>", "ports per app in --client-ports", String(DEFAULT_CLIENT_BLOCK))
     .option("--prefer-local", "pick backends on this node when a service has some here", false)
     .option("--roles <list>", "this node's roles, shown by get nodes", "worker")
     .action(async (o) => {
@@ -116,6 +119,7 @@ export function buildProgram(): Command {
         throw new InvalidArgumentError(`--log-level "${o.logLevel}" is not one of ${levels.join(", ")}`);
       const vipCidr = parseVipCidr(o.vipCidr);
       const ports = parsePortRange(o.ports);
+      const clientBlock = parseClientBlock(o.clientBlock);
       await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
@@ -123,7 +127,8 @@ export function buildProgram(): Command {
         nodeName: parseClusterName(o.nodeName ?? hostname(), "--node-name"),
         ports,
         store: parseStore(o),
-        clientPorts: parseClientPorts(o.clientPorts, ports, ephemeralRange()),
+        clientPorts: parseClientPorts(o.clientPorts, ports, ephemeralRange(), clientBlock),
+        clientBlock,
         preferLocal: o.preferLocal === true,
         roles: parseRoles(o.roles),
         vipCidr,

@@ -11,8 +11,15 @@ import { InvalidArgumentError } from "./errors.js";
 export const DEFAULT_CLUSTER = "sockswitch";
 export const DEFAULT_LEASE_TTL = 5;
 export const DEFAULT_CLIENT_PORTS = "32768-39999";
-/** Ports per app in --client-ports. */
-export const CLIENT_BLOCK = 64;
+/** Ports per app in --client-ports (--client-block). */
+export const DEFAULT_CLIENT_BLOCK = 64;
+
+export function parseClientBlock(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 8 || n > 4096)
+    throw new InvalidArgumentError(`--client-block "${text}" must be a number of ports from 8 to 4096`);
+  return n;
+}
 
 export type StoreConfig =
   | { readonly kind: "embedded" }
@@ -104,11 +111,16 @@ export function parseStore(f: ClusterFlags): StoreConfig {
  * --client-ports: inside the kernel's ephemeral range (IP_LOCAL_PORT_RANGE can only narrow
  * it) and apart from the listener pool (--ports).
  */
-export function parseClientPorts(text: string, pool: PortRange, ephemeral: PortRange | null): PortRange {
+export function parseClientPorts(
+  text: string,
+  pool: PortRange,
+  ephemeral: PortRange | null,
+  block = DEFAULT_CLIENT_BLOCK,
+): PortRange {
   const r = parsePortRange(text);
-  if (r.last - r.first + 1 < CLIENT_BLOCK)
+  if (r.last - r.first + 1 < block)
     throw new InvalidArgumentError(
-      `--client-ports ${text} is too small; give at least ${CLIENT_BLOCK} ports`,
+      `--client-ports ${text} is too small; give at least one --client-block (${block} ports)`,
     );
   if (r.first <= pool.last && pool.first <= r.last)
     throw new InvalidArgumentError(

@@ -37,6 +37,8 @@ export interface DaemonConfig {
   readonly store: StoreConfig;
   /** Host ports that apps' connections to other nodes come from, a block per app. */
   readonly clientPorts: PortRange;
+  /** Ports per app in clientPorts. */
+  readonly clientBlock: number;
   /** Pick backends on this node when a service has some here. */
   readonly preferLocal: boolean;
   readonly roles: readonly string[];

@@ -133,9 +133,10 @@ export class AppManager {
       command: spec.command,
       user: spec.user,
       createdAt: new Date().toISOString(),
-      srcPorts: this.host.blocks.take(),
+      // Only a cluster needs them: they name this app to servers on other nodes.
+      srcPorts: this.host.daemonConfig.store.kind === "etcd" ? this.host.blocks.take() : null,
     };
-    if (!app.srcPorts)
+    if (!app.srcPorts && this.host.daemonConfig.store.kind === "etcd")
       this.host.log.warn(
         { app: app.id },
         "no free block left in --client-ports: servers on other nodes will not admit this app's connections",

@@ -3,7 +3,6 @@
 
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
-import { CLIENT_BLOCK } from "../core/cluster-config.js";
 import type { DaemonConfig } from "../core/config.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
@@ -44,7 +43,7 @@ export class Host implements TrapHost {
       daemonConfig.preferLocal ? daemonConfig.nodeName : null,
     );
     this.pool = new PortPool(daemonConfig.ports);
-    this.blocks = new BlockPool(daemonConfig.clientPorts, CLIENT_BLOCK);
+    this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
   }
 

@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import pino from "pino";
-import { parseClientPorts, parseEtcdUrl, parseStore } from "../../src/core/cluster-config.js";
+import {
+  parseClientBlock,
+  parseClientPorts,
+  parseEtcdUrl,
+  parseStore,
+} from "../../src/core/cluster-config.js";
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import { parseCidr } from "../../src/net/cidr.js";
 import { BlockPool } from "../../src/net/port-pool.js";
@@ -149,6 +154,10 @@ describe("cluster options", () => {
     assert.throws(() => parseClientPorts("39000-41000", pool, eph), /overlaps --ports/);
     assert.throws(() => parseClientPorts("20000-30000", pool, eph), /ip_local_port_range/);
     assert.throws(() => parseClientPorts("33000-33010", pool, eph), /too small/);
+    assert.deepEqual(parseClientPorts("33000-33015", pool, eph, 16), { first: 33000, last: 33015 });
+    assert.equal(parseClientBlock("128"), 128);
+    for (const bad of ["4", "5000", "x", "16.5"])
+      assert.throws(() => parseClientBlock(bad), /from 8 to 4096/);
   });
 
   test("etcd errors are shortened to their cause", () => {
