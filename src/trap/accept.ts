@@ -108,7 +108,14 @@ function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean 
   const src = s.host.sockets.source(b.proto, peer.ip, peer.port);
   if (src && (!b.loopback || src.appId === s.app.id)) return true;
   // A managed client on another node: its node's IP and a port of its app's source block.
-  if (!b.loopback && !src && s.host.table.isRemoteManaged(peer.ip, peer.port)) return true;
+  // (Never this host's own addresses: an unmanaged local process may hold such a port.)
+  if (
+    !b.loopback &&
+    !src &&
+    !s.host.isLocalAddress(peer.ip) &&
+    s.host.table.isRemoteManaged(peer.ip, peer.port)
+  )
+    return true;
   s.host.log.warn(
     { app: s.app.id, listener: `${b.hostIp}:${b.hostPort}`, peer: `${peer.ip}:${peer.port}` },
     "connection to a managed listener from an unmanaged peer refused",

@@ -101,7 +101,10 @@ export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, pe
   const theirs = reg.source(proto, peer.ip, peer.port);
   if (theirs) return theirs.local;
   // A client on another node, known by its app's published source-port block.
-  const remote = proto === "tcp" ? s.host.table.remoteClient(peer.ip, peer.port) : undefined;
+  const remote =
+    proto === "tcp" && !s.host.isLocalAddress(peer.ip)
+      ? s.host.table.remoteClient(peer.ip, peer.port)
+      : undefined;
   if (remote) return { ip: appIp(remote, ipOf(peer.ip).family), port: peer.port };
   return peer;
 }

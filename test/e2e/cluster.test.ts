@@ -125,6 +125,37 @@ describe("cluster on etcd", () => {
     await srv.wait();
   });
 
+  test("label policy holds across hosts; unmanaged processes cannot use a remote pool port", async () => {
+    const srv = h1.run(
+      ["--ip", "10.77.28.1", "--labels", "zone=a"],
+      [PYTHON, ECHO_SERVER, "0.0.0.0", "7200", "L"],
+    );
+    await everywhere(c, "zone=a server", (s) => s.address === "10.77.28.1:7200");
+    const reply = async (labels: string) => {
+      const r = await h2.runToEnd(["--labels", labels], [PYTHON, ECHO_CLIENT, "10.77.28.1", "7200"]);
+      return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { reply?: string; errno?: string };
+    };
+    assert.equal((await reply("zone=a")).reply, "L hello");
+    assert.equal((await reply("zone=b")).errno, "EACCES");
+    // The pool port itself, from host 2's own namespace (not managed), from a source port
+    // outside host 2's --client-ports: reset, never served. (Inside that range a cluster
+    // node is trusted: docs/cluster.md, security notes.)
+    const host = services(h2).find((s) => s.address === "10.77.28.1:7200")?.host as string;
+    const probe = [
+      "import socket, sys",
+      "s = socket.socket(); s.bind(('', int(sys.argv[3]))); s.settimeout(5)",
+      "try:",
+      "    s.connect((sys.argv[1], int(sys.argv[2]))); s.sendall(b'hello\\n'); print('got', s.recv(100))",
+      "except OSError as e:",
+      "    print('refused', type(e).__name__)",
+    ].join("\n");
+    const src = String(61000 + Math.floor(Math.random() * 4000));
+    const raw = h2.exec([PYTHON, "-c", probe, ...host.split(":"), src]);
+    assert.match(raw.stdout, /^(refused ConnectionResetError|got b'')$/m, raw.stdout + raw.stderr);
+    srv.kill("SIGKILL");
+    await srv.wait();
+  });
+
   test("two backends on hosts 1 and 2 both get connections from host 3", async () => {
     const a = h1.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "A"]);
     const b = h2.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "B"]);
