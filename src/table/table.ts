@@ -32,6 +32,8 @@ export class ServiceTable {
   private readonly services = new Map<string, Service>();
   private readonly byKey = new Map<string, Service[]>();
   private readonly byApp = new Map<string, Set<string>>();
+  /** proto|host ip|host port → a service there (any of a wildcard socket's). */
+  private readonly byHost = new Map<string, Service>();
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly nodesByIp = new Map<string, string>();
   private readonly selector: Selector;
@@ -180,6 +182,7 @@ export class ServiceTable {
       this.byApp.set(svc.appId, ids);
     }
     ids.add(svc.id);
+    this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
   }
 
   removeService(id: string): Service | undefined {
@@ -198,6 +201,15 @@ export class ServiceTable {
     }
     const ids = this.byApp.get(svc.appId);
     ids?.delete(id);
+    const hk = `${svc.proto}|${svc.hostIp}|${svc.hostPort}`;
+    if (this.byHost.get(hk) === svc) {
+      // Services at one host address are one socket's, so of one app.
+      this.byHost.delete(hk);
+      for (const other of ids ?? []) {
+        const o = this.services.get(other);
+        if (o && `${o.proto}|${o.hostIp}|${o.hostPort}` === hk) this.byHost.set(hk, o);
+      }
+    }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
     return svc;
   }
@@ -208,6 +220,11 @@ export class ServiceTable {
 
   listServices(): Service[] {
     return [...this.services.values()];
+  }
+
+  /** A service whose listener is at host address ip:port, if any. */
+  serviceAtHost(proto: Proto, ip: string, port: number): Service | undefined {
+    return this.byHost.get(`${proto}|${ip}|${port}`);
   }
 
   servicesOfApp(appId: string): Service[] {

@@ -44,7 +44,7 @@ const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
  * the server's node can tell this app from the peer's (node IP, port). Ignored by the
  * kernel for a socket that is already bound.
  */
-function useSourceBlock(s: AppSession, fd: number): void {
+export function useSourceBlock(s: AppSession, fd: number): void {
   const b = s.app.srcPorts;
   if (!b) return;
   const v = new Uint8Array(4);
@@ -149,7 +149,7 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
  */
 function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): Route | null {
   const found = s.host.sockets.hostOfSource("udp", ip, port);
-  if (!found) return null;
+  if (!found) return remoteReplyRoute(s, ip, port);
   const peer = s.host.table.getApp(found.source.appId);
   if (peer && peer.id !== s.app.id && !sharesLabel(s.app.labels, peer.labels)) {
     s.host.log.warn(
@@ -170,6 +170,29 @@ function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): R
     host = { ip: v6 ? (s.host.config.nodeIp6 as string) : s.host.config.nodeIp, port: host.port };
   }
   return { host, loopback: false };
+}
+
+/**
+ * A datagram to a client on another node, by its virtual ip:port: the app with that IP
+ * whose published source-port block holds the port, at its node's IP. null: none.
+ */
+function remoteReplyRoute(s: AppSession, ip: string, port: number): Route | null {
+  const { host } = s;
+  for (const peer of host.table.appsWithIp(ip)) {
+    const b = peer.srcPorts;
+    if (peer.node === host.config.nodeName || !b || port < b.first || port > b.last) continue;
+    const nodeIp = host.nodeIpOf(peer.node);
+    if (nodeIp === null) continue;
+    if (!sharesLabel(s.app.labels, peer.labels)) {
+      host.log.warn(
+        { app: s.app.id, dst: `${ip}:${port}`, proto: "udp" },
+        "datagram to a client denied by label policy",
+      );
+      return E.EACCES;
+    }
+    return { host: { ip: nodeIp, port }, loopback: false, remote: true };
+  }
+  return null;
 }
 
 /** 127.0.0.1/::1 (and 0.0.0.0) inside an app: only the app's own listeners answer. */

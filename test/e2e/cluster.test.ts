@@ -156,6 +156,33 @@ describe("cluster on etcd", () => {
     await srv.wait();
   });
 
+  test("UDP across hosts: datagrams both ways, virtual addresses on both sides", async () => {
+    const srv = h1.run(
+      ["--ip", "10.77.29.1"],
+      [PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", "5400", "U"],
+    );
+    await everywhere(c, "udp service", (s) => s.address === "10.77.29.1:5400");
+    for (const mode of [[], ["--connected"], ["--msg"]]) {
+      const r = await h2.runToEnd(
+        ["--ip", "10.77.29.2"],
+        [PYTHON, `${FIXTURES}/udp-echo.py`, "client", "10.77.29.1", "5400", ...mode],
+      );
+      const res = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as {
+        reply?: string;
+        peer?: [string, number];
+      };
+      assert.equal(res.reply, "U hello", `${mode}: ${r.stdout} ${r.stderr}`);
+      assert.deepEqual(res.peer, ["10.77.29.1", 5400]);
+    }
+    const peers = srv.stdout
+      .split("\n")
+      .filter((l) => l.includes('"datagram"'))
+      .map((l) => JSON.parse(l).peer[0]);
+    assert.deepEqual(peers, ["10.77.29.2", "10.77.29.2", "10.77.29.2"]);
+    srv.kill("SIGKILL");
+    await srv.wait();
+  });
+
   test("two backends on hosts 1 and 2 both get connections from host 3", async () => {
     const a = h1.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "A"]);
     const b = h2.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "B"]);
