@@ -210,6 +210,21 @@ describe("table across nodes", () => {
     assert.equal(t.isNodeIp("192.0.2.2"), false);
   });
 
+  test("services are found by their host address, also after one of a socket's is removed", () => {
+    const t = new ServiceTable([parseCidr("10.77.0.0/16")], "round-robin");
+    t.putApp(app("w", "n2", ["10.77.2.1", "fd77::1"]));
+    const v4 = svc("w", "n2", "10.77.2.1", "192.0.2.2");
+    const v6 = { ...svc("w", "n2", "fd77::1", "192.0.2.2"), id: "tcp/192.0.2.2/40000/fd77::1/80" };
+    t.putService(v4);
+    t.putService(v6);
+    assert.equal(t.serviceAtHost("tcp", "192.0.2.2", 40000)?.appId, "w");
+    t.removeService(v6.id);
+    assert.equal(t.serviceAtHost("tcp", "192.0.2.2", 40000), v4);
+    t.removeService(v4.id);
+    assert.equal(t.serviceAtHost("tcp", "192.0.2.2", 40000), undefined);
+    assert.equal(t.serviceAtHost("udp", "192.0.2.2", 40000), undefined);
+  });
+
   test("--prefer-local picks this node's backends while there are any", () => {
     const t = new ServiceTable([parseCidr("10.77.0.0/16")], "round-robin", "n1");
     t.putApp(app("a", "n1", ["10.77.1.1"]));
