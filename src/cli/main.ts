@@ -120,14 +120,19 @@ export function buildProgram(): Command {
       const vipCidr = parseVipCidr(o.vipCidr);
       const ports = parsePortRange(o.ports);
       const clientBlock = parseClientBlock(o.clientBlock);
+      const store = parseStore(o);
       await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
         ...parseNodeIps(o.nodeIp),
         nodeName: parseClusterName(o.nodeName ?? hostname(), "--node-name"),
         ports,
-        store: parseStore(o),
-        clientPorts: parseClientPorts(o.clientPorts, ports, ephemeralRange(), clientBlock),
+        store,
+        // Checked only for a cluster: on one host the range is not used.
+        clientPorts:
+          store.kind === "etcd"
+            ? parseClientPorts(o.clientPorts, ports, ephemeralRange(), clientBlock)
+            : parsePortRange(o.clientPorts),
         clientBlock,
         preferLocal: o.preferLocal === true,
         roles: parseRoles(o.roles),
