@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TestCluster } from "./cluster-harness.js";
-import { FIXTURES, type Proc, PYTHON, type TestHost, waitFor } from "./harness.js";
+import { CLI, FIXTURES, type Proc, PYTHON, sh, type TestHost, waitFor } from "./harness.js";
 
 interface NodeJson {
   name: string;
@@ -325,6 +325,33 @@ describe("cluster on etcd", () => {
 });
 
 describe("cluster store errors", () => {
+  test("bad cluster options are usage errors (exit 2) with one sentence", () => {
+    const daemon = (...args: string[]) => sh(CLI, ["--socket", "/nonexistent/ssw.sock", "daemon", ...args]);
+    const cases: Array<[string[], RegExp]> = [
+      [["--store", "etcd:/x"], /--store "etcd:\/x" is not a store; use embedded, or etcd:\/\/HOST:PORT/],
+      [["--cluster", "prod"], /--cluster and --etcd-\* need --store etcd:\/\/HOST:PORT/],
+      [["--store", "etcd://10.0.0.1:2379", "--cluster", "a/b"], /--cluster "a\/b" is not a usable name/],
+      [["--store", "etcd://10.0.0.1:2379", "--lease-ttl", "0"], /--lease-ttl "0" must be whole seconds/],
+      [
+        ["--store", "etcd://10.0.0.1:2379", "--ports", "30000-50000"],
+        /--client-ports 32768-39999 overlaps --ports/,
+      ],
+      [["--store", "etcd://10.0.0.1:2379", "--etcd-key", "/k"], /--etcd-cert and --etcd-key go together/],
+      [["--client-block", "3"], /--client-block "3" must be a number of ports from 8 to 4096/],
+    ];
+    for (const [args, re] of cases) {
+      const r = daemon(...args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^sockswitch: ${re.source}`), args.join(" "));
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+    // On one host the client-port range is not checked: parsing gets past it to --egress.
+    assert.match(
+      daemon("--ports", "30000-50000", "--egress", "maybe").stderr,
+      /^sockswitch: --egress "maybe"/,
+    );
+  });
+
   test("etcd unreachable at start: a clear error", async () => {
     const c = new TestCluster({ hosts: 1 });
     try {
