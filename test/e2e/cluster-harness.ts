@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { must, Proc, sh, TestHost, waitFor } from "./harness.js";
+import { FIXTURES, must, Proc, PYTHON, sh, TestHost, waitFor } from "./harness.js";
 
 export const ETCD = "/usr/bin/etcd";
 const SUBNET = "10.250.0";
@@ -257,4 +257,44 @@ export class TestCluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// ---- helpers the cluster tests share ----
+
+export interface NodeJson {
+  name: string;
+  cluster: string;
+  ip: string;
+  apps: number;
+}
+export interface ServiceJson {
+  address: string;
+  name: string;
+  node: string;
+  host: string;
+}
+
+export function curl(
+  host: TestHost,
+  url: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return host.runToEnd([], ["curl", "-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", url]);
+}
+
+export function services(host: TestHost): ServiceJson[] {
+  return host.getJson<ServiceJson>("services");
+}
+
+export async function httpServer(host: TestHost, opts: string[], port: number): Promise<Proc> {
+  const p = host.run(opts, [PYTHON, "-m", "http.server", String(port), "--directory", FIXTURES]);
+  await waitFor("http server", () => {
+    if (!p.running) throw new Error(`server exited: ${p.stderr}`);
+    return services(host).some((s) => s.address.endsWith(`:${port}`));
+  });
+  return p;
+}
+
+/** Waits until every host's table has (or lacks) a service matching pred. */
+export function everywhere(c: TestCluster, what: string, pred: (s: ServiceJson) => boolean, present = true) {
+  return waitFor(what, () => c.hosts.every((h) => services(h).some(pred) === present), 15_000);
 }
