@@ -217,6 +217,38 @@ export class TestCluster {
     );
   }
 
+  /** Compacts etcd's history up to its current revision (gRPC gateway, from etcd's namespace); returns it. */
+  compactEtcd(): number {
+    const url = `http://${this.etcdIp}:${this.etcdPort}/v3/kv`;
+    const post = (path: string, body: string) =>
+      must("ip", [
+        "netns",
+        "exec",
+        this.etcdNs,
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-X",
+        "POST",
+        `${url}/${path}`,
+        "-d",
+        body,
+      ]);
+    const rev = Number(
+      (JSON.parse(post("range", '{"key":"AA=="}')) as { header: { revision: string } }).header.revision,
+    );
+    post("compaction", JSON.stringify({ revision: String(rev), physical: true }));
+    return rev;
+  }
+
+  /** Cuts host i off the LAN (its link down), or reconnects it. */
+  setLink(i: number, up: boolean): void {
+    const h = this.hosts[i] as TestHost;
+    must("ip", ["-n", h.ns, "link", "set", "eth0", up ? "up" : "down"]);
+    if (up) must("ip", ["-n", h.ns, "addr", "replace", `${this.ips[i]}/24`, "dev", "eth0"]);
+  }
+
   /** Stops etcd (SIGTERM), keeping its data. */
   async stopEtcd(): Promise<void> {
     const p = this.etcd;

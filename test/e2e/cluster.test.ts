@@ -247,6 +247,38 @@ describe("cluster on etcd", () => {
     await everywhere(c, "web2 gone", (s) => s.address === "10.77.24.1:8082", false);
   });
 
+  test("a node cut off past its lease and etcd's compacted history: it rejoins on a new lease and resyncs", async () => {
+    const mine = await httpServer(h2, ["--ip", "10.77.31.2"], 8091);
+    await everywhere(c, "h2's server everywhere", (s) => s.address === "10.77.31.2:8091");
+    c.setLink(1, false);
+    for (const h of [h1, h3])
+      await waitFor(
+        "h2 gone after its lease",
+        () =>
+          !h.getJson<NodeJson>("nodes").some((n) => n.name === "h2") &&
+          !services(h).some((s) => s.node === "h2"),
+        c.ttl * 1000 + 10_000,
+      );
+    // Meanwhile: a new service h2 cannot see, and history compacted past what h2 saw.
+    const late = await httpServer(h1, ["--ip", "10.77.31.1"], 8092);
+    await waitFor("late on h3", () => services(h3).some((s) => s.address === "10.77.31.1:8092"));
+    c.compactEtcd();
+    c.setLink(1, true);
+    await everywhere(c, "h2's server back everywhere", (s) => s.address === "10.77.31.2:8091", true);
+    await waitFor(
+      "h2 sees the late service",
+      () => services(h2).some((s) => s.address === "10.77.31.1:8092"),
+      15_000,
+    );
+    await waitFor("three nodes", () => h1.getJson<NodeJson>("nodes").length === 3);
+    assert.equal((await curl(h3, "http://10.77.31.2:8091/")).stdout, "200");
+    assert.equal((await curl(h2, "http://10.77.31.1:8092/")).stdout, "200");
+    assert.match(h2.daemon?.stdout ?? "", /etcd is back; own records re-put, cache resynced/);
+    mine.kill("SIGKILL");
+    late.kill("SIGKILL");
+    await Promise.all([mine.wait(), late.wait()]);
+  });
+
   test("a daemon restarted on etcd: its live apps come back once, one that died meanwhile is cleaned", async () => {
     const live = await httpServer(h2, ["--ip", "10.77.26.1", "--name", "stays"], 8085);
     const dies = await httpServer(h2, ["--ip", "10.77.26.2", "--name", "goes"], 8086);
