@@ -19,6 +19,8 @@ import type { Service } from "../table/types.js";
 const PLAN_DEBOUNCE_MS = 50;
 const PLAN_INTERVAL_MS = 2000;
 const CONNECT_TIMEOUT_MS = 5000;
+/** A port that could not be listened on is tried again only after this long. */
+const RETRY_MS = 30_000;
 
 export interface ProxyView {
   /** The listener, host ip:port. */
@@ -48,6 +50,8 @@ interface Proxy {
 
 export class Ingress {
   private readonly proxies = new Map<number, Proxy>();
+  /** Ports whose listen failed, and when. */
+  private readonly failed = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
   private readonly interval: NodeJS.Timeout;
   private closed = false;
@@ -122,6 +126,7 @@ export class Ingress {
     }
     for (const [port, w] of want) {
       const p = this.proxies.get(port);
+      if (!p && Date.now() - (this.failed.get(port) ?? 0) < RETRY_MS) continue;
       if (p) {
         p.backends = w.backends;
         p.target = w.target;
@@ -147,7 +152,11 @@ export class Ingress {
     };
     this.proxies.set(port, p);
     server.on("error", (err) => {
-      this.log.warn({ listen: formatHostPort(ip, port), err: messageOf(err) }, "ingress listener failed");
+      this.failed.set(port, Date.now());
+      this.log.warn(
+        { listen: formatHostPort(ip, port), err: messageOf(err), retryInMs: RETRY_MS },
+        "ingress listener failed",
+      );
       if (this.proxies.get(port) === p) this.proxies.delete(port);
       server.close();
     });
