@@ -11,7 +11,8 @@ const ECHO_SERVER = `${FIXTURES}/echo-server.py`;
 const ECHO_CLIENT = `${FIXTURES}/echo-client.py`;
 
 describe("cluster on etcd", () => {
-  const c = new TestCluster({ hosts: 3, ttl: 3 });
+  // --prefer-local: a client on a node with a backend uses it; host 3 has none of its own.
+  const c = new TestCluster({ hosts: 3, ttl: 3, daemonArgs: ["--prefer-local"] });
   let h1: TestHost;
   let h2: TestHost;
   let h3: TestHost;
@@ -148,7 +149,7 @@ describe("cluster on etcd", () => {
     await srv.wait();
   });
 
-  test("two backends on hosts 1 and 2 both get connections from host 3", async () => {
+  test("two backends on hosts 1 and 2 both get connections from host 3; host 2 prefers its own", async () => {
     const a = h1.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "A"]);
     const b = h2.run(["--ip", "10.77.22.1", "--name", "echo"], [PYTHON, ECHO_SERVER, "0.0.0.0", "7100", "B"]);
     // One virtual ip:port, a backend on each of two nodes.
@@ -161,6 +162,14 @@ describe("cluster on etcd", () => {
       if (res.reply) replies.add(res.reply);
     }
     assert.deepEqual([...replies].sort(), ["A hello", "B hello"]);
+    // From host 2, with --prefer-local: always host 2's own backend.
+    for (let i = 0; i < 3; i++) {
+      const r = await h2.runToEnd([], [PYTHON, ECHO_CLIENT, "10.77.22.1", "7100"]);
+      assert.equal(
+        (JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { reply?: string }).reply,
+        "B hello",
+      );
+    }
     a.kill("SIGKILL");
     b.kill("SIGKILL");
     await Promise.all([a.wait(), b.wait()]);
