@@ -107,7 +107,8 @@ function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean 
   if (!peer) return true; // already gone: let the app see what the kernel says
   const src = s.host.sockets.source(b.proto, peer.ip, peer.port);
   if (src && (!b.loopback || src.appId === s.app.id)) return true;
-  // A managed client on another node: its node's IP and a port of its app's source block.
+  // A managed client on another node: its node's IP and a port of the node's published
+  // client-port range (its app's block is in there).
   // (Never this host's own addresses: an unmanaged local process may hold such a port.)
   if (
     !b.loopback &&
