@@ -24,6 +24,8 @@ export interface Settings {
   trapCount: number;
   /** Service counts for daemon_rss. */
   rssSteps: number[];
+  /** Register/remove cycles of the cluster measure. */
+  clusterSamples: number;
 }
 
 export type PerPath<T> = Record<PathName, T>;

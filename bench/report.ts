@@ -3,6 +3,7 @@
 // run's values, ratios), a table on the terminal and the same table in Markdown for READMEs.
 
 import Table from "cli-table3";
+import type { ClusterResult } from "./cluster.js";
 import type { Failure, PairResult, PerPath, Settings, TrapResult, TrapRun } from "./measures.js";
 import { PATH_NAMES } from "./paths.js";
 import type { RssStep } from "./rss.js";
@@ -46,6 +47,7 @@ export interface Report {
   metrics: Partial<Record<PairKey, PairMetric>> & {
     trap?: Record<string, unknown>;
     daemon_rss?: Record<string, unknown>;
+    cluster?: Record<string, unknown>;
   };
   ratios: Partial<Record<PairKey, Record<string, number | null>>>;
   failures: Failure[];
@@ -106,6 +108,26 @@ function rssMetric(steps: RssStep[]): Record<string, unknown> {
   return out;
 }
 
+/** The q-quantile (nearest rank) of xs, or null. */
+function quantile(xs: readonly number[], q: number): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number;
+}
+
+function clusterMetric(c: ClusterResult): Record<string, unknown> {
+  return {
+    note: "propagation to the other nodes of a 3-host cluster on etcd, ms (see bench/cluster.ts)",
+    hosts: c.hosts,
+    samples: c.samples,
+    register_p50_ms: quantile(c.register_ms, 0.5),
+    register_p99_ms: quantile(c.register_ms, 0.99),
+    remove_p50_ms: quantile(c.remove_ms, 0.5),
+    remove_p99_ms: quantile(c.remove_ms, 0.99),
+    per_sample: { register_ms: c.register_ms, remove_ms: c.remove_ms },
+  };
+}
+
 export function buildReport(input: {
   machine: Record<string, unknown>;
   sockswitch: { commit: string; dirty: boolean };
@@ -114,6 +136,7 @@ export function buildReport(input: {
   pairs: Partial<Record<PairKey, PairResult>>;
   trap: TrapResult | null;
   rss: RssStep[] | null;
+  cluster?: ClusterResult | null;
   failures: Failure[];
 }): Report {
   const report: Report = {
@@ -140,6 +163,7 @@ export function buildReport(input: {
   }
   if (input.trap) report.metrics.trap = trapMetric(input.trap);
   if (input.rss) report.metrics.daemon_rss = rssMetric(input.rss);
+  if (input.cluster) report.metrics.cluster = clusterMetric(input.cluster);
   return report;
 }
 
@@ -187,6 +211,14 @@ function extraLines(r: Report): string[] {
         `socket() p50 ${fmt(t.socket_p50_us)} µs, p99 ${fmt(t.socket_p99_us)} µs ` +
         `(plain connect p50 ${fmt(p.connect_p50_us)} µs → trapped ${fmt(s.connect_p50_us)} µs; ` +
         `plain socket p50 ${fmt(p.socket_p50_us)} µs → trapped ${fmt(s.socket_p50_us)} µs)`,
+    );
+  }
+  const cl = r.metrics.cluster as Record<string, number> | undefined;
+  if (cl) {
+    lines.push(
+      `cluster (3 hosts, etcd): registration reaches the other nodes in p50 ${fmt(cl.register_p50_ms)} ms, ` +
+        `p99 ${fmt(cl.register_p99_ms)} ms; removal (app killed → gone everywhere) p50 ${fmt(cl.remove_p50_ms)} ms, ` +
+        `p99 ${fmt(cl.remove_p99_ms)} ms (${cl.samples} cycles)`,
     );
   }
   const rss = r.metrics.daemon_rss as { steps?: RssStep[] } | undefined;

@@ -7,7 +7,7 @@
 //   --quick           about two minutes (3 runs of 2 s) instead of the full run
 //   --out FILE        where the JSON goes
 //   --runs N          runs per path
-//   --only a,b        some of: throughput, rr, crr, redis, trap, daemon_rss
+//   --only a,b        some of: throughput, rr, crr, redis, trap, daemon_rss, cluster
 //   --commit REF      measure a clean build of that commit (made in bench/build/), not the work tree
 //   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR; summary:
 //                     npx tsx bench/profile.ts DIR/*.cpuprofile); the profiler's ticks slow it
@@ -22,6 +22,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ratiosSvg } from "./chart.js";
+import { type ClusterResult, measureCluster } from "./cluster.js";
 import { BENCH, cleanup, cleanupOnExit, keepLogs, machine, prepare, tempDir } from "./env.js";
 import {
   type Failure,
@@ -37,7 +38,7 @@ import { ofCommit, workTree } from "./product.js";
 import { buildReport, markdownTable, type PairKey, type Report, terminalTable } from "./report.js";
 import { measureRss, type RssStep } from "./rss.js";
 
-const ALL = ["throughput", "rr", "crr", "redis", "trap", "daemon_rss"];
+const ALL = ["throughput", "rr", "crr", "redis", "trap", "daemon_rss", "cluster"];
 
 const MODES: Record<string, Settings> = {
   full: {
@@ -47,6 +48,7 @@ const MODES: Record<string, Settings> = {
     redisRequests: 100_000,
     trapCount: 20_000,
     rssSteps: [0, 1000, 10_000],
+    clusterSamples: 100,
   },
   quick: {
     runs: 3,
@@ -55,8 +57,17 @@ const MODES: Record<string, Settings> = {
     redisRequests: 20_000,
     trapCount: 5_000,
     rssSteps: [0, 1000, 10_000],
+    clusterSamples: 30,
   },
-  smoke: { runs: 1, seconds: 0.3, crrMax: 200, redisRequests: 200, trapCount: 50, rssSteps: [0, 10] },
+  smoke: {
+    runs: 1,
+    seconds: 0.3,
+    crrMax: 200,
+    redisRequests: 200,
+    trapCount: 50,
+    rssSteps: [0, 10],
+    clusterSamples: 3,
+  },
 };
 
 function outputs(report: Report, out: string): void {
@@ -108,6 +119,7 @@ async function main(): Promise<number> {
   const pairs: Partial<Record<PairKey, PairResult>> = {};
   let trap: TrapResult | null = null;
   let rss: RssStep[] | null = null;
+  let cluster: ClusterResult | null = null;
   try {
     const nodeFlags = (o["daemon-node-options"] ?? "").split(" ").filter(Boolean);
     if (o["cpu-prof"]) {
@@ -115,24 +127,43 @@ async function main(): Promise<number> {
       mkdirSync(dir, { recursive: true });
       nodeFlags.push("--cpu-prof", "--cpu-prof-dir", dir);
     }
-    const lab = await buildLab(product.cli, nodeFlags);
+    const pairsWanted = only.some((k) => k !== "cluster" && k !== "daemon_rss");
+    const lab = pairsWanted ? await buildLab(product.cli, nodeFlags) : null;
     progress(`paths ready (${mode}: ${settings.runs} runs per path)`);
     // trap before crr: crr leaves tens of thousands of TIME_WAIT sockets behind, which slow
     // down the port search of every connect() in that namespace for a minute.
     const measures = new Map(pairMeasures(tempDir()).map((m) => [m.key, m]));
     for (const key of ["throughput", "rr", "trap", "crr", "redis"].filter((k) => only.includes(k))) {
+      if (!lab) break;
       const m = measures.get(key);
       if (m) pairs[key as PairKey] = await runPair(m, lab, settings, failures, progress);
       else trap = await runTrap(lab, settings, failures, progress);
     }
     // A clean exit (SIGTERM) lets `node --cpu-prof` write its profile.
-    await lab.daemon.proc.stop(15_000);
+    await lab?.daemon.proc.stop(15_000);
     if (only.includes("daemon_rss")) rss = await measureRss(product.cli, settings.rssSteps, progress);
+    if (only.includes("cluster")) {
+      try {
+        cluster = await measureCluster(settings.clusterSamples, progress);
+      } catch (err) {
+        failures.push({ measure: "cluster", path: "sockswitch", run: 0, error: String(err) });
+      }
+    }
   } finally {
     cleanup();
   }
   const sockswitch = { commit: product.commit, dirty: product.dirty };
-  const report = buildReport({ machine: info, sockswitch, mode, settings, pairs, trap, rss, failures });
+  const report = buildReport({
+    machine: info,
+    sockswitch,
+    mode,
+    settings,
+    pairs,
+    trap,
+    rss,
+    cluster,
+    failures,
+  });
   outputs(report, out);
   progress("done");
   return failures.length > 0 ? 1 : 0;

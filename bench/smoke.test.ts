@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { BENCH, ROOT } from "./env.js";
 
-const missing = ["iperf3", "redis-server", "redis-benchmark", "nft", "cc"].filter(
+const missing = ["iperf3", "redis-server", "redis-benchmark", "nft", "cc", "etcd"].filter(
   (t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0,
 );
 const skip =
@@ -46,6 +46,9 @@ test("the benchmark harness runs every measure on every path and writes JSON, SV
     }
     assert.ok(j.metrics.daemon_rss.services_0_mb > 0);
     assert.ok(j.metrics.daemon_rss.services_10_mb > 0);
+    assert.equal(j.metrics.cluster.per_sample.register_ms.length, 6); // 3 cycles × 2 other hosts
+    for (const k of ["register_p50_ms", "register_p99_ms", "remove_p50_ms", "remove_p99_ms"])
+      assert.ok(j.metrics.cluster[k] >= 0, k);
     assert.match(readFileSync(join(dir, "smoke.svg"), "utf8"), /^<svg [^>]*>/);
     assert.match(readFileSync(join(dir, "smoke.md"), "utf8"), /\| crr \|/);
     // Nothing of ours is left behind.

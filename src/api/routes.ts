@@ -1,12 +1,13 @@
-// REST routes (read side for now): health, apps, services, sockets. Every error is JSON
+// REST routes (read side for now): health, apps, services, sockets, nodes, proxies. Every error is JSON
 // {"error": {"code", "message"}} with a stable code (docs/errors.md).
 
 import type { FastifyInstance } from "fastify";
 import { NotFoundError, SockswitchError } from "../core/errors.js";
+import type { ProxyView } from "../gateway/ingress.js";
 import { kernelSockets } from "../net/proc-net.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
-import { appView, serviceView, socketViews } from "./views.js";
+import { appView, nodeView, serviceView, socketViews } from "./views.js";
 
 export interface ApiContext {
   readonly table: ServiceTable;
@@ -15,6 +16,8 @@ export interface ApiContext {
   readonly node: string;
   readonly store: string;
   readonly startedAt: string;
+  /** The ingress gateway's forwarding listeners on this node. */
+  readonly proxies: () => ProxyView[];
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -37,6 +40,15 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 
   app.get("/v1/services", async () => ({ items: ctx.table.listServices().map(serviceView) }));
+
+  app.get("/v1/nodes", async () => ({
+    items: ctx.table
+      .listNodes()
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((n) => nodeView(n, ctx.node)),
+  }));
+
+  app.get("/v1/proxies", async () => ({ items: ctx.proxies() }));
 
   app.get("/v1/sockets", async () => ({ items: socketViews(ctx.sockets, await kernelSockets()) }));
 

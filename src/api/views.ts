@@ -6,7 +6,7 @@ import { formatHostPort } from "../net/ip.js";
 import type { KernelSocket } from "../net/proc-net.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
-import type { App, Service } from "../table/types.js";
+import type { App, NodeInfo, Service } from "../table/types.js";
 
 export interface AppView {
   id: string;
@@ -21,6 +21,35 @@ export interface AppView {
   user: string | null;
   services: number;
   createdAt: string;
+  /** The host ports its connections to other nodes come from ("first-last"), or null. */
+  srcPorts: string | null;
+}
+
+export interface NodeView {
+  name: string;
+  cluster: string;
+  ip: string;
+  ip6: string | null;
+  roles: string[];
+  apps: number;
+  version: string;
+  /** True for the node whose daemon answered. */
+  self: boolean;
+  startedAt: string;
+}
+
+export function nodeView(n: NodeInfo, self: string): NodeView {
+  return {
+    name: n.name,
+    cluster: n.cluster,
+    ip: n.ip,
+    ip6: n.ip6,
+    roles: [...n.roles],
+    apps: n.apps,
+    version: n.version,
+    self: n.name === self,
+    startedAt: n.startedAt,
+  };
 }
 
 export interface ServiceView {
@@ -65,6 +94,7 @@ export function appView(app: App, table: ServiceTable): AppView {
     user: app.user,
     services: table.servicesOfApp(app.id).length,
     createdAt: app.createdAt,
+    srcPorts: app.srcPorts ? `${app.srcPorts.first}-${app.srcPorts.last}` : null,
   };
 }
 

@@ -1,11 +1,12 @@
-// `sockswitch get apps|services|sockets [-o table|json]`: the table over the REST API.
+// `sockswitch get apps|services|sockets|nodes|proxies [-o table|json]`: the table over the REST API.
 
 import { apiGet } from "../api/client.js";
-import type { AppView, ServiceView, SocketView } from "../api/views.js";
+import type { AppView, NodeView, ServiceView, SocketView } from "../api/views.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import type { ProxyView } from "../gateway/ingress.js";
 import { age, labelsText, table } from "./format.js";
 
-export const RESOURCES = ["apps", "services", "sockets"] as const;
+export const RESOURCES = ["apps", "services", "sockets", "nodes", "proxies"] as const;
 type Resource = (typeof RESOURCES)[number];
 
 const ALIASES: Record<string, Resource> = {
@@ -16,6 +17,10 @@ const ALIASES: Record<string, Resource> = {
   svc: "services",
   socket: "sockets",
   sockets: "sockets",
+  node: "nodes",
+  nodes: "nodes",
+  proxy: "proxies",
+  proxies: "proxies",
 };
 
 export async function get(socket: string, what: string, output: string): Promise<string> {
@@ -69,6 +74,30 @@ export async function get(socket: string, what: string, output: string): Promise
           s.peer ?? "-",
           s.hostLocal,
           s.hostPeer ?? "-",
+        ]),
+      );
+    case "nodes":
+      return table(
+        ["NAME", "CLUSTER", "IP", "ROLES", "APPS", "AGE"],
+        (body.items as NodeView[]).map((n) => [
+          n.name,
+          n.cluster || "<none>",
+          n.ip6 ? `${n.ip},${n.ip6}` : n.ip,
+          n.roles.join(","),
+          String(n.apps),
+          age(n.startedAt),
+        ]),
+      );
+    case "proxies":
+      return table(
+        ["LISTEN", "TARGET", "BACKENDS", "ACTIVE", "TOTAL", "AGE"],
+        (body.items as ProxyView[]).map((p) => [
+          p.listen,
+          p.target,
+          p.backends.join(","),
+          String(p.active),
+          String(p.total),
+          age(p.createdAt),
         ]),
       );
   }

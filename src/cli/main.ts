@@ -5,6 +5,18 @@
 import { hostname } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import {
+  DEFAULT_CLIENT_BLOCK,
+  DEFAULT_CLIENT_PORTS,
+  DEFAULT_CLUSTER,
+  DEFAULT_LEASE_TTL,
+  ephemeralRange,
+  parseClientBlock,
+  parseClientPorts,
+  parseClusterName,
+  parseRoles,
+  parseStore,
+} from "../core/cluster-config.js";
+import {
   DEFAULT_DNS_DOMAIN,
   DEFAULT_PORTS,
   DEFAULT_STATE_DIR,
@@ -83,17 +95,47 @@ export function buildProgram(): Command {
       "also serve the REST API over TCP (loopback unless a host is given)",
     )
     .option("--api-token-file <file>", "the token TCP API clients must send (Authorization: Bearer)")
+    .option(
+      "--store <store>",
+      "embedded (one host), or etcd://HOST:PORT[,HOST:PORT...] for a cluster",
+      "embedded",
+    )
+    .option("--etcd-ca <file>", "CA certificate for etcd client TLS (PEM)")
+    .option("--etcd-cert <file>", "client certificate for etcd client TLS (PEM)")
+    .option("--etcd-key <file>", "client key for etcd client TLS (PEM)")
+    .option("--cluster <name>", `the cluster's name, its key prefix in etcd (default ${DEFAULT_CLUSTER})`)
+    .option(
+      "--lease-ttl <seconds>",
+      "seconds after which a dead node leaves the cluster",
+      String(DEFAULT_LEASE_TTL),
+    )
+    .option("--client-ports <range>", "host ports of apps' connections to other nodes", DEFAULT_CLIENT_PORTS)
+    .option("--client-block <n>", "ports per app in --client-ports", String(DEFAULT_CLIENT_BLOCK))
+    .option("--prefer-local", "pick backends on this node when a service has some here", false)
+    .option("--roles <list>", "this node's roles, shown by get nodes", "worker")
     .action(async (o) => {
       const levels = ["trace", "debug", "info", "warn", "error", "fatal"];
       if (!levels.includes(o.logLevel))
         throw new InvalidArgumentError(`--log-level "${o.logLevel}" is not one of ${levels.join(", ")}`);
       const vipCidr = parseVipCidr(o.vipCidr);
+      const ports = parsePortRange(o.ports);
+      const clientBlock = parseClientBlock(o.clientBlock);
+      const store = parseStore(o);
       await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
         ...parseNodeIps(o.nodeIp),
-        nodeName: o.nodeName ?? hostname(),
-        ports: parsePortRange(o.ports),
+        nodeName: parseClusterName(o.nodeName ?? hostname(), "--node-name"),
+        ports,
+        store,
+        // Checked only for a cluster: on one host the range is not used.
+        clientPorts:
+          store.kind === "etcd"
+            ? parseClientPorts(o.clientPorts, ports, ephemeralRange(), clientBlock)
+            : parsePortRange(o.clientPorts),
+        clientBlock,
+        preferLocal: o.preferLocal === true,
+        roles: parseRoles(o.roles),
         vipCidr,
         socketGroup: o.socketGroup === undefined ? null : resolveGroup(o.socketGroup, "--socket-group"),
         api:

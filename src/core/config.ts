@@ -8,6 +8,7 @@ import { type Cidr, cidrNth, parseCidr } from "../net/cidr.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { type PortRange, parsePortRange } from "../net/port-pool.js";
 import type { LbMode } from "../table/types.js";
+import type { StoreConfig } from "./cluster-config.js";
 import { InvalidArgumentError } from "./errors.js";
 
 export const DEFAULT_SOCKET = "/run/sockswitch/sockswitch.sock";
@@ -32,6 +33,15 @@ export interface DaemonConfig {
   readonly socketGroup: number | null;
   /** The optional TCP API: address and the token every request must carry. */
   readonly api: { readonly host: string; readonly port: number; readonly token: string } | null;
+  /** Where apps and services are kept: embedded (one host) or etcd (a cluster). */
+  readonly store: StoreConfig;
+  /** Host ports that apps' connections to other nodes come from, a block per app. */
+  readonly clientPorts: PortRange;
+  /** Ports per app in clientPorts. */
+  readonly clientBlock: number;
+  /** Pick backends on this node when a service has some here. */
+  readonly preferLocal: boolean;
+  readonly roles: readonly string[];
 }
 
 /** --api-listen [HOST:]PORT: loopback unless a host is given. */

@@ -63,6 +63,13 @@ export class StateError extends SockswitchError {
   }
 }
 
+/** The cluster store (etcd) cannot be reached or refused what was asked. */
+export class StoreError extends SockswitchError {
+  constructor(message: string) {
+    super("SOCKSWITCH_ERR_STORE", message, 503);
+  }
+}
+
 /** The message of anything thrown, for logs and the CLI. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -4,7 +4,7 @@
 // store after a daemon restart are kept while their process lives (their listeners are
 // kernel sockets and keep serving) and removed when it exits.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
 import { PoolExhaustedError } from "../core/errors.js";
 import { cidrNth, cidrSize } from "../net/cidr.js";
@@ -60,7 +60,16 @@ export class AppManager {
   constructor(
     private readonly host: Host,
     private readonly supervisor: Supervisor,
-  ) {}
+  ) {
+    // In a cluster every node assigns from the same --vip-cidr, without asking the others:
+    // each starts at its own place in the block (from a hash of its name), so that two
+    // nodes rarely hand out the same address before their records have crossed.
+    if (host.daemonConfig.store.kind === "etcd") {
+      const size = cidrSize(host.daemonConfig.vipCidr);
+      const h = createHash("sha256").update(host.config.nodeName).digest().readUInt32BE(0);
+      this.cursor = 1 + (h % Math.max(1, Math.min(size - 2, 1 << 20)));
+    }
+  }
 
   /** The virtual IPs a new app gets: those it asked for, or one from the pool. */
   assignIps(spec: AppSpec): string[] {
@@ -124,7 +133,14 @@ export class AppManager {
       command: spec.command,
       user: spec.user,
       createdAt: new Date().toISOString(),
+      // Only a cluster needs them: they name this app to servers on other nodes.
+      srcPorts: this.host.daemonConfig.store.kind === "etcd" ? this.host.blocks.take() : null,
     };
+    if (!app.srcPorts && this.host.daemonConfig.store.kind === "etcd")
+      this.host.log.warn(
+        { app: app.id },
+        "no free block left in --client-ports: servers on other nodes will not admit this app's connections",
+      );
     this.releaseIps(ips);
     this.host.table.putApp(app);
     this.host.store.putApp(app);
@@ -157,6 +173,7 @@ export class AppManager {
       this.host.withdrawService(svc.id);
     }
     const app = this.host.table.getApp(id);
+    if (app?.srcPorts && app.node === this.host.config.nodeName) this.host.blocks.release(app.srcPorts);
     this.host.table.removeApp(id);
     this.host.store.deleteApp(id);
     if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
@@ -206,6 +223,7 @@ export class AppManager {
     }
     for (const app of snap.apps) {
       if (app.node !== node) continue;
+      if (app.srcPorts) this.host.blocks.claim(app.srcPorts);
       const alive = processStart(app.pid);
       if (alive === null || alive !== app.pidStart) {
         this.remove(app.id, "exited while the daemon was down");

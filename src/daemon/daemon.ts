@@ -3,11 +3,13 @@
 //   config      validated options (core/config.ts)
 //   logger      structured lines on stdout (core/log.ts)
 //   addon       the syscalls Node cannot make (native/addon.ts)
-//   store       embedded state in --state-dir (store/embedded.ts)
+//   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
 //   dns         the embedded DNS server and its well-known virtual IP (daemon/dns.ts)
 //   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
+//   cluster     other nodes' records into the table, this node's record (daemon/cluster.ts)
+//   ingress     node-port forwarding listeners for other nodes' --expose (gateway/ingress.ts)
 //   api         REST routes on fastify (api/server.ts)
 //   socket      the UNIX socket shared by the API and the launcher handshake (daemon/socket-server.ts)
 //
@@ -19,13 +21,14 @@ import type { DaemonConfig } from "../core/config.js";
 import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
+import { Ingress } from "../gateway/ingress.js";
 import { loadAddon } from "../native/addon.js";
 import { kernelSockets } from "../net/proc-net.js";
-import { EmbeddedStore } from "../store/embedded.js";
 import { specFromJson } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { AppManager, parentPid } from "./apps.js";
+import { createStore, joinCluster } from "./cluster.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
@@ -65,7 +68,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     );
   }
   const addon = loadAddon();
-  const store = new EmbeddedStore(config.stateDir, log, config.clean);
+  const store = createStore(config, log);
   const snapshot = await store.open();
   const host = new Host(addon, config, store, log);
 
@@ -116,6 +119,14 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
 
   const reconciler = new Reconciler(host, log, kernelListeners(host, log));
   reconciler.start();
+  const ingress = new Ingress(host, log);
+  const leave = joinCluster(
+    host,
+    store,
+    () => apps.count,
+    () => ingress.schedule(),
+  );
+  ingress.plan();
 
   const ctx = {
     table: host.table,
@@ -124,6 +135,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     node: config.nodeName,
     store: store.kind,
     startedAt: new Date().toISOString(),
+    proxies: () => ingress.list(),
   };
   const api = await createApiServer(ctx);
   const server = new SocketServer(addon, api.http, launch, log);
@@ -151,7 +163,8 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       vipCidr: config.vipCidr.text,
       egress: config.egress,
       lb: config.lb,
-      store: store.kind,
+      store: config.store.kind === "etcd" ? `etcd://${config.store.endpoints.join(",")}` : "embedded",
+      cluster: config.store.kind === "etcd" ? config.store.cluster : undefined,
       stateDir: config.stateDir,
       restoredApps: snapshot.apps.length,
       dns: dns ? `${dns.resolver.ip}:53` : "off",
@@ -168,6 +181,8 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       log.info({ signal }, "shutting down");
       server.close();
       reconciler.stop();
+      leave();
+      ingress.close();
       apps.closeAll();
       Promise.all([store.close(), api.fastify.close(), tcpApi?.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { DaemonConfig } from "../core/config.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
-import { PortPool } from "../net/port-pool.js";
+import { BlockPool, PortPool } from "../net/port-pool.js";
 import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
@@ -18,7 +18,11 @@ export class Host implements TrapHost {
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
+  /** Source-port blocks of apps' connections to other nodes (--client-ports). */
+  readonly blocks: BlockPool;
   resolver: Resolver | null = null;
+  /** Set by the ingress gateway: frees a port one of its proxies holds. */
+  onProxyPort: ((port: number) => void) | null = null;
   private readonly local = new Set<string>();
 
   constructor(
@@ -33,8 +37,13 @@ export class Host implements TrapHost {
       nodeName: daemonConfig.nodeName,
       egress: daemonConfig.egress,
     };
-    this.table = new ServiceTable([daemonConfig.vipCidr], daemonConfig.lb);
+    this.table = new ServiceTable(
+      [daemonConfig.vipCidr],
+      daemonConfig.lb,
+      daemonConfig.preferLocal ? daemonConfig.nodeName : null,
+    );
     this.pool = new PortPool(daemonConfig.ports);
+    this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
   }
 
@@ -53,6 +62,15 @@ export class Host implements TrapHost {
 
   isLocalAddress(ip: string): boolean {
     return this.local.has(ip) || isLoopback(ip) || ip === "0.0.0.0" || ip === "::";
+  }
+
+  nodeIpOf(node: string): string | null {
+    if (node === this.config.nodeName) return this.config.nodeIp;
+    return this.table.getNode(node)?.ip ?? null;
+  }
+
+  releaseProxyPort(port: number): void {
+    this.onProxyPort?.(port);
   }
 
   registerService(svc: Service): void {

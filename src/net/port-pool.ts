@@ -86,3 +86,44 @@ export class PortPool {
     this.used.delete(port);
   }
 }
+
+/**
+ * Blocks of `size` consecutive ports out of a range (--client-ports): each app gets one for
+ * its connections to other nodes. null when every block is taken.
+ */
+export class BlockPool {
+  private readonly used = new Set<number>();
+
+  constructor(
+    readonly range: PortRange,
+    readonly size: number,
+  ) {}
+
+  get count(): number {
+    return Math.floor((this.range.last - this.range.first + 1) / this.size);
+  }
+
+  take(): PortRange | null {
+    for (let i = 0; i < this.count; i++) {
+      if (this.used.has(i)) continue;
+      this.used.add(i);
+      const first = this.range.first + i * this.size;
+      return { first, last: first + this.size - 1 };
+    }
+    return null;
+  }
+
+  /** Marks a block as used (restoring state); false when it is not one of this pool's. */
+  claim(block: PortRange): boolean {
+    const off = block.first - this.range.first;
+    if (off < 0 || off % this.size !== 0 || block.last !== block.first + this.size - 1) return false;
+    if (off / this.size >= this.count) return false;
+    this.used.add(off / this.size);
+    return true;
+  }
+
+  release(block: PortRange): void {
+    const off = block.first - this.range.first;
+    if (off >= 0 && off % this.size === 0) this.used.delete(off / this.size);
+  }
+}

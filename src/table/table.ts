@@ -10,7 +10,15 @@ import { type Cidr, cidrContains } from "../net/cidr.js";
 import { parseIp } from "../net/ip.js";
 import { sharesLabel } from "./policy.js";
 import { Selector } from "./select.js";
-import { type App, type Labels, type LbMode, type Proto, type Service, serviceKey } from "./types.js";
+import {
+  type App,
+  type Labels,
+  type LbMode,
+  type NodeInfo,
+  type Proto,
+  type Service,
+  serviceKey,
+} from "./types.js";
 
 export type Lookup =
   | { kind: "backend"; service: Service }
@@ -24,13 +32,77 @@ export class ServiceTable {
   private readonly services = new Map<string, Service>();
   private readonly byKey = new Map<string, Service[]>();
   private readonly byApp = new Map<string, Set<string>>();
+  /** proto|host ip|host port → a service there (any of a wildcard socket's). */
+  private readonly byHost = new Map<string, Service>();
+  private readonly nodes = new Map<string, NodeInfo>();
+  private readonly nodesByIp = new Map<string, string>();
   private readonly selector: Selector;
 
+  /**
+   * preferNode: when some allowed backends of a service run on this node, pick only among
+   * them (--prefer-local); null picks among all.
+   */
   constructor(
     private readonly vipCidrs: readonly Cidr[],
     defaultLb: LbMode,
+    private readonly preferNode: string | null = null,
   ) {
     this.selector = new Selector(defaultLb);
+  }
+
+  // ---- nodes (the cluster's members; on one host, only this one) ----
+
+  putNode(node: NodeInfo): void {
+    const old = this.nodes.get(node.name);
+    if (old && this.nodesByIp.get(old.ip) === old.name) this.nodesByIp.delete(old.ip);
+    this.nodes.set(node.name, node);
+    this.nodesByIp.set(node.ip, node.name);
+  }
+
+  removeNode(name: string): NodeInfo | undefined {
+    const node = this.nodes.get(name);
+    if (!node) return undefined;
+    this.nodes.delete(name);
+    if (this.nodesByIp.get(node.ip) === name) this.nodesByIp.delete(node.ip);
+    return node;
+  }
+
+  getNode(name: string): NodeInfo | undefined {
+    return this.nodes.get(name);
+  }
+
+  listNodes(): NodeInfo[] {
+    return [...this.nodes.values()];
+  }
+
+  /** True when ip is some cluster node's IP. */
+  isNodeIp(ip: string): boolean {
+    return this.nodesByIp.has(ip);
+  }
+
+  /**
+   * True when host address ip:port is a managed client on another node: ip is that node's
+   * IP and port lies in its published client-port range. (Which app it is needs the app's
+   * record, which may arrive later: see remoteClient.)
+   */
+  isRemoteManaged(ip: string, port: number): boolean {
+    const name = this.nodesByIp.get(ip);
+    const r = name === undefined ? undefined : this.nodes.get(name)?.clientPorts;
+    return r !== undefined && port >= r.first && port <= r.last;
+  }
+
+  /**
+   * The app of another node whose connections come from host address ip:port: ip is that
+   * node's IP and port lies in the app's published source-port block.
+   */
+  remoteClient(ip: string, port: number): App | undefined {
+    const node = this.nodesByIp.get(ip);
+    if (node === undefined) return undefined;
+    for (const app of this.apps.values()) {
+      const b = app.srcPorts;
+      if (b && app.node === node && port >= b.first && port <= b.last) return app;
+    }
+    return undefined;
   }
 
   // ---- apps ----
@@ -110,6 +182,7 @@ export class ServiceTable {
       this.byApp.set(svc.appId, ids);
     }
     ids.add(svc.id);
+    this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
   }
 
   removeService(id: string): Service | undefined {
@@ -128,6 +201,15 @@ export class ServiceTable {
     }
     const ids = this.byApp.get(svc.appId);
     ids?.delete(id);
+    const hk = `${svc.proto}|${svc.hostIp}|${svc.hostPort}`;
+    if (this.byHost.get(hk) === svc) {
+      // Services at one host address are one socket's, so of one app.
+      this.byHost.delete(hk);
+      for (const other of ids ?? []) {
+        const o = this.services.get(other);
+        if (o && `${o.proto}|${o.hostIp}|${o.hostPort}` === hk) this.byHost.set(hk, o);
+      }
+    }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
     return svc;
   }
@@ -138,6 +220,11 @@ export class ServiceTable {
 
   listServices(): Service[] {
     return [...this.services.values()];
+  }
+
+  /** A service whose listener is at host address ip:port, if any. */
+  serviceAtHost(proto: Proto, ip: string, port: number): Service | undefined {
+    return this.byHost.get(`${proto}|${ip}|${port}`);
   }
 
   servicesOfApp(appId: string): Service[] {
@@ -166,6 +253,10 @@ export class ServiceTable {
       }
     }
     if (allowed === null) return { kind: "denied", candidates: all.length };
+    if (this.preferNode !== null && allowed.length > 1) {
+      const mine = allowed.filter((svc) => svc.node === this.preferNode);
+      if (mine.length > 0) allowed = mine;
+    }
     return { kind: "backend", service: this.selector.pick(key, allowed) };
   }
 }

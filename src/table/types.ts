@@ -31,6 +31,32 @@ export interface App {
   readonly command: readonly string[];
   readonly user: string | null;
   readonly createdAt: string;
+  /**
+   * The block of host ports this app's connections to other nodes come from (set with
+   * IP_LOCAL_PORT_RANGE), so that a server on another node can tell which app a peer
+   * (node IP, port) is: published once with the app, never per connection. Absent on
+   * records written before clusters existed.
+   */
+  readonly srcPorts?: { readonly first: number; readonly last: number } | null;
+}
+
+/** A cluster member, as it registers itself (on its lease, in the etcd store). */
+export interface NodeInfo {
+  readonly name: string;
+  readonly cluster: string;
+  /** The node IP its managed listeners bind to. */
+  readonly ip: string;
+  readonly ip6: string | null;
+  readonly roles: readonly string[];
+  /** How many apps run on it. */
+  readonly apps: number;
+  /**
+   * Its --client-ports: every managed connection from it to another node leaves from a
+   * port in this range (a block per app). Absent on one host.
+   */
+  readonly clientPorts?: { readonly first: number; readonly last: number };
+  readonly version: string;
+  readonly startedAt: string;
 }
 
 export interface Service {

@@ -95,7 +95,8 @@ const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /**
  * Pool ports are where managed services really listen, on the node's address: only a
- * managed client that connected through sockswitch (a recorded source) may come in, and a
+ * managed client that connected through sockswitch (a recorded source on this node, or a
+ * peer in another node's published client-port range) may come in, and a
  * private loopback listener admits only its own app. --expose ports and sockets the daemon
  * has no record of (not bound through sockswitch) admit anyone. A refused connection is
  * reset; the app never sees it.
@@ -106,6 +107,16 @@ function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean 
   if (!peer) return true; // already gone: let the app see what the kernel says
   const src = s.host.sockets.source(b.proto, peer.ip, peer.port);
   if (src && (!b.loopback || src.appId === s.app.id)) return true;
+  // A managed client on another node: its node's IP and a port of the node's published
+  // client-port range (its app's block is in there).
+  // (Never this host's own addresses: an unmanaged local process may hold such a port.)
+  if (
+    !b.loopback &&
+    !src &&
+    !s.host.isLocalAddress(peer.ip) &&
+    s.host.table.isRemoteManaged(peer.ip, peer.port)
+  )
+    return true;
   s.host.log.warn(
     { app: s.app.id, listener: `${b.hostIp}:${b.hostPort}`, peer: `${peer.ip}:${peer.port}` },
     "connection to a managed listener from an unmanaged peer refused",

@@ -100,6 +100,12 @@ export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, pe
   }
   const theirs = reg.source(proto, peer.ip, peer.port);
   if (theirs) return theirs.local;
+  // A client on another node, known by its app's published source-port block.
+  const remote =
+    proto === "tcp" && !s.host.isLocalAddress(peer.ip)
+      ? s.host.table.remoteClient(peer.ip, peer.port)
+      : undefined;
+  if (remote) return { ip: appIp(remote, ipOf(peer.ip).family), port: peer.port };
   return peer;
 }
 
@@ -119,16 +125,23 @@ export function virtualSource(s: AppSession, from: VAddr): VAddr {
     return { ip: owner ? appIp(owner, family) : from.ip, port: b.vport };
   }
   const src = reg.sourceOfDatagram(from.ip, from.port);
-  return src ? src.local : from;
+  if (src) return src.local;
+  if (s.host.isLocalAddress(from.ip)) return from;
+  // Another node's: a server's service, or a client by its app's source-port block.
+  const svc = s.host.table.serviceAtHost("udp", from.ip, from.port);
+  if (svc) return { ip: svc.vip, port: svc.vport };
+  const remote = s.host.table.remoteClient(from.ip, from.port);
+  return remote ? { ip: appIp(remote, ipOf(from.ip).family), port: from.port } : from;
 }
 
 /** True when a datagram from host address `from` comes from a socket sockswitch made. */
 export function isManagedSender(s: AppSession, from: VAddr): boolean {
   const reg = s.host.sockets;
-  return (
-    reg.binding("udp", from.ip, from.port) !== undefined ||
-    reg.sourceOfDatagram(from.ip, from.port) !== undefined
-  );
+  if (reg.binding("udp", from.ip, from.port) !== undefined) return true;
+  if (reg.sourceOfDatagram(from.ip, from.port) !== undefined) return true;
+  if (s.host.isLocalAddress(from.ip)) return false;
+  const t = s.host.table;
+  return t.isRemoteManaged(from.ip, from.port) || t.serviceAtHost("udp", from.ip, from.port) !== undefined;
 }
 
 /** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */

@@ -47,13 +47,18 @@ export function bindVirtual(
   if (vport !== 0 && conflicts(s, proto, vip.text, vport, reusePort, reuseAddr)) return -E.EADDRINUSE;
 
   const rule = loopback ? undefined : app.expose.find((e) => e.appPort === vport);
-  const hostIp = rule ? (rule.hostIp ?? host.config.nodeIp) : hostBindIp(s, domain, v6only, loopback);
+  // An --expose on another node's IP: this node serves it on its own node IP, and the
+  // ingress gateway of that node forwards to it.
+  const ruleIp =
+    rule?.hostIp && !isUnspecified(rule.hostIp) && !host.isLocalAddress(rule.hostIp) ? null : rule?.hostIp;
+  const hostIp = rule ? (ruleIp ?? host.config.nodeIp) : hostBindIp(s, domain, v6only, loopback);
   if (hostIp === null) {
     host.log.warn({ app: app.id }, "IPv6-only socket but the host has no IPv6 node address (--node-ip)");
     return -E.EADDRNOTAVAIL;
   }
   let hostPort = 0;
   if (rule) {
+    host.releaseProxyPort(rule.hostPort);
     const r = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
     if (r < 0) return r;
     hostPort = rule.hostPort;

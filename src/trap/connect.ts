@@ -30,8 +30,28 @@ import {
 import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
-/** Where a connect goes on the host, or the errno that refuses it. */
-export type Route = { host: VAddr; loopback: boolean } | number;
+/**
+ * Where a connect goes on the host, or the errno that refuses it. remote: the backend runs
+ * on another node (the connection then leaves from the app's source-port block).
+ */
+export type Route = { host: VAddr; loopback: boolean; remote?: boolean } | number;
+
+const SOL_IP = 0;
+const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
+
+/**
+ * Makes the kernel pick the socket's local port from the app's source-port block, so that
+ * the server's node can tell this app from the peer's (node IP, port). Ignored by the
+ * kernel for a socket that is already bound.
+ */
+export function useSourceBlock(s: AppSession, fd: number): void {
+  const b = s.app.srcPorts;
+  if (!b) return;
+  const v = new Uint8Array(4);
+  new DataView(v.buffer).setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
+  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, v);
+  if (r < 0) s.host.log.warn({ app: s.app.id, errno: -r }, "IP_LOCAL_PORT_RANGE failed (Linux 6.3 or later)");
+}
 
 export function handleConnect(s: AppSession, n: Notification): void {
   const len = n.uint(2);
@@ -54,6 +74,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (typeof d === "number") return s.fail(n, d);
     const route = routeOf(s, proto, domain, d);
     if (typeof route === "number") return s.fail(n, route);
+    if (route.remote) useSourceBlock(s, dup);
     const hostLen = encodeFor(s, domain, route.host);
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;
@@ -97,8 +118,12 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
   switch (look.kind) {
     case "backend": {
       const svc = look.service;
-      if (domain === AF_INET && ipOf(svc.hostIp).family === 6) return E.ECONNREFUSED;
-      return { host: { ip: svc.hostIp, port: svc.hostPort }, loopback: false };
+      const remote = svc.node !== host.config.nodeName;
+      // An --expose on 0.0.0.0 is bound to the wildcard: reach it on its node's IP.
+      const hostIp = isLoopbackOrAny(svc.hostIp) ? host.nodeIpOf(svc.node) : svc.hostIp;
+      if (hostIp === null) return E.ECONNREFUSED;
+      if (domain === AF_INET && ipOf(hostIp).family === 6) return E.ECONNREFUSED;
+      return { host: { ip: hostIp, port: svc.hostPort }, loopback: false, remote };
     }
     case "no-backend":
       return E.ECONNREFUSED;
@@ -109,7 +134,7 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
       );
       return E.EACCES;
     case "not-virtual":
-      if (host.isLocalAddress(ip) && host.pool.contains(d.port)) {
+      if ((host.isLocalAddress(ip) || host.table.isNodeIp(ip)) && host.pool.contains(d.port)) {
         host.log.warn({ app: app.id, dst: `${ip}:${d.port}` }, "connection to a host pool port refused");
         return E.EACCES;
       }
@@ -127,7 +152,7 @@ export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr
  */
 function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): Route | null {
   const found = s.host.sockets.hostOfSource("udp", ip, port);
-  if (!found) return null;
+  if (!found) return remoteReplyRoute(s, ip, port);
   const peer = s.host.table.getApp(found.source.appId);
   if (peer && peer.id !== s.app.id && !sharesLabel(s.app.labels, peer.labels)) {
     s.host.log.warn(
@@ -148,6 +173,29 @@ function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): R
     host = { ip: v6 ? (s.host.config.nodeIp6 as string) : s.host.config.nodeIp, port: host.port };
   }
   return { host, loopback: false };
+}
+
+/**
+ * A datagram to a client on another node, by its virtual ip:port: the app with that IP
+ * whose published source-port block holds the port, at its node's IP. null: none.
+ */
+function remoteReplyRoute(s: AppSession, ip: string, port: number): Route | null {
+  const { host } = s;
+  for (const peer of host.table.appsWithIp(ip)) {
+    const b = peer.srcPorts;
+    if (peer.node === host.config.nodeName || !b || port < b.first || port > b.last) continue;
+    const nodeIp = host.nodeIpOf(peer.node);
+    if (nodeIp === null) continue;
+    if (!sharesLabel(s.app.labels, peer.labels)) {
+      host.log.warn(
+        { app: s.app.id, dst: `${ip}:${port}`, proto: "udp" },
+        "datagram to a client denied by label policy",
+      );
+      return E.EACCES;
+    }
+    return { host: { ip: nodeIp, port }, loopback: false, remote: true };
+  }
+  return null;
 }
 
 /** 127.0.0.1/::1 (and 0.0.0.0) inside an app: only the app's own listeners answer. */

@@ -40,4 +40,8 @@ export interface TrapHost {
   withdrawService(id: string): void;
   /** True when ip is one of this host's own addresses (node IPs, loopback, any local address). */
   isLocalAddress(ip: string): boolean;
+  /** The IP of a cluster node (this one's node IP for itself); null when unknown. */
+  nodeIpOf(node: string): string | null;
+  /** Frees a host port that an ingress proxy holds, before a local app binds it. */
+  releaseProxyPort(port: number): void;
 }

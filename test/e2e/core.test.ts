@@ -354,6 +354,7 @@ describe("one host", () => {
       "node",
       "pid",
       "services",
+      "srcPorts",
       "user",
     ]);
     srv.kill();
