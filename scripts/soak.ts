@@ -106,6 +106,7 @@ function stats(xs: number[]): { first: number; last: number; min: number; max: n
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the soak needs root (network namespaces)");
   buildTools();
+  const commit = sh("git", ["-C", ROOT, "rev-parse", "--short=12", "HEAD"]).stdout.trim();
   const d = await startDaemon(CLI, "soak");
   const pid = d.proc.pid;
   const server = start(
@@ -188,7 +189,7 @@ async function main(): Promise<number> {
   };
   const out = {
     date: new Date().toISOString(),
-    commit: sh("git", ["-C", ROOT, "rev-parse", "--short=12", "HEAD"]).stdout.trim(),
+    commit,
     machine: machine(),
     summary,
     churn_failures: churnFailures.slice(0, 20),
