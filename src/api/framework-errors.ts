@@ -38,12 +38,39 @@ export function clientErrorResponse(code: string | undefined): string {
   );
 }
 
-/** fastify's clientErrorHandler: the server's 'clientError' event. */
+/** How long answers to earlier pipelined requests may take before the connection is closed. */
+const IN_FLIGHT_MS = 5_000;
+
+/** The answer being written on a connection (Node's own field; see below). */
+function inFlight(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/**
+ * fastify's clientErrorHandler: the server's 'clientError' event. Node's parser stops at
+ * the bad request, but requests pipelined before it may still be answering: Node's own
+ * handler would close under them (and skip the 400 once anything was written, a
+ * "100 Continue" included). Here they finish first (Node's `_httpMessage` is the answer in
+ * progress; the next one is attached when it finishes), then the 400 is written and the
+ * connection closed, within IN_FLIGHT_MS.
+ */
 export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // A reset or a closed socket: nobody to answer (https://nodejs.org/api/http.html#event-clienterror).
   if (err.code === "ECONNRESET" || err.code === "EPIPE" || socket.destroyed) return;
-  if (socket.writable && socket.bytesWritten === 0) socket.write(clientErrorResponse(err.code));
-  socket.destroy();
+  const bound = setTimeout(() => socket.destroy(), IN_FLIGHT_MS);
+  bound.unref();
+  const answer = (): void => {
+    if (socket.destroyed) return clearTimeout(bound);
+    const res = inFlight(socket);
+    if (res !== null) {
+      res.once("close", () => setImmediate(answer));
+      return;
+    }
+    clearTimeout(bound);
+    if (socket.writable) socket.write(clientErrorResponse(err.code));
+    socket.destroy();
+  };
+  answer();
 }
 
 /** fastify's frameworkErrors: URLs it cannot route (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH…). */
