@@ -14,7 +14,13 @@ export type HttpExpect =
   /** An answer, or a close without one (the request was cut short and half-closed). */
   | "respond-or-close"
   /** Nothing within the bound: an incomplete request on an open connection. */
-  | "hold";
+  | "hold"
+  /**
+   * Answers to the requests before `waitsAt`, then maybe nothing more: request `waitsAt`
+   * declares more body than it sends (a length or chunk size too large, or framing the
+   * parser may read either way), so the daemon may rightly wait for the rest.
+   */
+  | "respond-or-wait";
 
 export interface HttpCase {
   readonly index: number;
@@ -27,6 +33,8 @@ export interface HttpCase {
   /** Methods of the complete requests, in order (HEAD answers have no body). */
   readonly methods: string[];
   readonly expect: HttpExpect;
+  /** For "respond-or-wait": the index of the first request that may leave the daemon waiting. */
+  readonly waitsAt?: number;
 }
 
 const ROUTES = ["/v1/health", "/v1/apps", "/v1/services", "/v1/sockets"];
@@ -158,6 +166,8 @@ function pathOf(rng: Rng): string {
 interface Req {
   bytes: Buffer;
   method: string;
+  /** Its framing may declare more body than it sends. */
+  mayWait: boolean;
 }
 
 /** One request, well-formed or not; `close` adds Connection: close. */
@@ -196,6 +206,7 @@ function request(rng: Rng, close: boolean): Req {
     head.push(rng.chance(0.97) ? `${name}: ${value}` : `${name}${value}`);
   }
   let body: Buffer = Buffer.alloc(0);
+  let mayWait = false;
   const withBody = method !== "GET" && method !== "HEAD" ? rng.chance(0.7) : rng.chance(0.15);
   if (withBody) {
     const b = rng.weighted<() => { body: Buffer; type: string | null }>([
@@ -220,6 +231,7 @@ function request(rng: Rng, close: boolean): Req {
       [1, "bad-chunks"],
       [1, "huge-length"],
     ]);
+    mayWait = !["length", "chunked"].includes(framing);
     switch (framing) {
       case "length":
         head.push(`Content-Length: ${body.length}`);
@@ -249,7 +261,13 @@ function request(rng: Rng, close: boolean): Req {
   if (rng.chance(0.05)) head.push("Expect: 100-continue");
   if (close) head.push("Connection: close");
   const bytes = Buffer.concat([Buffer.from(`${head.join("\r\n")}\r\n\r\n`, "latin1"), body]);
-  return { bytes, method };
+  return { bytes, method, mayWait };
+}
+
+/** The expectation for requests sent whole, in order. */
+function whole(reqs: readonly Req[]): { expect: HttpExpect; waitsAt?: number } {
+  const at = reqs.findIndex((r) => r.mayWait);
+  return at === -1 ? { expect: "respond" } : { expect: "respond-or-wait", waitsAt: at };
 }
 
 function splitChunks(rng: Rng, data: Buffer, max: number): Buffer[] {
@@ -279,13 +297,13 @@ function draw(rng: Rng, index: number): HttpCase {
   switch (kind) {
     case "single": {
       const r = request(rng, true);
-      return { ...base, chunks: [r.bytes], methods: [r.method], expect: "respond" };
+      return { ...base, chunks: [r.bytes], methods: [r.method], ...whole([r]) };
     }
     case "keep-alive": {
       const r = request(rng, false);
       // No Connection: close; the client stops reading once the answer is complete. (Not
       // half-closed: Node's HTTP server drops a request whose client half-closes, by design.)
-      return { ...base, chunks: [r.bytes], methods: [r.method], expect: "respond" };
+      return { ...base, chunks: [r.bytes], methods: [r.method], ...whole([r]) };
     }
     case "pipelined": {
       const n = rng.int(2, 5);
@@ -294,7 +312,7 @@ function draw(rng: Rng, index: number): HttpCase {
         ...base,
         chunks: [Buffer.concat(reqs.map((r) => r.bytes))],
         methods: reqs.map((r) => r.method),
-        expect: "respond",
+        ...whole(reqs),
       };
     }
     case "truncated": {
@@ -323,7 +341,7 @@ function draw(rng: Rng, index: number): HttpCase {
         chunks,
         methods: [r.method],
         pauseMs: rng.int(2, 25),
-        expect: "respond",
+        ...whole([r]),
       };
     }
     case "garbage": {
