@@ -6,7 +6,8 @@
 //     connections per second for --minutes; every failed round is counted;
 //   - app churn: every --churn seconds a small app starts, opens a listener (a service is
 //     registered), lives a second and exits (the service and the app are withdrawn).
-// Every --sample seconds the daemon's open fds (/proc/PID/fd) and RSS (VmRSS) are sampled.
+// Every --sample seconds the daemon's open fds (/proc/PID/fd) and RSS (VmRSS) are sampled;
+// the summary gives them over the whole run and under load (after the first minute).
 // Afterwards: the client's counts, the churn apps that failed, apps left listed, and the
 // figures in bench/results/soak.json (samples and a summary). Exit 1 when anything failed.
 // Man pages: proc(5) (/proc/PID/fd, /proc/PID/status).
@@ -103,6 +104,11 @@ function stats(xs: number[]): { first: number; last: number; min: number; max: n
   };
 }
 
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length === 0 ? Number.NaN : (v[Math.floor((v.length - 1) / 2)] as number);
+}
+
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the soak needs root (network namespaces)");
   buildTools();
@@ -173,6 +179,10 @@ async function main(): Promise<number> {
   const leftover = listed.filter((n) => n !== "soak-server");
   const fds = stats(samples.map((s) => s.fds));
   const rss = stats(samples.map((s) => s.rss_mb));
+  // Under load, once V8's heap has grown to the work (the first minute, or the first tenth).
+  const warm = Math.min(60, SECONDS / 10);
+  const loaded = samples.slice(0, -1).filter((s) => s.t_s >= warm);
+  const half = Math.floor(loaded.length / 2);
   const summary = {
     minutes: MINUTES,
     target_rate: RATE,
@@ -186,6 +196,13 @@ async function main(): Promise<number> {
     apps_left_listed: leftover,
     daemon_fds: fds,
     daemon_rss_mb: rss,
+    under_load_from_s: warm,
+    daemon_fds_under_load: stats(loaded.map((s) => s.fds)),
+    daemon_rss_mb_under_load: {
+      ...stats(loaded.map((s) => s.rss_mb)),
+      median_first_half: median(loaded.slice(0, half).map((s) => s.rss_mb)),
+      median_second_half: median(loaded.slice(half).map((s) => s.rss_mb)),
+    },
   };
   const out = {
     date: new Date().toISOString(),
