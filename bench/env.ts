@@ -230,6 +230,11 @@ export function prepare(productRoot: string): void {
       throw new Error(`${f} is missing; run \`npm run build\` first`);
     }
   }
+  buildTools();
+}
+
+/** Builds the C tools into bench/build/ (when their source is newer). */
+export function buildTools(): void {
   mkdirSync(BUILD, { recursive: true });
   for (const [name, out] of [
     ["netbench", TOOLS.netbench],

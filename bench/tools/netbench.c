@@ -7,8 +7,11 @@
  *   netbench rr HOST PORT SECS       one connection, 1-byte request and 1-byte reply, in a loop
  *   netbench crr HOST PORT SECS MAX  per round: socket, connect, 1-byte request and reply,
  *                                    close; stops after SECS seconds or MAX rounds
+ *   netbench pace HOST PORT SECS RATE  the soak's client (scripts/soak.ts): crr rounds at
+ *                                    RATE per second for SECS seconds; an error is counted
+ *                                    and the loop goes on; a progress line every 10 s
  *
- * Clients print one JSON line: {"count":N,"seconds":S,"rate":R,"errors":E}. They stop at
+ * rr and crr print one JSON line: {"count":N,"seconds":S,"rate":R,"errors":E}. They stop at
  * the first error (errors is then 1, with the errno's name) so that a broken path cannot
  * pass for a fast one. Blocking sockets and plain read/write: what simple apps do.
  * Man pages: socket(2), connect(2), accept4(2), epoll(7), tcp(7), clock_gettime(2).
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +128,67 @@ static int cmd_crr(const char *host, const char *port, double secs, long max) {
   return report(count, t - start, err);
 }
 
+/* One crr round: 0 or the errno of the step that failed. */
+static int crr_round(const struct sockaddr_in *sa) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return errno;
+  /* A round that hangs is an error too (the soak must notice it, and end in time). */
+  struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int err = 0;
+  if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+    err = errno;
+  } else {
+    nodelay(fd);
+    err = exchange(fd);
+  }
+  close(fd);
+  return err;
+}
+
+/*
+ * Paced rounds: round i is due at start + i/rate; a late loop catches up without sleeping
+ * (so the rate achieved says what the path can do). Progress lines
+ * {"progress":true,"seconds":S,"count":N,"errors":E} every 10 s; the last line is the
+ * report, with the first error's errno name. Exit 3 when any round failed.
+ */
+static int cmd_pace(const char *host, const char *port, double secs, double rate) {
+  signal(SIGPIPE, SIG_IGN);
+  struct sockaddr_in sa = addr_of(host, port);
+  long count = 0, errors = 0;
+  int first_err = 0;
+  double start = now(), end = start + secs, next_progress = start + 10, t = start;
+  for (long i = 0; t < end; i++) {
+    double due = start + (double)i / rate;
+    if (due > t) {
+      double wait = due - t;
+      struct timespec ts = {.tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    int err = crr_round(&sa);
+    if (err) {
+      errors++;
+      if (!first_err) first_err = err;
+    } else {
+      count++;
+    }
+    t = now();
+    if (t >= next_progress) {
+      printf("{\"progress\":true,\"seconds\":%.3f,\"count\":%ld,\"errors\":%ld}\n", t - start, count,
+             errors);
+      fflush(stdout);
+      next_progress += 10;
+    }
+  }
+  printf("{\"count\":%ld,\"seconds\":%.6f,\"rate\":%.3f,\"errors\":%ld", count, t - start,
+         (double)count / (t - start), errors);
+  if (first_err)
+    printf(",\"errno\":\"%s\"", strerrorname_np(first_err) ? strerrorname_np(first_err) : "?");
+  printf("}\n");
+  return errors ? 3 : 0;
+}
+
 static int cmd_server(const char *port) {
   signal(SIGPIPE, SIG_IGN);
   int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -170,7 +235,9 @@ int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "rr") == 0) return cmd_rr(argv[2], argv[3], atof(argv[4]));
   if (argc == 6 && strcmp(argv[1], "crr") == 0)
     return cmd_crr(argv[2], argv[3], atof(argv[4]), atol(argv[5]));
-  fprintf(stderr,
-          "usage: netbench server PORT | rr HOST PORT SECS | crr HOST PORT SECS MAX\n");
+  if (argc == 6 && strcmp(argv[1], "pace") == 0 && atof(argv[5]) > 0)
+    return cmd_pace(argv[2], argv[3], atof(argv[4]), atof(argv[5]));
+  fprintf(stderr, "usage: netbench server PORT | rr HOST PORT SECS | crr HOST PORT SECS MAX"
+                  " | pace HOST PORT SECS RATE\n");
   return 2;
 }

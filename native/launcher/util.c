@@ -33,7 +33,21 @@ void fail(int code, const char *fmt, ...) {
     while (waitpid(doomed_app, NULL, 0) < 0 && errno == EINTR) {
     }
   }
-  fprintf(stderr, "sockswitch: %s\n", msg);
+  /* The message may quote the daemon's words (an ERR line): never echo control bytes
+   * (terminal escapes) to the user's terminal; every byte outside printable ASCII is
+   * written as \xNN. */
+  char safe[sizeof msg * 4];
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+    if (*p >= 0x20 && *p < 0x7f) {
+      safe[o++] = (char)*p;
+    } else {
+      snprintf(safe + o, 5, "\\x%02x", *p);
+      o += 4;
+    }
+  }
+  safe[o] = '\0';
+  fprintf(stderr, "sockswitch: %s\n", safe);
   /* _exit: the same path serves the forked app, which must not run atexit work. */
   _exit(code);
 }

@@ -5,6 +5,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
+import { onCheckExpectation, onClientError, onFrameworkError } from "./framework-errors.js";
 import { type ApiContext, registerRoutes } from "./routes.js";
 
 export interface ApiServer {
@@ -21,8 +22,14 @@ export async function createApiServer(ctx: ApiContext, token: string | null = nu
   const fastify = Fastify({
     logger: false,
     bodyLimit: 64 * 1024,
+    // Every error answer in the documented shape (framework-errors.ts).
+    clientErrorHandler: onClientError,
+    frameworkErrors: onFrameworkError,
     serverFactory: (handler) => {
-      http = createServer(handler);
+      // docs/api.md: the Host header is not checked (the daemon socket has no host name).
+      const server = createServer({ requireHostHeader: false }, handler);
+      server.on("checkExpectation", onCheckExpectation);
+      http = server;
       return http;
     },
   });

@@ -30,7 +30,6 @@ export function processStart(pid: number): number | null {
   }
 }
 
-/** Parent pid of a process, or null. */
 /** The network namespace of a process (the link text of /proc/PID/ns/net), or null. */
 function netnsOf(pid: number): string | null {
   try {
@@ -40,6 +39,25 @@ function netnsOf(pid: number): string | null {
   }
 }
 
+/**
+ * Whether fd (the daemon's own) is a seccomp user-notification listener: the anonymous
+ * inode the kernel names "seccomp notify" (seccomp_unotify(2); proc(5), /proc/PID/fd).
+ * A launcher must hand over nothing else: any other fd never reports the app's exit.
+ */
+export function isSeccompListener(fd: number): boolean {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:seccomp notify";
+  } catch {
+    return false;
+  }
+}
+
+function mustBeListener(fd: number): void {
+  if (!isSeccompListener(fd))
+    throw new Error("the fd handed over is not a seccomp notification listener; use the sockswitch launcher");
+}
+
+/** Parent pid of a process, or null. */
 export function parentPid(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -120,6 +138,7 @@ export class AppManager {
 
   /** Starts serving an app whose launcher handed over its seccomp listener. */
   start(spec: AppSpec, ips: string[], pid: number, listenerFd: number): App {
+    mustBeListener(listenerFd);
     const app: App = {
       id: randomBytes(6).toString("hex"),
       name: spec.name,
@@ -193,6 +212,7 @@ export class AppManager {
     if (parentPid(pid) !== launcherPid)
       throw new Error(`process ${pid} is not a child of the launcher ${launcherPid}`);
     if (this.sessions.has(id)) throw new Error(`app ${id} is already served`);
+    mustBeListener(listenerFd);
     const orphan = this.orphans.get(id);
     if (orphan) {
       this.orphans.delete(id);

@@ -8,13 +8,16 @@
 //   launcher → daemon  SSW1 REATTACH <id> <app pid>   with the listener fd (SCM_RIGHTS)
 //   daemon → launcher  GO   or   ERR <sentence>
 // The connection then stays open for the launcher's life. The peer is identified by
-// SO_PEERCRED, and the child must be the launcher's own child.
+// SO_PEERCRED, and the child must be the launcher's own child. Every fd received is either
+// handed over (FD, REATTACH) or closed: with a refused line, with any other line, and when
+// the connection ends (handshake-lines.ts says which line an fd came with).
 
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { AppSpec } from "../table/app-spec.js";
 import { READABLE } from "../trap/session.js";
+import { LineAssembler } from "./handshake-lines.js";
 
 const EAGAIN = 11;
 const MAX_LINE = 64 * 1024;
@@ -45,7 +48,7 @@ export interface LaunchHandler {
 
 export class LauncherConnection {
   private handle = 0;
-  private buf = Buffer.alloc(0);
+  private readonly lines = new LineAssembler(MAX_LINE);
   private readonly chunk = new Uint8Array(4096);
   private readonly fds = new Int32Array(9);
   private pending: Pending | null = null;
@@ -77,84 +80,81 @@ export class LauncherConnection {
       for (let i = 0; i < (this.fds[0] as number); i++) received.push(this.fds[i + 1] as number);
       this.fds[0] = 0;
       if (n <= 0) {
-        for (const f of received) this.addon.close(f);
+        this.closeFds(received);
         return this.close();
       }
-      this.buf = Buffer.concat([this.buf, this.chunk.subarray(0, n)]);
-      if (this.buf.length > MAX_LINE) {
-        for (const f of received) this.addon.close(f);
-        return this.reject("handshake line too long");
+      const lines = this.lines.push(this.chunk.subarray(0, n), received);
+      if (lines === null) return this.reject("handshake line too long");
+      for (const [i, { line, fds }] of lines.entries()) {
+        if (this.closed) {
+          this.closeFds(lines.slice(i).flatMap((l) => l.fds));
+          return;
+        }
+        this.onLine(line, fds);
       }
-      let nl = this.buf.indexOf(10);
-      while (nl !== -1 && !this.closed) {
-        const line = this.buf.subarray(0, nl).toString("utf8");
-        this.buf = this.buf.subarray(nl + 1);
-        this.onLine(line, received.splice(0));
-        nl = this.buf.indexOf(10);
-      }
-      for (const f of received) this.addon.close(f);
       if (this.closed) return;
     }
   }
 
+  /** Handles one line; every fd in fds that is not handed over is closed here. */
   private onLine(line: string, fds: number[]): void {
-    if (this.done) {
-      for (const f of fds) this.addon.close(f);
-      return;
-    }
+    let kept = -1;
     try {
-      if (line.startsWith("SSW1 HELLO ") && this.pending === null) {
-        this.pending = this.handler.hello(line.slice(11), this.cred);
-        const lines = [
-          "OK",
-          ...this.pending.ips.map((ip) => `IP ${ip}`),
-          `FILTER ${this.pending.filter.toString("hex")}`,
-          "END",
-        ];
-        this.send(`${lines.join("\n")}\n`);
-        return;
-      }
-      if (line.startsWith("SSW1 FD ") && this.pending !== null) {
-        const pid = Number(line.slice(8));
-        if (fds.length !== 1 || !Number.isInteger(pid) || pid <= 0) {
-          for (const f of fds) this.addon.close(f);
-          return this.reject("the FD message needs a child pid and exactly one fd");
-        }
-        const p = this.pending;
-        this.pending = null;
-        let id: string;
-        try {
-          id = this.handler.handover(p, pid, fds[0] as number, this.cred);
-        } catch (err) {
-          this.handler.abandon(p);
-          this.addon.close(fds[0] as number);
-          throw err;
-        }
-        this.done = true;
-        this.send(`APP ${id}\nGO\n`);
-        return;
-      }
-      const re = /^SSW1 REATTACH ([0-9a-f]{1,32}) ([1-9][0-9]{0,9})$/.exec(line);
-      if (re && this.pending === null) {
-        if (fds.length !== 1) {
-          for (const f of fds) this.addon.close(f);
-          return this.reject("the REATTACH message needs exactly one fd");
-        }
-        try {
-          this.handler.reattach(re[1] as string, Number(re[2]), fds[0] as number, this.cred);
-        } catch (err) {
-          this.addon.close(fds[0] as number);
-          throw err;
-        }
-        this.done = true;
-        this.send("GO\n");
-        return;
-      }
-      for (const f of fds) this.addon.close(f);
-      this.reject(`unexpected handshake line "${line.slice(0, 40)}"`);
+      kept = this.answer(line, fds);
     } catch (err) {
       this.reject(messageOf(err));
+    } finally {
+      this.closeFds(fds.filter((f) => f !== kept));
     }
+  }
+
+  /** Answers one line; returns the fd handed over to the handler (then its owner), or -1. */
+  private answer(line: string, fds: number[]): number {
+    if (this.done) return -1;
+    if (line.startsWith("SSW1 HELLO ") && this.pending === null) {
+      if (fds.length > 0) throw new Error("the HELLO message carries no fd");
+      this.pending = this.handler.hello(line.slice(11), this.cred);
+      const lines = [
+        "OK",
+        ...this.pending.ips.map((ip) => `IP ${ip}`),
+        `FILTER ${this.pending.filter.toString("hex")}`,
+        "END",
+      ];
+      this.send(`${lines.join("\n")}\n`);
+      return -1;
+    }
+    if (line.startsWith("SSW1 FD ") && this.pending !== null) {
+      const pid = Number(line.slice(8));
+      const fd = fds[0];
+      if (fd === undefined || fds.length !== 1 || !Number.isInteger(pid) || pid <= 0)
+        throw new Error("the FD message needs a child pid and exactly one fd");
+      const p = this.pending;
+      this.pending = null;
+      let id: string;
+      try {
+        id = this.handler.handover(p, pid, fd, this.cred);
+      } catch (err) {
+        this.handler.abandon(p);
+        throw err;
+      }
+      this.done = true;
+      this.send(`APP ${id}\nGO\n`);
+      return fd;
+    }
+    const re = /^SSW1 REATTACH ([0-9a-f]{1,32}) ([1-9][0-9]{0,9})$/.exec(line);
+    if (re && this.pending === null) {
+      const fd = fds[0];
+      if (fd === undefined || fds.length !== 1) throw new Error("the REATTACH message needs exactly one fd");
+      this.handler.reattach(re[1] as string, Number(re[2]), fd, this.cred);
+      this.done = true;
+      this.send("GO\n");
+      return fd;
+    }
+    throw new Error(`unexpected handshake line "${line.slice(0, 40)}"`);
+  }
+
+  private closeFds(fds: readonly number[]): void {
+    for (const f of fds) this.addon.close(f);
   }
 
   private send(text: string): void {
@@ -175,6 +175,7 @@ export class LauncherConnection {
     if (this.pending) this.handler.abandon(this.pending);
     this.pending = null;
     this.addon.unwatch(this.handle);
+    this.closeFds(this.lines.drain());
     this.addon.close(this.fd);
     this.onClose();
   }

@@ -2,7 +2,9 @@
 // handshake. The addon owns the listening socket; each connection's first bytes decide:
 // "SSW1" is a launcher (served here, because it passes fds with SCM_RIGHTS, which Node's
 // net module cannot receive), anything else is handed to the HTTP server as a net.Socket.
-// unix(7), SO_PEERCRED.
+// A connection that has sent only part of the magic is not polled in a loop: its readable
+// watch is paused and it is peeked at again every PREFIX_RECHECK_MS; it is closed when its
+// peer shuts down (EPOLLRDHUP), and after PREFIX_WAIT_MS at the latest. unix(7), SO_PEERCRED, epoll(7).
 
 import { chmodSync, chownSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
@@ -12,10 +14,24 @@ import type { Logger } from "pino";
 import { SockswitchError } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import { READABLE } from "../trap/session.js";
+import { classifyFirstBytes, MAGIC } from "./first-bytes.js";
 import { LauncherConnection, type LaunchHandler } from "./launcher-protocol.js";
 
 const EAGAIN = 11;
-const MAGIC = "SSW1";
+/** The watcher's hang-up bit (EPOLLRDHUP): the peer shut down its side. */
+const DISCONNECT = 4;
+/** How long a connection may sit on a partial magic before it is closed. */
+const PREFIX_WAIT_MS = 5_000;
+/** How often a connection on a partial magic is looked at again. */
+const PREFIX_RECHECK_MS = 20;
+
+/** A connection not classified yet. */
+interface PendingConn {
+  readonly handle: number;
+  /** When it was first seen on a partial magic (0: not yet). */
+  partialSince: number;
+  timer: NodeJS.Timeout | null;
+}
 
 export interface SocketServerOptions {
   readonly path: string;
@@ -26,8 +42,8 @@ export interface SocketServerOptions {
 export class SocketServer {
   private fd = -1;
   private handle = 0;
-  private readonly peek = new Uint8Array(4);
-  private readonly pending = new Map<number, number>();
+  private readonly peek = new Uint8Array(MAGIC.length);
+  private readonly pending = new Map<number, PendingConn>();
   private readonly launchers = new Set<LauncherConnection>();
 
   constructor(
@@ -63,27 +79,41 @@ export class SocketServer {
         this.log.warn({ errno: -conn }, "accept on the daemon socket failed");
         return;
       }
-      const h = this.addon.watch(conn, READABLE, () => this.classify(conn));
-      this.pending.set(conn, h);
+      const handle = this.addon.watch(conn, READABLE | DISCONNECT, (status, events) =>
+        this.classify(conn, status < 0 || (events & DISCONNECT) !== 0),
+      );
+      if (handle < 0) {
+        this.log.warn({ errno: -handle }, "cannot watch a connection on the daemon socket");
+        this.addon.close(conn);
+        continue;
+      }
+      this.pending.set(conn, { handle, partialSince: 0, timer: null });
     }
   }
 
   /** Reads (without consuming) the first bytes of a new connection to tell who it is. */
-  private classify(conn: number): void {
-    const h = this.pending.get(conn);
-    if (h === undefined) return;
+  private classify(conn: number, eof: boolean): void {
+    const p = this.pending.get(conn);
+    if (p === undefined) return;
     const n = this.addon.recvPeek(conn, this.peek);
-    if (n === -EAGAIN) return;
-    if (n < MAGIC.length && n > 0 && Buffer.from(this.peek.subarray(0, n)).toString() === MAGIC.slice(0, n)) {
-      return; // a launcher's first bytes, more to come
-    }
-    this.pending.delete(conn);
-    this.addon.unwatch(h);
-    if (n <= 0) {
-      this.addon.close(conn);
+    const who = classifyFirstBytes(this.peek, n, eof, EAGAIN);
+    if (who === "wait") return;
+    if (who === "partial") {
+      const now = Date.now();
+      if (p.partialSince === 0) p.partialSince = now;
+      if (now - p.partialSince > PREFIX_WAIT_MS) return this.drop(conn, p);
+      // The bytes stay readable until more arrive: pause the readable watch (keep the
+      // hang-up one) and look again shortly, instead of waking up in a loop.
+      this.addon.rewatch(p.handle, DISCONNECT);
+      p.timer ??= setTimeout(() => {
+        p.timer = null;
+        if (this.pending.get(conn) === p) this.classify(conn, false);
+      }, PREFIX_RECHECK_MS);
       return;
     }
-    if (Buffer.from(this.peek).toString() === MAGIC) {
+    if (who === "gone") return this.drop(conn, p);
+    this.forget(conn, p);
+    if (who === "launcher") {
       const lc = new LauncherConnection(this.addon, conn, this.launch, this.log, () =>
         this.launchers.delete(lc),
       );
@@ -95,16 +125,24 @@ export class SocketServer {
     this.http.emit("connection", sock);
   }
 
+  /** Stops watching a pending connection (its fd stays open). */
+  private forget(conn: number, p: PendingConn): void {
+    this.pending.delete(conn);
+    if (p.timer) clearTimeout(p.timer);
+    this.addon.unwatch(p.handle);
+  }
+
+  private drop(conn: number, p: PendingConn): void {
+    this.forget(conn, p);
+    this.addon.close(conn);
+  }
+
   close(): void {
     if (this.fd < 0) return;
     this.addon.unwatch(this.handle);
     this.addon.close(this.fd);
     this.fd = -1;
-    for (const [conn, h] of this.pending) {
-      this.addon.unwatch(h);
-      this.addon.close(conn);
-    }
-    this.pending.clear();
+    for (const [conn, p] of [...this.pending]) this.drop(conn, p);
     for (const lc of [...this.launchers]) lc.close();
   }
 }

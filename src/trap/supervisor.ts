@@ -78,6 +78,11 @@ export class Supervisor {
         finish();
       }
     });
+    if (handle < 0) {
+      // Not a pollable listener: nothing would ever report the app's end, so end it now.
+      s.host.log.error({ app: s.app.id, errno: -handle }, "cannot watch the app's seccomp listener");
+      queueMicrotask(finish);
+    }
     return handle;
   }
 
