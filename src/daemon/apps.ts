@@ -15,7 +15,7 @@ import type { App } from "../table/types.js";
 import { AppSession, READABLE } from "../trap/session.js";
 import type { Supervisor } from "../trap/supervisor.js";
 import type { Host } from "./host.js";
-import { kickTrappedThreads, rebuildBindings } from "./takeover.js";
+import { kickTrappedThreads, rebuildBindings, rebuildSources } from "./takeover.js";
 
 const SWEEP_MS = 500;
 
@@ -250,6 +250,7 @@ export class AppManager {
         continue;
       }
       rebuildBindings(this.host, app, kernel);
+      rebuildSources(this.host, app, kernel);
       this.watchOrphan(app);
     }
   }

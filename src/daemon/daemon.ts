@@ -23,7 +23,7 @@ import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
 import { loadAddon } from "../native/addon.js";
-import { kernelSockets } from "../net/proc-net.js";
+import { kernelLists } from "../net/sock-diag.js";
 import { specFromJson } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
@@ -32,7 +32,7 @@ import { createStore, joinCluster } from "./cluster.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
-import { kernelListeners, Reconciler } from "./reconcile.js";
+import { Reconciler } from "./reconcile.js";
 import { SocketServer } from "./socket-server.js";
 
 const SYSCALLS = [
@@ -81,7 +81,8 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
-  apps.restore(snapshot, snapshot.apps.length > 0 ? await kernelSockets() : []);
+  const kernel = kernelLists(addon, log);
+  apps.restore(snapshot, snapshot.apps.length > 0 ? await kernel.allButTimeWait() : []);
 
   const launch: LaunchHandler = {
     hello(meta, cred) {
@@ -115,9 +116,10 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     abandon(p) {
       apps.releaseIps(p.ips);
     },
+    persisted: () => store.persisted(),
   };
 
-  const reconciler = new Reconciler(host, log, kernelListeners(host, log));
+  const reconciler = new Reconciler(host, log, kernel.listeningAndUdp);
   reconciler.start();
   const ingress = new Ingress(host, log);
   const leave = joinCluster(

@@ -44,6 +44,8 @@ export interface LaunchHandler {
   reattach(appId: string, pid: number, listenerFd: number, cred: PeerCred): void;
   /** The launcher went away before handing over. */
   abandon(p: Pending): void;
+  /** Resolves when the apps registered so far are on disk (GO waits for it). */
+  persisted(): Promise<void>;
 }
 
 export class LauncherConnection {
@@ -138,7 +140,11 @@ export class LauncherConnection {
         throw err;
       }
       this.done = true;
-      this.send(`APP ${id}\nGO\n`);
+      // GO only once the app is on disk: a daemon that dies right after must still know
+      // the app when its launcher comes back, or the launcher would have to stop it.
+      void this.handler.persisted().then(() => {
+        if (!this.closed) this.send(`APP ${id}\nGO\n`);
+      });
       return fd;
     }
     const re = /^SSW1 REATTACH ([0-9a-f]{1,32}) ([1-9][0-9]{0,9})$/.exec(line);

@@ -8,7 +8,6 @@
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import { type KernelSocket, kernelSockets } from "../net/proc-net.js";
-import { SockDiag } from "../net/sock-diag.js";
 import { withdrawBinding } from "../trap/binding.js";
 import type { Host } from "./host.js";
 
@@ -16,21 +15,6 @@ const INTERVAL_MS = 500;
 
 function key(proto: string, ip: string, port: number, inode: number): string {
   return `${proto}|${ip}|${port}|${inode}`;
-}
-
-/**
- * How the reconcile pass reads the kernel's sockets: sock_diag, or /proc/net (every socket,
- * TIME_WAIT included, parsed as text) where this kernel has no inet sock_diag — said once.
- */
-export function kernelListeners(host: Host, log: Logger): () => Promise<KernelSocket[]> {
-  const diag = new SockDiag(host.addon);
-  try {
-    diag.listeningAndUdp();
-    return async () => diag.listeningAndUdp();
-  } catch (err) {
-    log.warn({ err: messageOf(err) }, "sock_diag is not available; reconciling from /proc/net (slower)");
-    return kernelSockets;
-  }
 }
 
 export class Reconciler {

@@ -1,13 +1,16 @@
 // Taking over running apps after a daemon restart (the launcher re-hands each app's
 // seccomp listener): the socket records rebuilt from the restored services and the
-// kernel's socket list, and the app's threads kicked out of trapped calls that the
+// kernel's socket list (listening and bound sockets from the services; the apps' client
+// connections from the sockets their processes hold, so that a connection made before the
+// restart and accepted after it is still admitted and named), and the app's threads kicked out of trapped calls that the
 // previous daemon had received but never answered. The kernel never delivers such a
 // notification again; interrupted, the call restarts and is trapped anew (it never ran).
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { KernelSocket } from "../net/proc-net.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { App } from "../table/types.js";
+import { appIp, ipOf } from "../trap/addresses.js";
 import type { Host } from "./host.js";
 
 /** Re-creates the bound-socket records of an app's services that still exist in the kernel. */
@@ -46,6 +49,62 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
       exposed: svc.exposed,
       listening: svc.proto === "tcp",
       serviceIds: ids,
+    });
+    rebuilt++;
+  }
+  return rebuilt;
+}
+
+/** Inodes of the sockets that the app's processes hold open. */
+function socketInodes(app: App): Set<number> {
+  const out = new Set<number>();
+  for (const pid of processTree(app.pid)) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) out.add(Number(m[1]));
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Re-creates the records of the app's outgoing connections (TCP, and connected UDP) that
+ * still exist: what each connected to, virtually — a service's address, the app's own
+ * loopback listener, or (egress) the real destination. Returns how many.
+ */
+export function rebuildSources(host: Host, app: App, kernel: readonly KernelSocket[]): number {
+  const inodes = socketInodes(app);
+  let rebuilt = 0;
+  for (const k of kernel) {
+    if (k.inode === 0 || !inodes.has(k.inode) || k.state === "LISTEN" || k.state === "BOUND") continue;
+    // A server's own socket (accepted on a listener's address), not a client's:
+    if (host.sockets.binding(k.proto, k.localIp, k.localPort)) continue;
+    if (host.table.serviceAtHost(k.proto, k.localIp, k.localPort)) continue;
+    const family = ipOf(k.remoteIp).family;
+    const own = host.sockets.binding(k.proto, k.remoteIp, k.remotePort);
+    const svc = host.table.serviceAtHost(k.proto, k.remoteIp, k.remotePort);
+    let local = appIp(app, family);
+    let peer = { ip: k.remoteIp, port: k.remotePort };
+    if (own?.loopback && own.appId === app.id) {
+      local = family === 4 ? "127.0.0.1" : "::1";
+      peer = { ip: local, port: own.vport };
+    } else if (svc) {
+      peer = { ip: svc.vip, port: svc.vport };
+    }
+    host.sockets.addSource(k.proto, k.localIp, k.localPort, {
+      appId: app.id,
+      local: { ip: local, port: k.localPort },
+      peer,
     });
     rebuilt++;
   }

@@ -3,14 +3,17 @@
 // host busy with short connections (hundreds of thousands of TIME_WAIT sockets) costs it
 // nothing. Records come from the addon's sockDiag; the shape is proc-net's KernelSocket.
 
+import type { Logger } from "pino";
+import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Proto } from "../table/types.js";
 import { formatV4, formatV6, isV4MappedBytes } from "./ip.js";
-import { type KernelSocket, TCP_STATES } from "./proc-net.js";
+import { type KernelSocket, kernelSockets, TCP_STATES } from "./proc-net.js";
 import { AF_INET, AF_INET6 } from "./sockaddr.js";
 
 const RECORD = 48;
 const TCP_LISTEN = 10;
+const TCP_TIME_WAIT = 6;
 const ALL_STATES = 0xffffffff;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
@@ -28,14 +31,14 @@ export class SockDiag {
 
   constructor(private readonly addon: Addon) {}
 
-  /** Sockets of one protocol, both families; TCP in `tcpStates` only (a bit per TCP state). */
-  private dump(proto: Proto, tcpStates: number): KernelSocket[] {
+  /** Sockets of one protocol, both families, in `states` (a bit per TCP state number). */
+  private dump(proto: Proto, states: number): KernelSocket[] {
     const out: KernelSocket[] = [];
     for (const family of [AF_INET, AF_INET6]) {
       let n: number;
       for (;;) {
         const protocol = proto === "tcp" ? IPPROTO_TCP : IPPROTO_UDP;
-        n = this.addon.sockDiag(family, protocol, proto === "tcp" ? tcpStates : ALL_STATES, this.buf);
+        n = this.addon.sockDiag(family, protocol, states, this.buf);
         if (n !== -ENOBUFS || this.buf.length >= MAX_BUFFER) break;
         this.buf = new Uint8Array(this.buf.length * 4);
       }
@@ -62,5 +65,37 @@ export class SockDiag {
   /** Listening TCP sockets and every UDP socket: what the reconcile pass checks. */
   listeningAndUdp(): KernelSocket[] {
     return [...this.dump("tcp", 1 << TCP_LISTEN), ...this.dump("udp", ALL_STATES)];
+  }
+
+  /**
+   * Every socket but TIME_WAIT ones (they belong to no process any more): what a restarted
+   * daemon rebuilds its records from.
+   */
+  allButTimeWait(): KernelSocket[] {
+    return [...this.dump("tcp", (ALL_STATES & ~(1 << TCP_TIME_WAIT)) >>> 0), ...this.dump("udp", ALL_STATES)];
+  }
+}
+
+/** The two lists the daemon reads, whichever way this kernel offers them. */
+export interface KernelLists {
+  listeningAndUdp(): Promise<KernelSocket[]>;
+  allButTimeWait(): Promise<KernelSocket[]>;
+}
+
+/**
+ * sock_diag, or /proc/net (every socket, TIME_WAIT included, parsed as text) where this
+ * kernel has no inet sock_diag — said once, at start.
+ */
+export function kernelLists(addon: Addon, log: Logger): KernelLists {
+  const diag = new SockDiag(addon);
+  try {
+    diag.listeningAndUdp();
+    return {
+      listeningAndUdp: async () => diag.listeningAndUdp(),
+      allButTimeWait: async () => diag.allButTimeWait(),
+    };
+  } catch (err) {
+    log.warn({ err: messageOf(err) }, "sock_diag is not available; reading /proc/net instead (slower)");
+    return { listeningAndUdp: kernelSockets, allButTimeWait: kernelSockets };
   }
 }

@@ -139,6 +139,10 @@ export class EmbeddedStore implements Store {
     await this.writing;
   }
 
+  persisted(): Promise<void> {
+    return this.flush();
+  }
+
   async close(): Promise<void> {
     await this.flush();
   }

@@ -363,6 +363,10 @@ export class EtcdStore implements Store {
     }
   }
 
+  persisted(): Promise<void> {
+    return this.local.flush();
+  }
+
   async flush(): Promise<void> {
     await this.local.flush();
     await this.chain;

@@ -20,5 +20,10 @@ export interface Store {
   deleteService(id: string): void;
   /** Resolves when every write so far is durable. */
   flush(): Promise<void>;
+  /**
+   * Resolves when this node's own records written so far are on its local disk, without
+   * waiting on the network: what a restarted daemon needs to know its apps.
+   */
+  persisted(): Promise<void>;
   close(): Promise<void>;
 }

@@ -5,6 +5,8 @@
 // duplicates; an app that died meanwhile is cleaned up; --clean starts empty.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { FIXTURES, type Proc, PYTHON, sleep, TestHost, waitFor } from "./harness.js";
 
@@ -53,6 +55,47 @@ describe("daemon restart", () => {
     assert.equal(services.length, 1);
     assert.match(host.daemon?.stdout ?? "", /"restartedCalls":1,"msg":"app reattached"/);
     srv.kill();
+  });
+
+  test("a connection made before the restart and accepted after it is admitted, with the client's virtual IP", async () => {
+    const flag = join(host.dir, "accept-now");
+    const server = [
+      "import json, os, socket, time",
+      "s = socket.socket()",
+      's.bind(("0.0.0.0", 7400)); s.listen(8)',
+      "print('\"listening\"', flush=True)",
+      `while not os.path.exists(${JSON.stringify(flag)}): time.sleep(0.05)`,
+      "c, peer = s.accept()",
+      "data = c.recv(100)",
+      "c.sendall(data.upper())",
+      'print(json.dumps({"peer": peer[0], "getpeername": c.getpeername()[0]}), flush=True)',
+    ].join("\n");
+    const client = [
+      "import socket, time",
+      'c = socket.create_connection(("10.77.98.1", 7400), timeout=20)',
+      "print('connected', flush=True)",
+      "time.sleep(3)",
+      'c.sendall(b"before")',
+      "try:",
+      "    print('reply', c.recv(100).decode(), flush=True)",
+      "except OSError as e:",
+      "    print('error', type(e).__name__, flush=True)",
+    ].join("\n");
+    const srv = host.run(["--ip", "10.77.98.1"], [PYTHON, "-c", server]);
+    await waitFor("the server", () => srv.stdout.includes('"listening"'));
+    const cli = host.run(["--ip", "10.77.98.2"], [PYTHON, "-c", client]);
+    await waitFor("the client's connection (in the backlog)", () => cli.stdout.includes("connected"));
+    await host.stopDaemon("SIGKILL");
+    await host.start();
+    writeFileSync(flag, "");
+    const [s, c] = await Promise.all([srv.wait(20_000), cli.wait(20_000)]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^reply BEFORE$/m, c.stdout);
+    assert.equal(s.code, 0, s.stderr);
+    assert.deepEqual(JSON.parse(s.stdout.trim().split("\n").pop() ?? ""), {
+      peer: "10.77.98.2",
+      getpeername: "10.77.98.2",
+    });
   });
 
   test("an app that exits while the daemon is down is removed, and its port freed, at restart", async () => {
