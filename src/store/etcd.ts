@@ -28,6 +28,7 @@ import type { App, NodeInfo, Service } from "../table/types.js";
 import { EmbeddedStore } from "./embedded.js";
 import { type ClusterListener, type Kind, RecordCache } from "./etcd-cache.js";
 import type { Snapshot, Store } from "./store.js";
+import { silenceIpServernameWarning } from "./tls-warning.js";
 
 export interface EtcdOptions {
   /** host:port of each etcd endpoint. */
@@ -97,9 +98,7 @@ export class EtcdStore implements Store {
       opts.tls &&
       opts.endpoints.some((e) => parseIp(e.slice(0, e.lastIndexOf(":")).replace(/^\[|\]$/g, "")))
     )
-      // gRPC names an IP endpoint as the TLS server name, for which Node prints DEP0123 on
-      // stderr (RFC 6066); the certificate is still checked against the IP's SAN.
-      process.noDeprecation = true;
+      silenceIpServernameWarning();
     this.client = new Etcd3({
       hosts: opts.endpoints.map((e) => `${opts.tls ? "https" : "http"}://${e}`),
       credentials: opts.tls

@@ -95,5 +95,6 @@ describe("cluster on etcd with client TLS", () => {
       bare.stderr,
       /^sockswitch: cannot reach etcd at 10\.250\.0\.2:\d+: TLS handshake failed \(.*certificate.*\); check --store/,
     );
+    assert.doesNotMatch(bare.stderr, /DEP0123|DeprecationWarning/, "Node's IP-servername warning is dropped");
   });
 });
