@@ -29,6 +29,8 @@ export type Lookup =
 export class ServiceTable {
   private readonly apps = new Map<string, App>();
   private readonly appsByIp = new Map<string, Set<string>>();
+  /** node → apps of that node with a published source-port block (remote client lookups). */
+  private readonly blockAppsByNode = new Map<string, Set<string>>();
   private readonly services = new Map<string, Service>();
   private readonly byKey = new Map<string, Service[]>();
   private readonly byApp = new Map<string, Set<string>>();
@@ -98,9 +100,10 @@ export class ServiceTable {
   remoteClient(ip: string, port: number): App | undefined {
     const node = this.nodesByIp.get(ip);
     if (node === undefined) return undefined;
-    for (const app of this.apps.values()) {
-      const b = app.srcPorts;
-      if (b && app.node === node && port >= b.first && port <= b.last) return app;
+    for (const id of this.blockAppsByNode.get(node) ?? []) {
+      const app = this.apps.get(id);
+      const b = app?.srcPorts;
+      if (b && port >= b.first && port <= b.last) return app;
     }
     return undefined;
   }
@@ -109,8 +112,16 @@ export class ServiceTable {
 
   putApp(app: App): void {
     const old = this.apps.get(app.id);
-    if (old) this.unindexIps(old);
+    if (old) this.unindex(old);
     this.apps.set(app.id, app);
+    if (app.srcPorts) {
+      let set = this.blockAppsByNode.get(app.node);
+      if (!set) {
+        set = new Set();
+        this.blockAppsByNode.set(app.node, set);
+      }
+      set.add(app.id);
+    }
     for (const ip of app.ips) {
       let set = this.appsByIp.get(ip);
       if (!set) {
@@ -131,11 +142,14 @@ export class ServiceTable {
     }
     if (!app) return removed;
     this.apps.delete(id);
-    this.unindexIps(app);
+    this.unindex(app);
     return removed;
   }
 
-  private unindexIps(app: App): void {
+  private unindex(app: App): void {
+    const blocks = this.blockAppsByNode.get(app.node);
+    blocks?.delete(app.id);
+    if (blocks?.size === 0) this.blockAppsByNode.delete(app.node);
     for (const ip of app.ips) {
       const set = this.appsByIp.get(ip);
       set?.delete(app.id);

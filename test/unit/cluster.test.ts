@@ -205,6 +205,12 @@ describe("table across nodes", () => {
     assert.equal(t.isRemoteManaged("192.0.2.9", 32800), false);
     assert.equal(t.remoteClient("192.0.2.2", 32800)?.id, "c1");
     assert.equal(t.remoteClient("192.0.2.2", 32900), undefined);
+    // A new record of the app with another block, then the app gone.
+    t.putApp(app("c1", "n2", ["10.77.0.5"], { first: 32896, last: 32959 }));
+    assert.equal(t.remoteClient("192.0.2.2", 32800), undefined);
+    assert.equal(t.remoteClient("192.0.2.2", 32900)?.id, "c1");
+    t.removeApp("c1");
+    assert.equal(t.remoteClient("192.0.2.2", 32900), undefined);
     t.removeNode("n2");
     assert.equal(t.isRemoteManaged("192.0.2.2", 32800), false);
     assert.equal(t.isNodeIp("192.0.2.2"), false);
