@@ -23,6 +23,12 @@ SOCK="$WORK/sockswitch.sock"
 SSW=("$ROOT/bin/sockswitch" --socket "$SOCK")
 cleanup() {
   set +e
+  # The apps first: `ip netns pids` does not list their launchers (`sockswitch run`), which
+  # pass SIGTERM on to the app and would otherwise wait for a daemon that is gone.
+  local launchers="sockswitch-launch --socket $SOCK"
+  pkill -TERM -f "$launchers" 2>/dev/null
+  for _ in $(seq 20); do pgrep -f "$launchers" >/dev/null || break; sleep 0.1; done
+  pkill -KILL -f "$launchers" 2>/dev/null
   for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null; done
   sleep 0.3
   for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
