@@ -23,8 +23,8 @@ SOCK="$WORK/sockswitch.sock"
 SSW=("$ROOT/bin/sockswitch" --socket "$SOCK")
 cleanup() {
   set +e
-  # The apps first: `ip netns pids` does not list their launchers (`sockswitch run`), which
-  # pass SIGTERM on to the app and would otherwise wait for a daemon that is gone.
+  # The apps first: their launchers (`sockswitch run`) live in their app's network namespace,
+  # not in $NS, pass SIGTERM on to the app, and would otherwise wait for a daemon that is gone.
   local launchers="sockswitch-launch --socket $SOCK"
   pkill -TERM -f "$launchers" 2>/dev/null
   for _ in $(seq 20); do pgrep -f "$launchers" >/dev/null || break; sleep 0.1; done
