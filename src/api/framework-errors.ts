@@ -12,8 +12,13 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 
 export const BAD_REQUEST = "SOCKSWITCH_ERR_BAD_REQUEST";
 
+/** The documented error answer (docs/api.md): every error of the API has this shape. */
+export function apiError(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
 export function errorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
+  return JSON.stringify(apiError(code, message));
 }
 
 /** The status and sentence for an error of Node's HTTP parser (llhttp's HPE_* codes). */

@@ -7,6 +7,7 @@ import type { ProxyView } from "../gateway/ingress.js";
 import { kernelSockets } from "../net/proc-net.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
+import { apiError, BAD_REQUEST } from "./framework-errors.js";
 import { appView, nodeView, serviceView, socketViews } from "./views.js";
 
 export interface ApiContext {
@@ -53,26 +54,20 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get("/v1/sockets", async () => ({ items: socketViews(ctx.sockets, await kernelSockets()) }));
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({
-      error: {
-        code: "SOCKSWITCH_ERR_NOT_FOUND",
-        message: `no route ${req.method} ${req.url}; see docs/api.md`,
-      },
-    });
+    reply
+      .code(404)
+      .send(apiError("SOCKSWITCH_ERR_NOT_FOUND", `no route ${req.method} ${req.url}; see docs/api.md`));
   });
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof SockswitchError) {
-      reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+      reply.code(err.status).send(apiError(err.code, err.message));
       return;
     }
     const e = err as { statusCode?: number; message?: string };
     const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-    reply.code(status).send({
-      error: {
-        code: status === 500 ? "SOCKSWITCH_ERR_INTERNAL" : "SOCKSWITCH_ERR_BAD_REQUEST",
-        message: e.message ?? "error",
-      },
-    });
+    reply
+      .code(status)
+      .send(apiError(status === 500 ? "SOCKSWITCH_ERR_INTERNAL" : BAD_REQUEST, e.message ?? "error"));
   });
 }

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
-import { onCheckExpectation, onClientError, onFrameworkError } from "./framework-errors.js";
+import { apiError, onCheckExpectation, onClientError, onFrameworkError } from "./framework-errors.js";
 import { type ApiContext, registerRoutes } from "./routes.js";
 
 export interface ApiServer {
@@ -41,13 +41,12 @@ export async function createApiServer(ctx: ApiContext, token: string | null = nu
         reply
           .code(401)
           .header("www-authenticate", "Bearer")
-          .send({
-            error: {
-              code: "SOCKSWITCH_ERR_UNAUTHORIZED",
-              message:
-                "this API needs `Authorization: Bearer <token>` with the daemon's --api-token-file token",
-            },
-          });
+          .send(
+            apiError(
+              "SOCKSWITCH_ERR_UNAUTHORIZED",
+              "this API needs `Authorization: Bearer <token>` with the daemon's --api-token-file token",
+            ),
+          );
       }
     });
   }

@@ -40,12 +40,18 @@ interface Proxy {
   readonly port: number;
   readonly server: Server;
   target: string;
-  backends: string[];
+  backends: Backend[];
   next: number;
   active: number;
   total: number;
   readonly createdAt: string;
   readonly conns: Set<Socket>;
+}
+
+/** A backend's host address on another node. */
+interface Backend {
+  readonly ip: string;
+  readonly port: number;
 }
 
 export class Ingress {
@@ -75,9 +81,9 @@ export class Ingress {
   }
 
   /** The listeners this node should have: host port → (listen ip, target, backends). */
-  private desired(): Map<number, { ip: string; target: string; backends: string[] }> {
+  private desired(): Map<number, { ip: string; target: string; backends: Backend[] }> {
     const { table, config } = this.host;
-    const out = new Map<number, { ip: string; target: string; backends: string[] }>();
+    const out = new Map<number, { ip: string; target: string; backends: Backend[] }>();
     const localPorts = new Set(
       this.host.sockets
         .allBindings()
@@ -94,11 +100,12 @@ export class Ingress {
           .servicesOfApp(app.id)
           .filter((s) => s.proto === "tcp" && s.exposed && s.hostPort === rule.hostPort)
           .map((s) => this.backendOf(s))
-          .filter((b): b is string => b !== null);
+          .filter((b): b is Backend => b !== null);
         if (backends.length === 0) continue;
         const cur = out.get(rule.hostPort);
         if (cur) {
-          for (const b of backends) if (!cur.backends.includes(b)) cur.backends.push(b);
+          for (const b of backends)
+            if (!cur.backends.some((c) => c.ip === b.ip && c.port === b.port)) cur.backends.push(b);
         } else {
           out.set(rule.hostPort, {
             ip: isUnspecified(ip) ? "0.0.0.0" : ip,
@@ -111,9 +118,9 @@ export class Ingress {
     return out;
   }
 
-  private backendOf(s: Service): string | null {
+  private backendOf(s: Service): Backend | null {
     const ip = isUnspecified(s.hostIp) ? this.host.nodeIpOf(s.node) : s.hostIp;
-    return ip === null ? null : formatHostPort(ip, s.hostPort);
+    return ip === null ? null : { ip, port: s.hostPort };
   }
 
   /** Opens, updates and closes listeners to match the table. */
@@ -136,7 +143,7 @@ export class Ingress {
     }
   }
 
-  private open(port: number, ip: string, target: string, backends: string[]): void {
+  private open(port: number, ip: string, target: string, backends: Backend[]): void {
     const server = createServer({ allowHalfOpen: true }, (c) => this.forward(p, c));
     const p: Proxy = {
       ip,
@@ -161,7 +168,14 @@ export class Ingress {
       server.close();
     });
     server.listen({ host: ip, port, exclusive: true }, () =>
-      this.log.info({ listen: formatHostPort(ip, port), target, backends }, "ingress proxy listening"),
+      this.log.info(
+        {
+          listen: formatHostPort(ip, port),
+          target,
+          backends: backends.map((b) => formatHostPort(b.ip, b.port)),
+        },
+        "ingress proxy listening",
+      ),
     );
   }
 
@@ -171,10 +185,9 @@ export class Ingress {
       c.destroy();
       return;
     }
-    const i = backend.lastIndexOf(":");
     const up = tcpConnect({
-      host: backend.slice(0, i).replace(/^\[(.*)\]$/, "$1"),
-      port: Number(backend.slice(i + 1)),
+      host: backend.ip,
+      port: backend.port,
       allowHalfOpen: true,
       timeout: CONNECT_TIMEOUT_MS,
     });
@@ -213,7 +226,7 @@ export class Ingress {
     return [...this.proxies.values()].map((p) => ({
       listen: formatHostPort(p.ip, p.port),
       target: p.target,
-      backends: [...p.backends],
+      backends: p.backends.map((b) => formatHostPort(b.ip, b.port)),
       active: p.active,
       total: p.total,
       createdAt: p.createdAt,

@@ -99,18 +99,19 @@ export class RecordCache {
       const id = k.slice(this.prefix.length + (kind?.length ?? 0) + 1);
       const now = this.cache.get(k);
       if (now === this.seen.get(k)) continue;
-      if (now !== undefined && this.isOwn(k, now)) continue;
-      if (now === undefined) this.seen.delete(k);
-      else this.seen.set(k, now);
-      let value: unknown = null;
+      let value: { node?: string } | null = null;
       if (now !== undefined) {
         try {
-          value = JSON.parse(now);
+          value = JSON.parse(now) as { node?: string };
         } catch {
           this.log.warn({ key: k }, "ignoring a record that is not JSON");
           continue;
         }
+        // This node's own records: the daemon is their authority (see isOwn).
+        if (kind === "nodes" ? id === this.nodeName : value?.node === this.nodeName) continue;
       }
+      if (now === undefined) this.seen.delete(k);
+      else this.seen.set(k, now);
       if (kind === "apps") l.app(id, value as App | null);
       else if (kind === "services") l.service(id, value as Service | null);
       else if (kind === "nodes") l.node(id, value as NodeInfo | null);

@@ -38,6 +38,9 @@ export type Route = { host: VAddr; loopback: boolean; remote?: boolean } | numbe
 
 const SOL_IP = 0;
 const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
+/** The option's value, reused by every connect (no allocation on the trapped path). */
+const RANGE = new Uint8Array(4);
+const RANGE_VIEW = new DataView(RANGE.buffer);
 
 /**
  * Makes the kernel pick the socket's local port from the app's source-port block, so that
@@ -47,9 +50,8 @@ const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
 export function useSourceBlock(s: AppSession, fd: number): void {
   const b = s.app.srcPorts;
   if (!b) return;
-  const v = new Uint8Array(4);
-  new DataView(v.buffer).setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
-  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, v);
+  RANGE_VIEW.setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
+  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, RANGE);
   if (r < 0) s.host.log.warn({ app: s.app.id, errno: -r }, "IP_LOCAL_PORT_RANGE failed (Linux 6.3 or later)");
 }
 
