@@ -5,6 +5,7 @@
 // would in the kernel. UNIX sockets are left to the kernel.
 
 import type { Binding } from "../table/sockets.js";
+import type { Proto } from "../table/types.js";
 import {
   domainOf,
   E,
@@ -38,16 +39,25 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
     if (!isInet(domain)) return s.cont(n);
-    const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
-
-    const listener = hostName(s, dup, false);
-    const binding = listener ? s.host.sockets.binding(proto, listener.ip, listener.port) : undefined;
+    // What the listener is (its protocol, its binding) is looked up only once a connection
+    // is in hand: an event-driven server's last accept() finds the queue empty.
+    let proto: Proto | undefined;
+    let binding: Binding | undefined;
+    const lookUp = (): Proto => {
+      if (proto !== undefined) return proto;
+      proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
+      const listener = hostName(s, dup, false);
+      binding = listener ? s.host.sockets.binding(proto, listener.ip, listener.port) : undefined;
+      return proto;
+    };
 
     const tryAccept = (): boolean => {
       let conn: number;
       for (;;) {
         conn = a.accept4(dup, flags & SOCK_NONBLOCK);
-        if (conn < 0 || admitted(s, binding, conn)) break;
+        if (conn < 0) break;
+        lookUp();
+        if (admitted(s, binding, conn)) break;
         a.close(conn); // not a managed client: refused (reset), and the app never sees it
       }
       if (conn === -E.EAGAIN) return false;
@@ -59,7 +69,7 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
         const peer = hostName(s, conn, true);
         const local = hostName(s, conn, false);
         const v = peer
-          ? virtualPeer(s, proto, local, peer)
+          ? virtualPeer(s, lookUp(), local, peer)
           : { ip: domain === 2 ? "0.0.0.0" : "::", port: 0 };
         const w = s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, encodeFor(s, domain, v));
         if (w < 0) {
