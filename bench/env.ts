@@ -213,7 +213,11 @@ export function cleanupOnExit(): void {
 
 // ---- Tools and the machine ---------------------------------------------------------------
 
-export const TOOLS = { netbench: join(BUILD, "netbench"), trap: join(BUILD, "trap-latency") };
+export const TOOLS = {
+  netbench: join(BUILD, "netbench"),
+  trap: join(BUILD, "trap-latency"),
+  rtt: join(BUILD, "notif-rtt"),
+};
 const DEBIAN = ["iperf3", "redis-server", "redis-benchmark", "nft", "ip"];
 
 /** Checks the prerequisites and builds the C tools (when their source is newer). */
@@ -239,6 +243,7 @@ export function buildTools(): void {
   for (const [name, out] of [
     ["netbench", TOOLS.netbench],
     ["trap-latency", TOOLS.trap],
+    ["notif-rtt", TOOLS.rtt],
   ] as const) {
     const src = join(BENCH, "tools", `${name}.c`);
     let fresh = false;

@@ -267,9 +267,19 @@ export interface TrapRun {
   connect_mean_us: number;
 }
 
+/** notif-rtt: the kernel's round trip for a trapped call answered by a minimal C supervisor. */
+export interface FloorRun {
+  sync_wake_up: boolean;
+  send_p50_us: number;
+  send_p99_us: number;
+  addfd_p50_us: number;
+  addfd_p99_us: number;
+}
+
 export interface TrapResult {
   plain: TrapRun[];
   trapped: TrapRun[];
+  floor: FloorRun[];
 }
 
 /** socket()+connect() latency: the same client, plain and under sockswitch, to one plain server. */
@@ -279,7 +289,7 @@ export async function runTrap(
   failures: Failure[],
   progress: Progress,
 ): Promise<TrapResult> {
-  const result: TrapResult = { plain: [], trapped: [] };
+  const result: TrapResult = { plain: [], trapped: [], floor: [] };
   const sides = [
     { key: "plain", path: lab.trap.plain },
     { key: "trapped", path: lab.trap.trapped },
@@ -304,6 +314,16 @@ export async function runTrap(
           `trap run ${run + 1}/${s.runs} ${key}: ${r ? `connect p50 ${r.connect_p50_us} us` : "failed"}`,
         );
       }
+      const f = await attempt(
+        async () => {
+          const argv = [TOOLS.rtt, String(s.trapCount)];
+          const out = json(await lab.trap.plain.client("notif-rtt", argv, 120_000));
+          return { ...out, sync_wake_up: out.sync_wake_up === 1 } as unknown as FloorRun;
+        },
+        (err) => failures.push({ measure: "trap", path: "floor", run, error: String(err).slice(0, 500) }),
+      );
+      if (f) result.floor.push(f);
+      progress(`trap run ${run + 1}/${s.runs} floor: ${f ? `addfd p50 ${f.addfd_p50_us} us` : "failed"}`);
     }
   } finally {
     await Promise.all(servers.map((p) => p.stop()));

@@ -4,7 +4,7 @@
 
 import Table from "cli-table3";
 import type { ClusterResult } from "./cluster.js";
-import type { Failure, PairResult, PerPath, Settings, TrapResult, TrapRun } from "./measures.js";
+import type { Failure, FloorRun, PairResult, PerPath, Settings, TrapResult, TrapRun } from "./measures.js";
 import { PATH_NAMES } from "./paths.js";
 import type { RssStep } from "./rss.js";
 
@@ -97,7 +97,18 @@ function trapMetric(t: TrapResult): Record<string, unknown> {
     );
   out.plain = side(t.plain);
   out.trapped = side(t.trapped);
-  out.per_run = { plain: t.plain, trapped: t.trapped };
+  if (t.floor.length) {
+    const fm = (k: keyof FloorRun): number | null => round(median(t.floor.map((r) => r[k] as number)));
+    out.floor = {
+      note: "one trapped socket() answered by a minimal C supervisor (bench/tools/notif-rtt.c): SEND, and ADDFD+SEND",
+      sync_wake_up: t.floor.every((r) => r.sync_wake_up),
+      send_p50_us: fm("send_p50_us"),
+      send_p99_us: fm("send_p99_us"),
+      addfd_p50_us: fm("addfd_p50_us"),
+      addfd_p99_us: fm("addfd_p99_us"),
+    };
+  }
+  out.per_run = { plain: t.plain, trapped: t.trapped, floor: t.floor };
   return out;
 }
 
@@ -212,6 +223,12 @@ function extraLines(r: Report): string[] {
         `(plain connect p50 ${fmt(p.connect_p50_us)} µs → trapped ${fmt(s.connect_p50_us)} µs; ` +
         `plain socket p50 ${fmt(p.socket_p50_us)} µs → trapped ${fmt(s.socket_p50_us)} µs)`,
     );
+    const f = t.floor as Record<string, number> | undefined;
+    if (f)
+      lines.push(
+        `trap floor, the kernel's round trip with a C supervisor: answer p50 ${fmt(f.send_p50_us)} µs, ` +
+          `answer with an fd (ADDFD) p50 ${fmt(f.addfd_p50_us)} µs`,
+      );
   }
   const cl = r.metrics.cluster as Record<string, number> | undefined;
   if (cl) {

@@ -44,6 +44,7 @@ test("the benchmark harness runs every measure on every path and writes JSON, SV
     for (const k of ["connect_p50_us", "connect_p99_us", "socket_p50_us", "socket_p99_us"]) {
       assert.equal(typeof j.metrics.trap[k], "number", k);
     }
+    for (const k of ["send_p50_us", "addfd_p50_us"]) assert.ok(j.metrics.trap.floor[k] > 0, k);
     assert.ok(j.metrics.daemon_rss.services_0_mb > 0);
     assert.ok(j.metrics.daemon_rss.services_10_mb > 0);
     assert.equal(j.metrics.cluster.per_sample.register_ms.length, 6); // 3 cycles × 2 other hosts
