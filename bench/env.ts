@@ -262,6 +262,26 @@ function version(cmd: string, args: string[], pattern: RegExp): string {
   return m ? (m[1] as string) : "unknown";
 }
 
+/**
+ * How idle CPUs sleep. It decides what waking a task on another CPU costs: on a VM whose
+ * idle vCPUs halt at once (haltpoll with guest_halt_poll_ns 0) such a wake-up takes tens of
+ * microseconds, which the trap measure shows (bench/README.md).
+ */
+function cpuidle(): Record<string, string> {
+  const read = (f: string): string => {
+    try {
+      return readFileSync(f, "utf8").trim();
+    } catch {
+      return "unknown";
+    }
+  };
+  return {
+    driver: read("/sys/devices/system/cpu/cpuidle/current_driver"),
+    governor: read("/sys/devices/system/cpu/cpuidle/current_governor"),
+    guest_halt_poll_ns: read("/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+  };
+}
+
 export function machine(): Record<string, unknown> {
   const os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync("/etc/os-release", "utf8"));
   return {
@@ -272,6 +292,7 @@ export function machine(): Record<string, unknown> {
     os: os ? os[1] : "unknown",
     node: process.version,
     virtualization: sh("systemd-detect-virt", []).stdout.trim() || "unknown",
+    cpuidle: cpuidle(),
     tools: {
       iperf3: version("iperf3", ["--version"], /iperf (\S+)/),
       redis: version("redis-server", ["--version"], /v=(\S+)/),

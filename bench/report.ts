@@ -254,7 +254,10 @@ export function commitOf(r: Report): string {
 
 export function machineLine(r: Report): string {
   const m = r.machine as Record<string, unknown>;
-  return `${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Linux ${m.kernel}, ${m.os}, Node ${m.node}`;
+  const idle = m.cpuidle as Record<string, string> | undefined;
+  const halt =
+    idle && idle.guest_halt_poll_ns !== "unknown" ? `, guest_halt_poll_ns ${idle.guest_halt_poll_ns}` : "";
+  return `${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Linux ${m.kernel}${halt}, ${m.os}, Node ${m.node}`;
 }
 
 const HEAD = ["measure", "unit", "host", "bridge", "sockswitch", "bridge ÷ host", "sockswitch ÷ host"];
