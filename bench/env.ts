@@ -237,7 +237,10 @@ export function prepare(productRoot: string): void {
   buildTools();
 }
 
-/** Builds the C tools into bench/build/ (when their source is newer). */
+/** What the C tools include from bench/tools/ (a change to it rebuilds them all). */
+const SHARED_HEADER = join(BENCH, "tools", "timing.h");
+
+/** Builds the C tools into bench/build/ (when their source or the shared header is newer). */
 export function buildTools(): void {
   mkdirSync(BUILD, { recursive: true });
   for (const [name, out] of [
@@ -248,7 +251,8 @@ export function buildTools(): void {
     const src = join(BENCH, "tools", `${name}.c`);
     let fresh = false;
     try {
-      fresh = statSync(out).mtimeMs >= statSync(src).mtimeMs;
+      const built = statSync(out).mtimeMs;
+      fresh = built >= statSync(src).mtimeMs && built >= statSync(SHARED_HEADER).mtimeMs;
     } catch {
       // not built yet
     }

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
 #endif
@@ -44,27 +46,9 @@
 
 #define WARMUP 200
 
-static long long ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void die(const char *what) {
   fprintf(stderr, "notif-rtt: %s: %s\n", what, strerror(errno));
   exit(1);
-}
-
-static int cmp(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-static double quantile(const long long *v, long n, double q) {
-  long i = (long)(q * (double)n + 0.999999) - 1;
-  if (i < 0) i = 0;
-  if (i >= n) i = n - 1;
-  return (double)v[i] / 1000.0;
 }
 
 static void send_fd(int sock, int fd) {

@@ -6,8 +6,8 @@
 // previous daemon had received but never answered. The kernel never delivers such a
 // notification again; interrupted, the call restarts and is trapped anew (it never ran).
 
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { KernelSocket } from "../net/proc-net.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { type KernelSocket, openSocketInodes } from "../net/proc-net.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { App } from "../table/types.js";
 import { appIp, ipOf } from "../trap/addresses.js";
@@ -55,35 +55,13 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
   return rebuilt;
 }
 
-/** Inodes of the sockets that the app's processes hold open. */
-function socketInodes(app: App): Set<number> {
-  const out = new Set<number>();
-  for (const pid of processTree(app.pid)) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // gone meanwhile
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) out.add(Number(m[1]));
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return out;
-}
-
 /**
  * Re-creates the records of the app's outgoing connections (TCP, and connected UDP) that
  * still exist: what each connected to, virtually — a service's address, the app's own
  * loopback listener, or (egress) the real destination. Returns how many.
  */
 export function rebuildSources(host: Host, app: App, kernel: readonly KernelSocket[]): number {
-  const inodes = socketInodes(app);
+  const inodes = openSocketInodes(processTree(app.pid));
   let rebuilt = 0;
   for (const k of kernel) {
     if (k.inode === 0 || !inodes.has(k.inode) || k.state === "LISTEN" || k.state === "BOUND") continue;

@@ -1,7 +1,9 @@
 // The kernel's list of sockets in the daemon's network namespace (/proc/net/tcp, tcp6,
 // udp, udp6; proc(5)): what `get sockets` joins with the registry, so that it shows only
-// sockets that really exist, with their real state.
+// sockets that really exist, with their real state; and which sockets a process holds
+// (/proc/PID/fd).
 
+import { readdirSync, readlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Proto } from "../table/types.js";
 import { formatV4, formatV6, isV4MappedBytes } from "./ip.js";
@@ -82,4 +84,26 @@ export async function kernelSockets(): Promise<KernelSocket[]> {
   ];
   const texts = await Promise.all(files.map(([f]) => readFile(f, "utf8").catch(() => "")));
   return texts.flatMap((t, i) => parseProcNet(t, (files[i] as [string, Proto])[1]));
+}
+
+/** Inodes of the sockets open in the given processes (their /proc/PID/fd links). */
+export function openSocketInodes(pids: Iterable<number>): Set<number> {
+  const out = new Set<number>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) out.add(Number(m[1]));
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
 }

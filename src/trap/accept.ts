@@ -39,25 +39,17 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
     if (!isInet(domain)) return s.cont(n);
-    // What the listener is (its protocol, its binding) is looked up only once a connection
-    // is in hand: an event-driven server's last accept() finds the queue empty.
-    let proto: Proto | undefined;
-    let binding: Binding | undefined;
-    const lookUp = (): Proto => {
-      if (proto !== undefined) return proto;
-      proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
-      const listener = hostName(s, dup, false);
-      binding = listener ? s.host.sockets.binding(proto, listener.ip, listener.port) : undefined;
-      return proto;
-    };
+    // Looked up only once a connection is in hand: an event-driven server's last accept()
+    // finds the queue empty.
+    let listener: Listener | undefined;
 
     const tryAccept = (): boolean => {
       let conn: number;
       for (;;) {
         conn = a.accept4(dup, flags & SOCK_NONBLOCK);
         if (conn < 0) break;
-        lookUp();
-        if (admitted(s, binding, conn)) break;
+        listener ??= listenerOf(s, dup);
+        if (admitted(s, listener.binding, conn)) break;
         a.close(conn); // not a managed client: refused (reset), and the app never sees it
       }
       if (conn === -E.EAGAIN) return false;
@@ -68,9 +60,10 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
       if (addrPtr !== 0) {
         const peer = hostName(s, conn, true);
         const local = hostName(s, conn, false);
-        const v = peer
-          ? virtualPeer(s, lookUp(), local, peer)
-          : { ip: domain === 2 ? "0.0.0.0" : "::", port: 0 };
+        const v =
+          peer && listener
+            ? virtualPeer(s, listener.proto, local, peer)
+            : { ip: domain === 2 ? "0.0.0.0" : "::", port: 0 };
         const w = s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, encodeFor(s, domain, v));
         if (w < 0) {
           a.close(conn);
@@ -97,6 +90,18 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
   } finally {
     if (owned) a.close(dup);
   }
+}
+
+interface Listener {
+  readonly proto: Proto;
+  /** The listener's record, if it was bound through sockswitch. */
+  readonly binding: Binding | undefined;
+}
+
+function listenerOf(s: AppSession, fd: number): Listener {
+  const proto = protoOf(s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_TYPE));
+  const name = hostName(s, fd, false);
+  return { proto, binding: name ? s.host.sockets.binding(proto, name.ip, name.port) : undefined };
 }
 
 const SO_LINGER = 13;

@@ -3,8 +3,8 @@
 // --expose host port) and records what it stands for. Shared by bind and listen (an
 // unbound listener is bound first, as the kernel would autobind it).
 
-import { readdirSync, readlinkSync } from "node:fs";
 import { type IpAddr, isLoopback, isUnspecified } from "../net/ip.js";
+import { openSocketInodes } from "../net/proc-net.js";
 import { AF_INET6 } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import { type Proto, type Service, serviceId } from "../table/types.js";
@@ -131,28 +131,6 @@ function shareable(proto: Proto, b: Binding, reusePort: boolean, reuseAddr: bool
   if (reusePort && b.reusePort) return true;
   if (!(reuseAddr && b.reuseAddr)) return false;
   return proto === "udp" || !b.listening;
-}
-
-/** Inodes of the sockets open in the given processes (from /proc; only on a conflict). */
-function openSocketInodes(pids: Iterable<number>): Set<number> {
-  const out = new Set<number>();
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) out.add(Number(m[1]));
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return out;
 }
 
 /** Withdraws a binding whose socket is gone, with its services and pool port. */
