@@ -58,6 +58,12 @@ const SYSCALLS = [
   "io_uring_setup",
   "io_uring_enter",
   "io_uring_register",
+  "socketpair",
+  "userfaultfd",
+  "unshare",
+  "clone",
+  "clone3",
+  "ioctl",
 ];
 
 export async function runDaemon(config: DaemonConfig): Promise<void> {

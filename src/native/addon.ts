@@ -88,6 +88,16 @@ export interface AddonConstants {
   readonly __NR_io_uring_register: number;
   /** Syscall number of socketpair(2). */
   readonly __NR_socketpair: number;
+  /** Syscall number of userfaultfd(2). */
+  readonly __NR_userfaultfd: number;
+  /** Syscall number of unshare(2). */
+  readonly __NR_unshare: number;
+  /** Syscall number of clone(2). */
+  readonly __NR_clone: number;
+  /** Syscall number of clone3(2). */
+  readonly __NR_clone3: number;
+  /** Syscall number of ioctl(2). */
+  readonly __NR_ioctl: number;
   /** sizeof(struct seccomp_notif) in the headers the addon was built with. */
   readonly SIZEOF_SECCOMP_NOTIF: number;
   /** sizeof(struct seccomp_notif_resp) in the headers the addon was built with. */
