@@ -161,10 +161,25 @@ export interface Addon {
   notifSyncWakeUp(fd: number): number;
   /**
    * One NETLINK_SOCK_DIAG dump (sock_diag(7)) of a family's TCP or UDP sockets whose state is
-   * in the `states` bit mask, as 48-byte records in buf (see native/addon/diag.c): the record
+   * in the `states` bit mask, as 56-byte records in buf (see native/addon/diag.c): the record
    * count, -ENOBUFS when buf is too small, or -errno.
    */
   sockDiag(family: number, protocol: number, states: number, buf: Uint8Array): number;
+  /**
+   * One NETLINK_SOCK_DIAG exact lookup (sock_diag(7)) of the socket with address pair
+   * src:srcPort, dst:dstPort (16-byte addresses in network order, IPv4 in the first 4;
+   * for UDP the kernel looks up as for a datagram from src to dst), written as one 56-byte
+   * record into out: 1 found, 0 no such socket, or -errno. Never blocks.
+   */
+  sockLookup(
+    family: number,
+    protocol: number,
+    src: Uint8Array,
+    srcPort: number,
+    dst: Uint8Array,
+    dstPort: number,
+    out: Uint8Array,
+  ): number;
   /** pidfd_open(2): a close-on-exec pidfd or -errno. */
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */

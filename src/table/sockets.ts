@@ -58,7 +58,22 @@ export interface Source {
   readonly local: VAddr;
   /** What the client dialed: a virtual ip:port, or the real destination for egress. */
   readonly peer: VAddr;
+  /**
+   * The client socket's cookie (SO_COOKIE: unique while the host runs), which admission
+   * compares with the socket the kernel finds at this address now; 0 when unknown.
+   */
+  readonly cookie: number;
+  /** Its inode, where no cookie was known (a record rebuilt from /proc/net); else 0. */
+  readonly inode?: number;
+  /**
+   * Earlier records of other sockets on the same host address that may still be
+   * connected elsewhere (connect() shares a local port between destinations), newest first.
+   */
+  previous?: Source;
 }
+
+/** Earlier records kept behind a source (see Source.previous). */
+const PREVIOUS_MAX = 3;
 
 function hostKey(proto: Proto, ip: string, port: number): string {
   return `${proto}|${ip}|${port}`;
@@ -134,6 +149,11 @@ export class SocketRegistry {
     return out;
   }
 
+  /** How many host addresses the app's sockets are bound to (its host ports). */
+  countOf(appId: string): number {
+    return this.byApp.get(appId)?.size ?? 0;
+  }
+
   bindingsOf(appId: string): Binding[] {
     const out: Binding[] = [];
     for (const key of this.byApp.get(appId) ?? []) {
@@ -150,13 +170,45 @@ export class SocketRegistry {
   addSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
     const key = hostKey(proto, hostIp, hostPort);
     const previous = this.sources.get(key);
-    if (previous) this.unindexSource(proto, previous, key);
+    if (previous) {
+      this.unindexSource(proto, previous, key);
+      if (previous.cookie !== s.cookie || previous.cookie === 0) {
+        s.previous = previous;
+        let last: Source = s;
+        for (let depth = 0; depth < PREVIOUS_MAX && last.previous; depth++) last = last.previous;
+        last.previous = undefined;
+      }
+    }
     this.sources.set(key, s);
     this.byVirtual.set(hostKey(proto, s.local.ip, s.local.port), { ip: hostIp, port: hostPort });
   }
 
   source(proto: Proto, hostIp: string, hostPort: number): Source | undefined {
     return this.sources.get(hostKey(proto, hostIp, hostPort));
+  }
+
+  /**
+   * Forgets record s at host ip:port (its socket is gone): the current record, or one of
+   * the earlier ones behind it.
+   */
+  removeSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
+    const key = hostKey(proto, hostIp, hostPort);
+    const current = this.sources.get(key);
+    if (current === s) {
+      this.unindexSource(proto, s, key);
+      const next = s.previous;
+      if (next) {
+        this.sources.set(key, next);
+        this.byVirtual.set(hostKey(proto, next.local.ip, next.local.port), { ip: hostIp, port: hostPort });
+      } else this.sources.delete(key);
+      return;
+    }
+    for (let r = current; r; r = r.previous) {
+      if (r.previous === s) {
+        r.previous = s.previous;
+        return;
+      }
+    }
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
+import { socketCookie } from "./admission.js";
 import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
@@ -225,5 +226,6 @@ export function recordSource(s: AppSession, fd: number, proto: Proto, d: SockAdd
     appId: s.app.id,
     local: { ip, port: local.port },
     peer: { ip: d.ip.text, port: d.port },
+    cookie: socketCookie(s.host, fd),
   });
 }

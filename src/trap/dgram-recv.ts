@@ -21,6 +21,7 @@ import {
   SOL_SOCKET,
   virtualSource,
 } from "./addresses.js";
+import { checkSender } from "./admission.js";
 import {
   MAX_CONTROL,
   MAX_DATAGRAM,
@@ -96,6 +97,9 @@ function receive(
     );
     if (r < 0) return r;
     from = readKernelSockaddr(name, info[0] as number);
+    // Records that name the sender must belong to the socket there now (admission.ts).
+    const local = from === null ? null : hostName(s, dup, false);
+    if (from !== null && local !== null) checkSender(s.host, local, from);
     // A pool port admits only managed senders: an unmanaged datagram is dropped, unseen.
     if (from === null || (flags & MSG_PEEK) !== 0 || admits(s, dup, from)) break;
     s.host.log.debug(
