@@ -34,6 +34,7 @@ import {
   socketPath,
 } from "../core/config.js";
 import { InvalidArgumentError, messageOf, SockswitchError } from "../core/errors.js";
+import { DEFAULT_LIMITS, parseLimit } from "../core/limits.js";
 import { VERSION } from "../core/version.js";
 import { runDaemon } from "../daemon/daemon.js";
 import { parseDnsServers } from "../dns/index.js";
@@ -113,6 +114,31 @@ export function buildProgram(): Command {
     .option("--client-block <n>", "ports per app in --client-ports", String(DEFAULT_CLIENT_BLOCK))
     .option("--prefer-local", "pick backends on this node when a service has some here", false)
     .option("--roles <list>", "this node's roles, shown by get nodes", "worker")
+    .option(
+      "--max-waits-per-app <n>",
+      "trapped calls one app may have waiting at once (more: ENOBUFS)",
+      String(DEFAULT_LIMITS.waitsPerApp),
+    )
+    .option(
+      "--max-ports-per-app <n>",
+      "host ports one app may hold (more: EADDRINUSE)",
+      String(DEFAULT_LIMITS.portsPerApp),
+    )
+    .option(
+      "--dns-max-queries-per-app <n>",
+      "DNS queries one app may have in flight (more are dropped)",
+      String(DEFAULT_LIMITS.dnsQueriesPerApp),
+    )
+    .option(
+      "--dns-max-tcp-per-app <n>",
+      "DNS-over-TCP connections one app may hold (more are closed)",
+      String(DEFAULT_LIMITS.dnsTcpPerApp),
+    )
+    .option(
+      "--api-max-connections-per-peer <n>",
+      "connections one address may hold to --api-listen (more are closed)",
+      String(DEFAULT_LIMITS.apiConnectionsPerPeer),
+    )
     .action(async (o) => {
       const levels = ["trace", "debug", "info", "warn", "error", "fatal"];
       if (!levels.includes(o.logLevel))
@@ -136,6 +162,13 @@ export function buildProgram(): Command {
         clientBlock,
         preferLocal: o.preferLocal === true,
         roles: parseRoles(o.roles),
+        limits: {
+          waitsPerApp: parseLimit(o.maxWaitsPerApp, "--max-waits-per-app"),
+          portsPerApp: parseLimit(o.maxPortsPerApp, "--max-ports-per-app", 65535),
+          dnsQueriesPerApp: parseLimit(o.dnsMaxQueriesPerApp, "--dns-max-queries-per-app"),
+          dnsTcpPerApp: parseLimit(o.dnsMaxTcpPerApp, "--dns-max-tcp-per-app"),
+          apiConnectionsPerPeer: parseLimit(o.apiMaxConnectionsPerPeer, "--api-max-connections-per-peer"),
+        },
         vipCidr,
         socketGroup: o.socketGroup === undefined ? null : resolveGroup(o.socketGroup, "--socket-group"),
         api:

@@ -83,7 +83,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
   const supervisor = new Supervisor(nr);
   const filter = buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr });
-  const dns = await DaemonDns.start(host, config.dns, config.socket, log);
+  const dns = await DaemonDns.start(host, config.dns, config.limits, config.socket, log);
   host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
@@ -148,7 +148,17 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   const api = await createApiServer(ctx);
   const server = new SocketServer(addon, api.http, launch, log);
   server.listen({ path: config.socket, gid: config.socketGroup });
-  const tcpApi = config.api ? await createApiServer(ctx, config.api.token) : null;
+  const tcpApi = config.api
+    ? await createApiServer(ctx, config.api.token, {
+        maxConnectionsPerPeer: config.limits.apiConnectionsPerPeer,
+        onRefused: (peer) =>
+          host.limited.warn(
+            `api|${peer}`,
+            { peer, limit: config.limits.apiConnectionsPerPeer },
+            "the peer holds as many API connections as it may (--api-max-connections-per-peer); closed",
+          ),
+      })
+    : null;
   if (tcpApi && config.api) {
     try {
       await tcpApi.fastify.listen({ host: config.api.host, port: config.api.port });

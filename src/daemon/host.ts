@@ -4,6 +4,7 @@
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { DaemonConfig } from "../core/config.js";
+import { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
 import { BlockPool, PortPool } from "../net/port-pool.js";
@@ -21,6 +22,7 @@ export class Host implements TrapHost {
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
+  readonly limited: LogLimiter;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
   private readonly local = new Set<string>();
@@ -36,6 +38,8 @@ export class Host implements TrapHost {
       nodeIp6: daemonConfig.nodeIp6,
       nodeName: daemonConfig.nodeName,
       egress: daemonConfig.egress,
+      waitsPerApp: daemonConfig.limits.waitsPerApp,
+      portsPerApp: daemonConfig.limits.portsPerApp,
     };
     this.table = new ServiceTable(
       [daemonConfig.vipCidr],
@@ -43,6 +47,7 @@ export class Host implements TrapHost {
       daemonConfig.preferLocal ? daemonConfig.nodeName : null,
     );
     this.pool = new PortPool(daemonConfig.ports);
+    this.limited = new LogLimiter(log);
     this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
   }

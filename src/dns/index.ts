@@ -2,8 +2,11 @@
 
 export type { Upstream } from "./forward.js";
 export {
+  DEFAULT_QUERIES_PER_CLIENT,
+  DEFAULT_TCP_PER_CLIENT,
   type DnsListenOptions,
   type DnsLog,
+  type DnsPeer,
   DnsServer,
   type DnsServerOptions,
   type DnsTransport,

@@ -3,9 +3,13 @@
 // the same address and port; answer() is the same service without a socket, for callers
 // that already hold a query (e.g. a trapped sendto to port 53).
 //
+// Who is served is the caller's choice (admit): the daemon serves its managed apps only,
+// and says which app asks, so that the name table answers each app what it may see.
+//
 // Invariants: nothing a client sends can throw out of a socket handler or crash the
 // process; every query is answered or dropped within the forwarding budget (timeoutMs);
-// memory is bounded (queries in flight, TCP connections, bytes buffered per connection).
+// memory is bounded (queries in flight, TCP connections, bytes buffered per connection),
+// and so is each client's share of it (queries in flight, TCP connections per client).
 // udp(7), tcp(7), RFC 1035, RFC 7766 (TCP: several queries a connection, replies in any
 // order, idle timeout).
 
@@ -13,11 +17,21 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIPv6, type Server, type Socket } from "node:net";
 import pino, { type Logger } from "pino";
 import { messageOf, SockswitchError, StateError } from "../core/errors.js";
+import { LogLimiter } from "../core/log-limit.js";
 import { forward, type Upstream } from "./forward.js";
 import { buildResponse, parseQuery, RCODE, rcodeOf, responseLimit, TCP_MAX } from "./wire.js";
 import { type DnsLookup, decide, normalizeDomain, type Zone } from "./zone.js";
 
 export type DnsLog = Pick<Logger, "debug" | "info" | "warn">;
+
+/** Who sends a query: the peer's address and ours (where it was received). */
+export interface DnsPeer {
+  readonly address: string;
+  readonly port: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly transport: DnsTransport;
+}
 
 export interface DnsServerOptions {
   /** Our zone; default "sockswitch.local". */
@@ -31,6 +45,16 @@ export interface DnsServerOptions {
   /** TTL of our answers (and of their negative caching); default 5 s. */
   readonly ttl?: number;
   readonly log?: DnsLog;
+  /**
+   * Who may ask: a key naming the client (the daemon: the app's id), passed on to lookup
+   * and used to share out the limits; null refuses the peer (a UDP query is dropped, a
+   * TCP connection closed). Default: everyone, as one client per peer address.
+   */
+  readonly admit?: (peer: DnsPeer) => string | null;
+  /** Queries one client may have in flight; more are dropped (UDP) or end the connection (TCP). Default 64. */
+  readonly maxQueriesPerClient?: number;
+  /** TCP connections one client may hold; more are closed at once. Default 8. */
+  readonly maxTcpPerClient?: number;
 }
 
 export interface DnsListenOptions {
@@ -52,6 +76,8 @@ const TCP_IDLE_MS = 10_000;
 const TCP_BUFFER_MAX = 2 * (2 + TCP_MAX);
 /** A free port for UDP may be taken for TCP: how often port 0 picks again. */
 const PORT_ATTEMPTS = 10;
+export const DEFAULT_QUERIES_PER_CLIENT = 64;
+export const DEFAULT_TCP_PER_CLIENT = 8;
 
 export class DnsServer {
   readonly domain: string;
@@ -64,6 +90,13 @@ export class DnsServer {
   private readonly connections = new Set<Socket>();
   private readonly closing = new AbortController();
   private inflight = 0;
+  private readonly admit: (peer: DnsPeer) => string | null;
+  private readonly maxQueries: number;
+  private readonly maxTcp: number;
+  /** Queries in flight and TCP connections, per client key (entries at zero are removed). */
+  private readonly queriesOf = new Map<string, number>();
+  private readonly tcpOf = new Map<string, number>();
+  private readonly limited: LogLimiter;
 
   constructor(opts: DnsServerOptions) {
     this.domain = normalizeDomain(opts.domain ?? "sockswitch.local");
@@ -71,6 +104,10 @@ export class DnsServer {
     this.upstreams = [...(opts.upstreams ?? [])];
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.log = opts.log ?? pino({ level: "silent" });
+    this.admit = opts.admit ?? ((p) => p.address);
+    this.maxQueries = opts.maxQueriesPerClient ?? DEFAULT_QUERIES_PER_CLIENT;
+    this.maxTcp = opts.maxTcpPerClient ?? DEFAULT_TCP_PER_CLIENT;
+    this.limited = new LogLimiter(this.log);
   }
 
   /** Replaces the upstreams (e.g. after resolv.conf changed); queries in flight keep theirs. */
@@ -123,9 +160,13 @@ export class DnsServer {
    * The response to one DNS message, or undefined when it deserves none (no header, or
    * it is itself a response). Never throws.
    */
-  async answer(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  async answer(
+    query: Buffer,
+    transport: DnsTransport,
+    client: string | null = null,
+  ): Promise<Buffer | undefined> {
     try {
-      return await this.respond(query, transport);
+      return await this.respond(query, transport, client);
     } catch (err) {
       // A bug of ours, not the client's: log it, answer nothing rather than crash.
       this.log.warn({ err: messageOf(err) }, "dns query failed");
@@ -133,7 +174,11 @@ export class DnsServer {
     }
   }
 
-  private async respond(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  private async respond(
+    query: Buffer,
+    transport: DnsTransport,
+    client: string | null,
+  ): Promise<Buffer | undefined> {
     const parsed = parseQuery(query);
     if (parsed.kind === "drop") return undefined;
     const limit = responseLimit(transport, parsed.edns);
@@ -145,7 +190,7 @@ export class DnsServer {
 
     let decision: ReturnType<typeof decide>;
     try {
-      decision = decide(parsed.question, this.zone);
+      decision = decide(parsed.question, this.zone, client);
     } catch (err) {
       this.log.warn({ err: messageOf(err), name: parsed.question.name }, "dns name lookup failed");
       return buildResponse({ ...base, rcode: RCODE.SERVFAIL });
@@ -162,14 +207,47 @@ export class DnsServer {
     return reply;
   }
 
-  /** answer() counted against MAX_INFLIGHT. */
-  private async serve(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  /** answer() counted against MAX_INFLIGHT and the client's share. */
+  private async serve(query: Buffer, transport: DnsTransport, client: string): Promise<Buffer | undefined> {
     this.inflight++;
+    this.queriesOf.set(client, (this.queriesOf.get(client) ?? 0) + 1);
     try {
-      return await this.answer(query, transport);
+      return await this.answer(query, transport, client);
     } finally {
       this.inflight--;
+      const left = (this.queriesOf.get(client) ?? 1) - 1;
+      if (left > 0) this.queriesOf.set(client, left);
+      else this.queriesOf.delete(client);
     }
+  }
+
+  /** The client key of a peer, or null (refused, logged at most once per interval). */
+  private clientOf(peer: DnsPeer): string | null {
+    let client: string | null;
+    try {
+      client = this.admit(peer);
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, "dns admission failed; peer refused");
+      client = null;
+    }
+    if (client === null)
+      this.limited.warn(
+        `refused|${peer.address}`,
+        { peer: `${peer.address}:${peer.port}`, transport: peer.transport },
+        "dns query from a peer that is not a managed app refused",
+      );
+    return client;
+  }
+
+  /** True when the client may start one more query; logs when it may not. */
+  private mayAsk(client: string, peer: string): boolean {
+    if ((this.queriesOf.get(client) ?? 0) < this.maxQueries) return true;
+    this.limited.warn(
+      `queries|${client}`,
+      { client, peer, limit: this.maxQueries },
+      "dns: the client has as many queries in flight as it may (--dns-max-queries-per-app); query dropped",
+    );
+    return false;
   }
 
   private serveUdp(udp: UdpSocket): void {
@@ -180,7 +258,16 @@ export class DnsServer {
         this.log.debug({ from: rinfo.address }, "dns busy: query dropped");
         return;
       }
-      void this.serve(msg, "udp").then((reply) => {
+      const local = udp.address();
+      const client = this.clientOf({
+        address: rinfo.address,
+        port: rinfo.port,
+        localAddress: local.address,
+        localPort: local.port,
+        transport: "udp",
+      });
+      if (client === null || !this.mayAsk(client, `${rinfo.address}:${rinfo.port}`)) return;
+      void this.serve(msg, "udp", client).then((reply) => {
         if (!reply || !this.udp.has(udp)) return;
         udp.send(reply, rinfo.port, rinfo.address, (err) => {
           if (err) this.log.debug({ err: messageOf(err), to: rinfo.address }, "dns udp send failed");
@@ -199,6 +286,33 @@ export class DnsServer {
       sock.destroy();
       return;
     }
+    const client = this.clientOf({
+      address: sock.remoteAddress ?? "",
+      port: sock.remotePort ?? 0,
+      localAddress: sock.localAddress ?? "",
+      localPort: sock.localPort ?? 0,
+      transport: "tcp",
+    });
+    if (client === null) {
+      sock.destroy();
+      return;
+    }
+    const held = this.tcpOf.get(client) ?? 0;
+    if (held >= this.maxTcp) {
+      this.limited.warn(
+        `tcp|${client}`,
+        { client, limit: this.maxTcp },
+        "dns: the client holds as many TCP connections as it may (--dns-max-tcp-per-app); connection closed",
+      );
+      sock.destroy();
+      return;
+    }
+    this.tcpOf.set(client, held + 1);
+    sock.once("close", () => {
+      const left = (this.tcpOf.get(client) ?? 1) - 1;
+      if (left > 0) this.tcpOf.set(client, left);
+      else this.tcpOf.delete(client);
+    });
     this.connections.add(sock);
     let buffered: Buffer = Buffer.alloc(0);
     let pending = 0;
@@ -214,12 +328,15 @@ export class DnsServer {
         if (buffered.length < 2 + len) break;
         const msg = Buffer.from(buffered.subarray(2, 2 + len));
         buffered = buffered.subarray(2 + len);
-        if (this.inflight >= MAX_INFLIGHT) {
+        if (
+          this.inflight >= MAX_INFLIGHT ||
+          !this.mayAsk(client, `${sock.remoteAddress}:${sock.remotePort}`)
+        ) {
           sock.destroy();
           return;
         }
         pending++;
-        void this.serve(msg, "tcp").then((reply) => {
+        void this.serve(msg, "tcp", client).then((reply) => {
           pending--;
           if (sock.destroyed) return;
           if (!reply) {

@@ -20,6 +20,7 @@ import {
   SOL_SOCKET,
 } from "./addresses.js";
 import type { TrapHost } from "./host.js";
+import { mayTakePort } from "./limits.js";
 import type { AppSession } from "./session.js";
 
 const POOL_TRIES = 32;
@@ -46,6 +47,7 @@ export function bindVirtual(
   const v6only = domain === AF_INET6 && a.getsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY) === 1;
   if (vport !== 0 && conflicts(s, proto, vip.text, vport, reusePort, reuseAddr)) return -E.EADDRINUSE;
 
+  if (!mayTakePort(s)) return -E.EADDRINUSE;
   const rule = loopback ? undefined : app.expose.find((e) => e.appPort === vport);
   // An --expose on another node's IP: this node serves it on its own node IP, and the
   // ingress gateway of that node forwards to it.

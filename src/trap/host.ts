@@ -3,6 +3,7 @@
 // wiring implements it; handlers never import the store or the API.
 
 import type { Logger } from "pino";
+import type { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
@@ -16,6 +17,10 @@ export interface TrapConfig {
   readonly nodeIp6: string | null;
   readonly nodeName: string;
   readonly egress: "allow" | "deny";
+  /** Trapped calls one app may have waiting at once (--max-waits-per-app). */
+  readonly waitsPerApp: number;
+  /** Host ports one app may hold (--max-ports-per-app). */
+  readonly portsPerApp: number;
 }
 
 /** The daemon's DNS server: its well-known virtual IP (port 53) and where it really listens. */
@@ -32,6 +37,8 @@ export interface TrapHost {
   readonly sockets: SocketRegistry;
   readonly pool: PortPool;
   readonly log: Logger;
+  /** For events an app can repeat at will (a bound reached): rate-limited warnings. */
+  readonly limited: LogLimiter;
   /** The DNS server, when the daemon runs one. */
   readonly resolver: Resolver | null;
   /** Adds a service to the table and the store. */

@@ -10,11 +10,15 @@
 import { constants } from "node:os";
 import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
+import { mayWait, waitEnded } from "./limits.js";
 import type { Notification } from "./notification.js";
 
 const E = constants.errno;
 const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
-const MAX_PIDFDS = 1024;
+/** Pidfds cached per app (each is a descriptor of the daemon's): beyond, the cache starts over. */
+const MAX_PIDFDS = 128;
+/** Thread ids remembered per app (to find its open sockets in /proc). */
+const MAX_TIDS = 1024;
 
 export const READABLE = 1;
 export const WRITABLE = 2;
@@ -95,7 +99,7 @@ export class AppSession {
   private pidfd(tid: number): number {
     let fd = this.pidfds.get(tid);
     if (fd !== undefined) return fd;
-    if (this.tids.size < MAX_PIDFDS) this.tids.add(tid);
+    if (this.tids.size < MAX_TIDS) this.tids.add(tid);
     if (this.pidfds.size >= MAX_PIDFDS) this.dropPidfds();
     const a = this.host.addon;
     fd = a.pidfdOpen(tid, 0);
@@ -175,6 +179,12 @@ export class AppSession {
    * died) drops the wait and closes fd.
    */
   wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
+    // Each wait holds fd in the daemon: bounded per app and for all (trap/limits.ts).
+    if (!mayWait(this)) {
+      this.host.addon.close(fd);
+      this.fail(n, E.ENOBUFS);
+      return;
+    }
     const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
     if (timeoutMs > 0) {
       // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up with EAGAIN.
@@ -198,10 +208,17 @@ export class AppSession {
       if (w.onReady()) this.endWait(w);
     });
     this.waiters.add(w);
+    if (w.handle < 0) {
+      // Not watchable (libuv's -errno): answer now rather than never.
+      this.host.log.warn({ app: this.app.id, errno: -w.handle }, "cannot watch a socket for a blocked call");
+      this.endWait(w);
+      this.fail(n, -w.handle);
+    }
   }
 
   private endWait(w: Waiter): void {
     if (!this.waiters.delete(w)) return;
+    waitEnded();
     if (w.timer) clearTimeout(w.timer);
     this.host.addon.unwatch(w.handle);
     this.host.addon.close(w.fd);
