@@ -4,6 +4,7 @@
       "target_name": "sockswitch",
       "sources": [
         "native/addon/addon.c",
+        "native/addon/closer.c",
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",

@@ -160,7 +160,7 @@ export class LauncherConnection {
   }
 
   private closeFds(fds: readonly number[]): void {
-    for (const f of fds) this.addon.close(f);
+    for (const f of fds) this.addon.closeShared(f); // anything a peer sent: never wait on it
   }
 
   private send(text: string): void {

@@ -210,6 +210,15 @@ export interface Addon {
   fcntl(fd: number, cmd: number, arg: number): number;
   /** close(2): 0 or -errno. */
   close(fd: number): number;
+  /**
+   * Closes a descriptor the daemon shares with an app without waiting on it (the app may
+   * have made this the last close of a lingering TCP socket, or of a file): UDP, UNIX
+   * and netlink sockets at once, anything else on the addon's closer thread, each close
+   * there cut short after 2 ms (native/addon/closer.c). 0 or -errno.
+   */
+  closeShared(fd: number): number;
+  /** Descriptors closeShared has queued and not closed yet. */
+  closesPending(): number;
   /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */
   fstat(fd: number, out: Float64Array): number;
   /** Watches fd on the event loop (events: 1 readable, 2 writable, 4 disconnect): a handle id > 0 or -errno; status < 0 in the callback means the watcher stopped (UV_EBADF is also how libuv reports a socket error: read SO_ERROR). */

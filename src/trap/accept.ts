@@ -73,13 +73,13 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
             : { ip: domain === 2 ? "0.0.0.0" : "::", port: 0 };
         const w = s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, encodeFor(s, domain, v));
         if (w < 0) {
-          a.close(conn);
+          a.closeShared(conn);
           s.fail(n, -w);
           return true;
         }
       }
       const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, conn, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
-      a.close(conn);
+      a.closeShared(conn); // the app holds it now, and may make ours the last close
       if (r === -E.ENOENT)
         s.host.log.warn(
           { app: s.app.id },
@@ -95,7 +95,7 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     owned = false;
     s.wait(n, dup, READABLE, tryAccept);
   } finally {
-    if (owned) a.close(dup);
+    if (owned) a.closeShared(dup);
   }
 }
 

@@ -41,6 +41,6 @@ export function handleBind(s: AppSession, n: Notification): void {
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     s.settle(n, bindVirtual(s, dup, domain, proto, stat[1] as number, d.ip, d.port));
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

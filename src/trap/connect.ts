@@ -99,7 +99,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
     }
     s.settle(n, c);
   } finally {
-    if (owned) a.close(dup);
+    if (owned) a.closeShared(dup);
   }
 }
 

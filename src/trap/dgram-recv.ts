@@ -67,7 +67,7 @@ function takeUdp(s: AppSession, n: Notification): { dup: number; domain: number 
   const a = s.host.addon;
   const domain = domainOf(s, dup);
   if (domain < 0 || !isInet(domain) || protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) !== "udp") {
-    a.close(dup);
+    a.closeShared(dup);
     return domain < 0 ? domain : null;
   }
   return { dup, domain };
@@ -152,7 +152,7 @@ function receiveAndAnswer(
   const blocking = (flags & MSG_DONTWAIT) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
   if (r !== -E.EAGAIN || !blocking) {
     finish(r);
-    a.close(dup);
+    a.closeShared(dup);
     return;
   }
   s.wait(

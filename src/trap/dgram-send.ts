@@ -56,7 +56,7 @@ function takeUdp(s: AppSession, n: Notification): { dup: number; domain: number 
   const a = s.host.addon;
   const domain = domainOf(s, dup);
   if (domain < 0 || !isInet(domain) || protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) !== "udp") {
-    a.close(dup);
+    a.closeShared(dup);
     return domain < 0 ? domain : null;
   }
   return { dup, domain };
@@ -112,7 +112,7 @@ function sendAndAnswer(
 ) {
   const r = sendOne(s, n, dup, domain, m, flags);
   if (r !== -E.EAGAIN || !isBlocking(s, dup, flags)) {
-    s.host.addon.close(dup);
+    s.host.addon.closeShared(dup);
     return s.settle(n, r);
   }
   s.wait(n, dup, WRITABLE, () => {
@@ -133,13 +133,13 @@ export function handleSendto(s: AppSession, n: Notification): void {
   if (typeof t === "number") return s.fail(n, -t);
   const len = n.ptr(2);
   if (len > MAX_DATAGRAM) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return s.fail(n, E.EMSGSIZE);
   }
   const data = new Uint8Array(len);
   const r = s.read(n, n.ptr(1), data, len);
   if (r < 0 || !s.idValid(n)) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return r < 0 ? s.fail(n, -r) : undefined;
   }
   sendAndAnswer(
@@ -174,7 +174,7 @@ export function handleSendmsg(s: AppSession, n: Notification): void {
   if (typeof t === "number") return s.fail(n, -t);
   const out = outgoing(s, n, m);
   if (typeof out === "number" || !s.idValid(n)) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return typeof out === "number" ? s.fail(n, -out) : undefined;
   }
   sendAndAnswer(s, n, t.dup, t.domain, out, flags);
@@ -225,7 +225,7 @@ export function handleSendmmsg(s: AppSession, n: Notification): void {
     s.write(n, m.at + 56, lenBuf, 4);
     sent++;
   }
-  a.close(t.dup);
+  a.closeShared(t.dup);
   // Like the kernel: the count if anything was sent, else the first error.
   s.settle(n, sent > 0 ? sent : err);
 }

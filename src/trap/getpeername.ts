@@ -32,6 +32,6 @@ export function handleGetpeername(s: AppSession, n: Notification): void {
     const v = virtualPeer(s, proto, local, peer);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

@@ -5,7 +5,8 @@
 // Invariants: every notification received is answered exactly once (respond, fail or cont)
 // unless it became invalid (the thread was interrupted or died); every fd the daemon takes
 // from the app (a pidfd_getfd duplicate) is closed by the handler that took it, or by the
-// waiter that inherits it.
+// waiter that inherits it, with closeShared: the app can make the daemon's close the last
+// one of a lingering socket, and that close must not run on the event loop.
 
 import { constants } from "node:os";
 import type { App } from "../table/types.js";
@@ -181,7 +182,7 @@ export class AppSession {
   wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
     // Each wait holds fd in the daemon: bounded per app and for all (trap/limits.ts).
     if (!mayWait(this)) {
-      this.host.addon.close(fd);
+      this.host.addon.closeShared(fd);
       this.fail(n, E.ENOBUFS);
       return;
     }
@@ -221,7 +222,7 @@ export class AppSession {
     waitEnded();
     if (w.timer) clearTimeout(w.timer);
     this.host.addon.unwatch(w.handle);
-    this.host.addon.close(w.fd);
+    this.host.addon.closeShared(w.fd);
   }
 
   /** Drops waits whose notification is gone (the thread took a signal or exited). */

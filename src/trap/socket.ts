@@ -43,6 +43,8 @@ export function handleSocket(s: AppSession, n: Notification): void {
   const fd = a.socket(domain, type, protocol);
   if (fd < 0) return s.fail(n, -fd);
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
+  // A plain close: an unconnected TCP socket never lingers, and the app cannot connect it
+  // before this (connect and every other way to connect are trapped, and wait their turn).
   a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
 }
