@@ -80,10 +80,11 @@ export function liveSource(host: TrapHost, proto: Proto, peer: VAddr, local: VAd
   for (let r: Source | undefined = first; r; r = r.previous) {
     if (found && matches(r, found)) return r;
   }
-  if (found === null) {
-    // Nothing there any more: every record of that address is stale.
+  // Nothing there any more, or (UDP: one socket per address) another socket: every
+  // record of that address is stale. (A TCP port can be shared by connections to other
+  // destinations, whose records stay.)
+  if (found === null || proto === "udp")
     for (let r: Source | undefined = first; r; r = r.previous) forgetAt(host, proto, peer, r);
-  }
   return undefined;
 }
 

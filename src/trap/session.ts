@@ -16,8 +16,8 @@ import type { Notification } from "./notification.js";
 
 const E = constants.errno;
 const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
-/** Pidfds cached per app (each is a descriptor of the daemon's): beyond, the cache starts over. */
-const MAX_PIDFDS = 128;
+/** Pidfds cached per app (each is a descriptor of the daemon's); beyond, the oldest goes. */
+const MAX_PIDFDS = 32;
 /** Thread ids remembered per app (to find its open sockets in /proc). */
 const MAX_TIDS = 1024;
 
@@ -101,13 +101,22 @@ export class AppSession {
     let fd = this.pidfds.get(tid);
     if (fd !== undefined) return fd;
     if (this.tids.size < MAX_TIDS) this.tids.add(tid);
-    if (this.pidfds.size >= MAX_PIDFDS) this.dropPidfds();
+    if (this.pidfds.size >= MAX_PIDFDS) this.dropOldestPidfd();
     const a = this.host.addon;
     fd = a.pidfdOpen(tid, 0);
     // A thread that is not its group's leader: EINVAL or ENOENT without PIDFD_THREAD.
     if (fd === -E.EINVAL || fd === -E.ENOENT) fd = a.pidfdOpen(tid, PIDFD_THREAD);
     if (fd >= 0) this.pidfds.set(tid, fd);
     return fd;
+  }
+
+  /** Makes room in the cache: the pidfd cached first goes (it may be opened again). */
+  private dropOldestPidfd(): void {
+    for (const [tid, fd] of this.pidfds) {
+      this.host.addon.close(fd);
+      this.pidfds.delete(tid);
+      return;
+    }
   }
 
   private dropPidfds(): void {
