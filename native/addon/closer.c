@@ -8,7 +8,10 @@
  * tcp_close() for up to the linger time (sk_stream_wait_close; up to about 68 years),
  * and a file's close can wait on its filesystem (->flush). The app sets all of that,
  * so such closes never run on Node's thread: they go to one thread of their own (the
- * pattern of node-pty's exit watcher), which closes them in order. Each close there is
+ * pattern of node-pty's exit watcher), which closes them in order. Waking that thread for
+ * every close would cost each trapped call a cross-CPU wake-up, so it is woken once per
+ * batch: by a timer on the event loop FLUSH_MS after the first close queued, or at once
+ * when FLUSH_COUNT are queued (a descriptor stays open that much longer). Each close there is
  * bounded: a per-thread timer (timer_create with SIGEV_THREAD_ID) sends the thread a
  * signal after CLOSE_BOUND_NS, which ends the linger wait (it sleeps interruptibly and
  * stops on a pending signal); the socket is then orphaned exactly as after a close
@@ -27,9 +30,13 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* The longest the closer thread lets one close wait before interrupting it. */
 #define CLOSE_BOUND_NS (2L * 1000 * 1000)
+/* How long a queued close may wait for its batch, and how many make a batch at once. */
+#define FLUSH_MS 1
+#define FLUSH_COUNT 64
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -37,6 +44,8 @@ static int *queue;
 static size_t queued, cap;
 static bool started;
 static int close_signal;
+static uv_timer_t flush_timer; /* on the main thread's loop */
+static bool flush_armed;
 
 static void on_signal(int sig) { (void)sig; /* only interrupts the close in progress */ }
 
@@ -73,9 +82,30 @@ static void *closer_main(void *arg) {
   return NULL;
 }
 
-/* Starts the closer thread once; false if it cannot run (the caller then closes inline). */
-static bool ensure_started(void) {
+static void wake_closer(void) {
+  pthread_mutex_lock(&lock);
+  if (queued > 0) pthread_cond_signal(&wake);
+  pthread_mutex_unlock(&lock);
+}
+
+static void on_flush(uv_timer_t *t) {
+  (void)t;
+  flush_armed = false;
+  wake_closer();
+}
+
+/*
+ * Starts the closer thread once; false if it cannot run (the caller then closes inline).
+ * Only the main thread's environment uses it (the daemon loads the addon once).
+ */
+static bool ensure_started(napi_env env) {
+  static bool failed;
   if (started) return true;
+  if (failed) return false;
+  failed = true; /* until everything below has worked */
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_timer_init(loop, &flush_timer) != 0) return false;
+  uv_unref((uv_handle_t *)&flush_timer);
   close_signal = SIGRTMAX - 1;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -90,6 +120,7 @@ static bool ensure_started(void) {
   pthread_t t;
   started = pthread_create(&t, &attr, closer_main, NULL) == 0;
   pthread_attr_destroy(&attr);
+  failed = !started;
   return started;
 }
 
@@ -115,7 +146,7 @@ static napi_value closer_close_shared(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!sw_get_args(env, info, &a, usage, 1) || !sw_i32(&a, 0, &fd)) return NULL;
   if (fd < 0) return sw_num(env, -EBADF);
-  if (closes_at_once(fd) || !ensure_started()) return sw_ret(env, close(fd));
+  if (closes_at_once(fd) || !ensure_started(env)) return sw_ret(env, close(fd));
   pthread_mutex_lock(&lock);
   if (queued == cap) {
     size_t ncap = cap ? cap * 2 : 256;
@@ -128,8 +159,13 @@ static napi_value closer_close_shared(napi_env env, napi_callback_info info) {
     cap = ncap;
   }
   queue[queued++] = fd;
-  pthread_cond_signal(&wake);
+  bool now = queued >= FLUSH_COUNT;
+  if (now) pthread_cond_signal(&wake);
   pthread_mutex_unlock(&lock);
+  if (!now && !flush_armed) {
+    flush_armed = true;
+    uv_timer_start(&flush_timer, on_flush, FLUSH_MS, 0);
+  }
   return sw_num(env, 0);
 }
 
