@@ -211,10 +211,11 @@ export interface Addon {
   /** close(2): 0 or -errno. */
   close(fd: number): number;
   /**
-   * Closes a descriptor the daemon shares with an app without waiting on it (the app may
-   * have made this the last close of a lingering TCP socket, or of a file): UDP, UNIX
-   * and netlink sockets at once, anything else on the addon's closer thread, each close
-   * there cut short after 2 ms (native/addon/closer.c). 0 or -errno.
+   * Closes a descriptor the daemon shares with an app without waiting on it for more than
+   * about 2 ms (the app may have made this the last close of a lingering TCP socket, or of
+   * a file): UDP, UNIX, netlink and non-lingering TCP sockets at once (under a watchdog),
+   * lingering TCP sockets and non-sockets on the addon's closer thread
+   * (native/addon/closer.c). 0 or -errno.
    */
   closeShared(fd: number): number;
   /** Descriptors closeShared has queued and not closed yet. */
