@@ -17,21 +17,18 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIPv6, type Server, type Socket } from "node:net";
 import pino, { type Logger } from "pino";
 import { messageOf, SockswitchError, StateError } from "../core/errors.js";
-import { LogLimiter } from "../core/log-limit.js";
+import {
+  DEFAULT_QUERIES_PER_CLIENT,
+  DEFAULT_TCP_PER_CLIENT,
+  DnsClients,
+  type DnsPeer,
+  type DnsTransport,
+} from "./clients.js";
 import { forward, type Upstream } from "./forward.js";
 import { buildResponse, parseQuery, RCODE, rcodeOf, responseLimit, TCP_MAX } from "./wire.js";
 import { type DnsLookup, decide, normalizeDomain, type Zone } from "./zone.js";
 
 export type DnsLog = Pick<Logger, "debug" | "info" | "warn">;
-
-/** Who sends a query: the peer's address and ours (where it was received). */
-export interface DnsPeer {
-  readonly address: string;
-  readonly port: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly transport: DnsTransport;
-}
 
 export interface DnsServerOptions {
   /** Our zone; default "sockswitch.local". */
@@ -63,8 +60,6 @@ export interface DnsListenOptions {
   readonly port: number;
 }
 
-export type DnsTransport = "udp" | "tcp";
-
 /** Queries being answered at once, all sockets together; more are dropped (UDP) or wait (TCP). */
 const MAX_INFLIGHT = 1024;
 const MAX_TCP_CONNECTIONS = 256;
@@ -76,8 +71,6 @@ const TCP_IDLE_MS = 10_000;
 const TCP_BUFFER_MAX = 2 * (2 + TCP_MAX);
 /** A free port for UDP may be taken for TCP: how often port 0 picks again. */
 const PORT_ATTEMPTS = 10;
-export const DEFAULT_QUERIES_PER_CLIENT = 64;
-export const DEFAULT_TCP_PER_CLIENT = 8;
 
 export class DnsServer {
   readonly domain: string;
@@ -90,13 +83,7 @@ export class DnsServer {
   private readonly connections = new Set<Socket>();
   private readonly closing = new AbortController();
   private inflight = 0;
-  private readonly admit: (peer: DnsPeer) => string | null;
-  private readonly maxQueries: number;
-  private readonly maxTcp: number;
-  /** Queries in flight and TCP connections, per client key (entries at zero are removed). */
-  private readonly queriesOf = new Map<string, number>();
-  private readonly tcpOf = new Map<string, number>();
-  private readonly limited: LogLimiter;
+  private readonly clients: DnsClients;
 
   constructor(opts: DnsServerOptions) {
     this.domain = normalizeDomain(opts.domain ?? "sockswitch.local");
@@ -104,10 +91,12 @@ export class DnsServer {
     this.upstreams = [...(opts.upstreams ?? [])];
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.log = opts.log ?? pino({ level: "silent" });
-    this.admit = opts.admit ?? ((p) => p.address);
-    this.maxQueries = opts.maxQueriesPerClient ?? DEFAULT_QUERIES_PER_CLIENT;
-    this.maxTcp = opts.maxTcpPerClient ?? DEFAULT_TCP_PER_CLIENT;
-    this.limited = new LogLimiter(this.log);
+    this.clients = new DnsClients(
+      opts.admit ?? ((p: DnsPeer) => p.address),
+      opts.maxQueriesPerClient ?? DEFAULT_QUERIES_PER_CLIENT,
+      opts.maxTcpPerClient ?? DEFAULT_TCP_PER_CLIENT,
+      this.log,
+    );
   }
 
   /** Replaces the upstreams (e.g. after resolv.conf changed); queries in flight keep theirs. */
@@ -207,47 +196,15 @@ export class DnsServer {
     return reply;
   }
 
-  /** answer() counted against MAX_INFLIGHT and the client's share. */
+  /** answer() counted against MAX_INFLIGHT; the client's share was taken (startQuery). */
   private async serve(query: Buffer, transport: DnsTransport, client: string): Promise<Buffer | undefined> {
     this.inflight++;
-    this.queriesOf.set(client, (this.queriesOf.get(client) ?? 0) + 1);
     try {
       return await this.answer(query, transport, client);
     } finally {
       this.inflight--;
-      const left = (this.queriesOf.get(client) ?? 1) - 1;
-      if (left > 0) this.queriesOf.set(client, left);
-      else this.queriesOf.delete(client);
+      this.clients.queryDone(client);
     }
-  }
-
-  /** The client key of a peer, or null (refused, logged at most once per interval). */
-  private clientOf(peer: DnsPeer): string | null {
-    let client: string | null;
-    try {
-      client = this.admit(peer);
-    } catch (err) {
-      this.log.warn({ err: messageOf(err) }, "dns admission failed; peer refused");
-      client = null;
-    }
-    if (client === null)
-      this.limited.warn(
-        `refused|${peer.address}`,
-        { peer: `${peer.address}:${peer.port}`, transport: peer.transport },
-        "dns query from a peer that is not a managed app refused",
-      );
-    return client;
-  }
-
-  /** True when the client may start one more query; logs when it may not. */
-  private mayAsk(client: string, peer: string): boolean {
-    if ((this.queriesOf.get(client) ?? 0) < this.maxQueries) return true;
-    this.limited.warn(
-      `queries|${client}`,
-      { client, peer, limit: this.maxQueries },
-      "dns: the client has as many queries in flight as it may (--dns-max-queries-per-app); query dropped",
-    );
-    return false;
   }
 
   private serveUdp(udp: UdpSocket): void {
@@ -259,14 +216,14 @@ export class DnsServer {
         return;
       }
       const local = udp.address();
-      const client = this.clientOf({
+      const client = this.clients.clientOf({
         address: rinfo.address,
         port: rinfo.port,
         localAddress: local.address,
         localPort: local.port,
         transport: "udp",
       });
-      if (client === null || !this.mayAsk(client, `${rinfo.address}:${rinfo.port}`)) return;
+      if (client === null || !this.clients.startQuery(client, `${rinfo.address}:${rinfo.port}`)) return;
       void this.serve(msg, "udp", client).then((reply) => {
         if (!reply || !this.udp.has(udp)) return;
         udp.send(reply, rinfo.port, rinfo.address, (err) => {
@@ -286,7 +243,7 @@ export class DnsServer {
       sock.destroy();
       return;
     }
-    const client = this.clientOf({
+    const client = this.clients.clientOf({
       address: sock.remoteAddress ?? "",
       port: sock.remotePort ?? 0,
       localAddress: sock.localAddress ?? "",
@@ -297,22 +254,11 @@ export class DnsServer {
       sock.destroy();
       return;
     }
-    const held = this.tcpOf.get(client) ?? 0;
-    if (held >= this.maxTcp) {
-      this.limited.warn(
-        `tcp|${client}`,
-        { client, limit: this.maxTcp },
-        "dns: the client holds as many TCP connections as it may (--dns-max-tcp-per-app); connection closed",
-      );
+    if (!this.clients.startTcp(client)) {
       sock.destroy();
       return;
     }
-    this.tcpOf.set(client, held + 1);
-    sock.once("close", () => {
-      const left = (this.tcpOf.get(client) ?? 1) - 1;
-      if (left > 0) this.tcpOf.set(client, left);
-      else this.tcpOf.delete(client);
-    });
+    sock.once("close", () => this.clients.tcpDone(client));
     this.connections.add(sock);
     let buffered: Buffer = Buffer.alloc(0);
     let pending = 0;
@@ -330,7 +276,7 @@ export class DnsServer {
         buffered = buffered.subarray(2 + len);
         if (
           this.inflight >= MAX_INFLIGHT ||
-          !this.mayAsk(client, `${sock.remoteAddress}:${sock.remotePort}`)
+          !this.clients.startQuery(client, `${sock.remoteAddress}:${sock.remotePort}`)
         ) {
           sock.destroy();
           return;
