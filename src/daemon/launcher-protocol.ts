@@ -10,7 +10,9 @@
 // The connection then stays open for the launcher's life. The peer is identified by
 // SO_PEERCRED, and the child must be the launcher's own child. Every fd received is either
 // handed over (FD, REATTACH) or closed: with a refused line, with any other line, and when
-// the connection ends (handshake-lines.ts says which line an fd came with).
+// the connection ends (handshake-lines.ts says which line an fd came with). A handshake
+// that has not reached GO within HANDSHAKE_MS is refused: a peer that stalls half-way
+// holds a descriptor and reserved IPs.
 
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
@@ -21,6 +23,8 @@ import { LineAssembler } from "./handshake-lines.js";
 
 const EAGAIN = 11;
 const MAX_LINE = 64 * 1024;
+/** The whole handshake, from the first line to GO. */
+const HANDSHAKE_MS = 30_000;
 
 export interface PeerCred {
   readonly pid: number;
@@ -56,6 +60,7 @@ export class LauncherConnection {
   private pending: Pending | null = null;
   private done = false;
   private closed = false;
+  private deadline: NodeJS.Timeout | null = null;
   private readonly cred: PeerCred;
 
   constructor(
@@ -72,6 +77,10 @@ export class LauncherConnection {
 
   start(): void {
     this.handle = this.addon.watch(this.fd, READABLE, () => this.onReadable());
+    this.deadline = setTimeout(() => {
+      if (!this.done && !this.closed) this.reject(`the handshake did not finish in ${HANDSHAKE_MS / 1000} s`);
+    }, HANDSHAKE_MS);
+    this.deadline.unref();
   }
 
   private onReadable(): void {
@@ -178,6 +187,7 @@ export class LauncherConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.deadline) clearTimeout(this.deadline);
     if (this.pending) this.handler.abandon(this.pending);
     this.pending = null;
     this.addon.unwatch(this.handle);
