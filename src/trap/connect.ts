@@ -10,6 +10,7 @@ import { isLoopback, isUnspecified } from "../net/ip.js";
 import { AF_INET, decodeSockaddr, SOCKADDR_MAX, type SockAddr } from "../net/sockaddr.js";
 import { sharesLabel } from "../table/policy.js";
 import type { Binding, VAddr } from "../table/sockets.js";
+import { flowHash } from "../table/table.js";
 import type { Proto } from "../table/types.js";
 import {
   appIp,
@@ -191,7 +192,7 @@ export function routeOf(
   const { host, app } = s;
   const dialed = dialedOf(d, bound);
   const ip = dialed.ip.text;
-  if (isLoopback(ip)) return loopbackRoute(s, proto, dialed);
+  if (isLoopback(ip)) return loopbackRoute(s, proto, dialed, from);
   // The resolver's well-known address: open to every app, whatever its labels.
   const dns = host.resolver;
   if (dns !== null && d.port === 53 && ip === dns.ip) {
@@ -207,7 +208,7 @@ export function routeOf(
         dialed,
       };
   }
-  const look = host.table.resolve(proto, ip, d.port, app.labels);
+  const look = host.table.resolve(proto, ip, d.port, app.labels, from ? `${from.ip}|${from.port}` : "");
   if (proto === "udp" && (look.kind === "no-backend" || look.kind === "not-virtual")) {
     const reply = replyRoute(s, ip, d.port, dialed);
     if (reply !== null) return reply;
@@ -307,9 +308,9 @@ function remoteReplyRoute(s: AppSession, ip: string, port: number, dialed: SockA
  * a wildcard that serves the family, an AF_INET socket before a dual-stack one for IPv4
  * (TCP: listening ones only). Nothing there: refused.
  */
-function loopbackRoute(s: AppSession, proto: Proto, dialed: SockAddr): Route {
+function loopbackRoute(s: AppSession, proto: Proto, dialed: SockAddr, from?: VAddr): Route {
   const family = dialed.ip.family;
-  let best: Binding | undefined;
+  let best: Binding[] = [];
   let bestScore = -1;
   for (const b of s.host.sockets.bindingsOn(s.app.id, proto, dialed.port)) {
     if (proto === "tcp" && !b.listening) continue;
@@ -318,12 +319,13 @@ function loopbackRoute(s: AppSession, proto: Proto, dialed: SockAddr): Route {
     if (!exact && !(isUnspecified(b.vip) && servesFamily(b, family))) continue;
     const score = (exact ? 2 : 0) + (family === 4 && b.domain === AF_INET ? 1 : 0);
     if (score > bestScore) {
-      best = b;
+      best = [b];
       bestScore = score;
-    }
+    } else if (score === bestScore) best.push(b);
   }
-  if (best)
-    return { host: { ip: hostIpFor(s.host, best, family), port: best.hostPort }, loopback: true, dialed };
+  const pick = best.length > 1 && proto === "udp" ? chooseSocket(best, from) : best[0];
+  if (pick)
+    return { host: { ip: hostIpFor(s.host, pick, family), port: pick.hostPort }, loopback: true, dialed };
   // UDP: one of the app's own client sockets, answered where it sent from.
   const client =
     proto === "udp" ? s.host.sockets.hostOfSource("udp", dialed.ip.text, dialed.port) : undefined;
@@ -333,6 +335,13 @@ function loopbackRoute(s: AppSession, proto: Proto, dialed: SockAddr): Route {
     return { host: { ip, port: client.host.port }, loopback: true, dialed };
   }
   return refusal(s, dialed);
+}
+
+/** Among equally good UDP sockets, the one the kernel's lookup delivers to (see table.ts). */
+function chooseSocket(bs: Binding[], from?: VAddr): Binding | undefined {
+  const group = bs.filter((b) => b.reusePort);
+  if (group.length > 1) return group[flowHash(from ? `${from.ip}|${from.port}` : "") % group.length];
+  return bs[bs.length - 1];
 }
 
 /**
