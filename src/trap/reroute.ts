@@ -8,8 +8,8 @@
 // ECONNREFUSED, as the kernel would answer). connect(2) on a UDP socket, udp(7).
 
 import { encodeFor, ipOf } from "./addresses.js";
-import { routeOf } from "./connect.js";
 import type { TrapHost } from "./host.js";
+import { routeOf } from "./route.js";
 
 /** Re-routes the connected UDP clients of virtual ip:port whose route changed. */
 export function rerouteUdpClients(host: TrapHost, ip: string, port: number): void {
