@@ -14,7 +14,8 @@ import type { Service } from "../table/types.js";
 import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
 
 export class Host implements TrapHost {
-  readonly config: TrapConfig;
+  /** Replaced (never mutated) when SIGHUP changes --egress. */
+  config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
