@@ -264,7 +264,7 @@ export const SHARED = [
   Service,
   Socket,
   Node,
-  Proxy,
+  ProxySchema,
   Event,
   RunRequest,
 ];

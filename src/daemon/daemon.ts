@@ -109,6 +109,7 @@ export async function runDaemon(config: DaemonConfig, opts: DaemonOptions = {}):
     };
     await bounded(run());
   }
+  log.info("sockswitch daemon stopped");
 }
 
 async function serve(

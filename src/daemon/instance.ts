@@ -9,7 +9,7 @@
 
 import { ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { request } from "node:http";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { SockswitchError } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 
@@ -31,11 +31,27 @@ export function makeDirs(socket: string, stateDir: string): void {
     [stateDir, 0o700, "the state dir (--state-dir)"],
   ] as const) {
     try {
-      mkdirSync(dir, { recursive: true, mode });
+      mkdirs(dir, mode);
     } catch (err) {
       throw new InstanceError(
         `cannot create ${what} ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; create it or choose another path`,
       );
+    }
+  }
+}
+
+/**
+ * mkdir -p, one component at a time (Node 20's recursive mkdirSync never returns for some
+ * paths, e.g. under /proc). Components that exist are left as they are.
+ */
+function mkdirs(dir: string, mode: number): void {
+  const parts = resolve(dir).split("/").filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join("/")}`;
+    try {
+      mkdirSync(p, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
 }
