@@ -30,6 +30,11 @@ export class DaemonApps implements AppControl {
     history.listener = (f, change) => this.onHistory(f, change);
     runner.onLauncherExit = (appId, code) => history.exited(appId, code);
     runner.onStarted = (appId, run, previous) => {
+      // Stopped while this start was under way: it ends at once.
+      if (run.stopped) {
+        const app = host.table.getApp(appId);
+        if (app) void stopApp(app, 10_000, this.whenGone(appId)).catch(() => undefined);
+      }
       // A restarted run replaces its previous app: one record, its restarts counted.
       if (previous) this.history.remove(previous);
       history.started(appId, {
@@ -148,7 +153,11 @@ export class DaemonApps implements AppControl {
 
   async stop(idOrName: string, timeoutS: number): Promise<AppView> {
     const { app, finished } = this.mustFind(idOrName);
-    if (finished) return appView(app, this.host.table, finished.life);
+    // Between two starts of a restarting app, its last one is found finished: the run stops too.
+    if (finished) {
+      this.runner.stop(app.id);
+      return appView(app, this.host.table, finished.life);
+    }
     if (app.node !== this.self)
       throw new ConflictError(`app ${app.name || app.id} runs on node ${app.node}; stop it there`);
     this.runner.stop(app.id);

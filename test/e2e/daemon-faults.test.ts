@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TestCluster } from "./cluster-harness.js";
-import { FIXTURES, PYTHON, type TestHost, TestHost as Host, waitFor } from "./harness.js";
+import { FIXTURES, TestHost as Host, PYTHON, type TestHost, waitFor } from "./harness.js";
 
 function assertContained(host: TestHost): void {
   const d = host.daemon;
@@ -16,7 +16,17 @@ function assertContained(host: TestHost): void {
 }
 
 function readyz(host: TestHost): { status: number; body: string } {
-  const r = host.exec(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", host.socket, "http://x/readyz"]);
+  const r = host.exec([
+    "curl",
+    "-s",
+    "-o",
+    "-",
+    "-w",
+    "\n%{http_code}",
+    "--unix-socket",
+    host.socket,
+    "http://x/readyz",
+  ]);
   const lines = r.stdout.trim().split("\n");
   return { status: Number(lines.pop()), body: lines.join("\n") };
 }
@@ -54,7 +64,10 @@ describe("DNS forwarding to an unroutable upstream", () => {
       const getent = await host.runToEnd([], ["getent", "hosts", "example.com"]);
       assert.equal(getent.code, 2);
     }
-    const named = await host.runToEnd([], ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web:8080/"]);
+    const named = await host.runToEnd(
+      [],
+      ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web:8080/"],
+    );
     assert.equal(named.stdout, "200");
     assertContained(host);
     assert.match(host.daemon?.stdout ?? "", /"msg":"dns upstream failed"/);
@@ -79,12 +92,17 @@ describe("etcd going away while apps start and stop", () => {
     const server = host.run(["--name", "web"], [PYTHON, "-m", "http.server", "8080"]);
     await waitFor("web", () => host.cli(["get", "services", "web"]).code === 0);
     // Apps come and go (store writes) while etcd stops under them.
-    const churn = Array.from({ length: 6 }, (_, i) => host.runToEnd(["--name", `c${i}`], ["sleep", `0.${i + 2}`]));
+    const churn = Array.from({ length: 6 }, (_, i) =>
+      host.runToEnd(["--name", `c${i}`], ["sleep", `0.${i + 2}`]),
+    );
     const stopping = cluster.stopEtcd();
     await Promise.all([...churn, stopping]);
     await waitFor("the store to be reported unreachable", () => readyz(host).status === 503, 15_000);
     assert.match(readyz(host).body, /etcd is unreachable/);
-    const r = await host.runToEnd([], ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web:8080/"]);
+    const r = await host.runToEnd(
+      [],
+      ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web:8080/"],
+    );
     assert.equal(r.stdout, "200", "trapped calls are served from the cache");
     assert.equal(host.cli(["get", "apps"]).code, 0);
     assertContained(host);
