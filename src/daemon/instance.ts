@@ -10,19 +10,12 @@
 import { ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { dirname, join, resolve } from "node:path";
-import { SockswitchError } from "../core/errors.js";
+import { InstanceError } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 
 const EWOULDBLOCK = 11;
 /** How long a daemon found on the socket has to answer the probe. */
 const PROBE_MS = 1000;
-
-/** The daemon is already running (or its directories cannot be made): exit 1 with this sentence. */
-export class InstanceError extends SockswitchError {
-  constructor(message: string) {
-    super("SOCKSWITCH_ERR_INSTANCE", message, 409);
-  }
-}
 
 /** Makes the socket's directory (0755) and the state dir (0700) if they are missing. */
 export function makeDirs(socket: string, stateDir: string): void {

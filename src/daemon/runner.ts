@@ -27,7 +27,7 @@ import type { Logger } from "pino";
 import type { RunRequestBody } from "../api/context.js";
 import { launcherPath } from "../cli/run.js";
 import { resolvConfPath } from "../core/config.js";
-import { messageOf, NativeError, SockswitchError } from "../core/errors.js";
+import { messageOf, NativeError, RunError, StateError } from "../core/errors.js";
 
 const REGISTER_MS = 30_000;
 const RESTART_MIN_MS = 100;
@@ -191,8 +191,7 @@ export class Runner {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    for (const w of this.waiting.values())
-      w.reject(new SockswitchError("SOCKSWITCH_ERR_STATE", "the daemon is stopping", 503));
+    for (const w of this.waiting.values()) w.reject(new StateError("the daemon is stopping"));
     this.waiting.clear();
   }
 
@@ -237,13 +236,7 @@ export class Runner {
       const timer = setTimeout(() => {
         this.waiting.delete(pid);
         child.kill("SIGKILL");
-        reject(
-          new SockswitchError(
-            "SOCKSWITCH_ERR_STATE",
-            `the app did not register within ${REGISTER_MS / 1000} s`,
-            500,
-          ),
-        );
+        reject(new RunError(`the app did not register within ${REGISTER_MS / 1000} s`));
       }, REGISTER_MS);
       const pid = child.pid ?? -1;
       const w: Waiting = {
@@ -273,13 +266,7 @@ export class Runner {
         const status = code ?? 128 + (signal ? signalNumber(signal) : 0);
         if (this.waiting.get(pid) === w) {
           this.waiting.delete(pid);
-          w.reject(
-            new SockswitchError(
-              "SOCKSWITCH_ERR_RUN",
-              lastLine(run.log) ?? `the app ended at once (status ${status})`,
-              400,
-            ),
-          );
+          w.reject(new RunError(lastLine(run.log) ?? `the app ended at once (status ${status})`));
           return;
         }
         if (run.appId) this.onLauncherExit?.(run.appId, status);
