@@ -31,6 +31,7 @@ export interface RunRequestBody {
   readonly cwd?: string;
   readonly restart: "no" | "on-failure" | "always" | "unless-stopped";
   readonly rm: boolean;
+  readonly stack: string | null;
 }
 
 export interface AppControl {

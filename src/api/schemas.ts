@@ -93,6 +93,7 @@ export const App = {
     "detached",
     "restartPolicy",
     "restarts",
+    "stack",
   ],
   properties: {
     id: str("Random, 12 hex digits, assigned at start.", { pattern: "^[0-9a-f]{12}$" }),
@@ -125,6 +126,7 @@ export const App = {
     detached: { type: "boolean", description: "Started with run -d (the daemon keeps its output)." },
     restartPolicy: { type: "string", enum: ["no", "on-failure", "always", "unless-stopped"] },
     restarts: int("How often the daemon started it again."),
+    stack: nullable("string", "The stack it belongs to (sockswitch up -f FILE), or null."),
   },
 };
 
@@ -252,6 +254,11 @@ export const RunRequest = {
     cwd: str("The working directory."),
     restart: { type: "string", enum: ["no", "on-failure", "always", "unless-stopped"], default: "no" },
     rm: { type: "boolean", default: false },
+    stack: {
+      type: ["string", "null"],
+      default: null,
+      description: "The stack it belongs to (sockswitch up).",
+    },
   },
 };
 

@@ -35,6 +35,8 @@ export interface AppView {
   restartPolicy: string;
   /** How often the daemon started it again. */
   restarts: number;
+  /** The stack it belongs to (`sockswitch up`), or null. */
+  stack: string | null;
 }
 
 /** What the daemon knows of an app's life beyond the table (daemon/app-history.ts). */
@@ -45,6 +47,7 @@ export interface AppLife {
   readonly detached: boolean;
   readonly restartPolicy: string;
   readonly restarts: number;
+  readonly stack: string | null;
 }
 
 export const RUNNING: AppLife = {
@@ -54,6 +57,7 @@ export const RUNNING: AppLife = {
   detached: false,
   restartPolicy: "no",
   restarts: 0,
+  stack: null,
 };
 
 export interface NodeView {
@@ -130,6 +134,7 @@ export function appView(app: App, table: ServiceTable, life: AppLife = RUNNING):
     detached: life.detached,
     restartPolicy: life.restartPolicy,
     restarts: life.restarts,
+    stack: life.stack,
   };
 }
 

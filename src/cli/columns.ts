@@ -48,6 +48,7 @@ const APP_COLUMNS: Column<AppView>[] = [
   { header: "PUBLISH", value: (a) => a.expose.join(",") || "<none>", wide: true },
   { header: "DETACHED", value: (a) => (a.detached ? "yes" : "no"), wide: true },
   { header: "RESTARTS", value: (a) => String(a.restarts), wide: true },
+  { header: "STACK", value: (a) => a.stack ?? "<none>", wide: true },
   { header: "COMMAND", value: (a) => a.command.join(" "), wide: true },
 ];
 

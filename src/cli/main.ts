@@ -17,6 +17,7 @@ import { registerDaemon } from "./daemon-command.js";
 import { registerInspectCommands } from "./inspect-commands.js";
 import { registerRun } from "./run-command.js";
 import { CLI_VERSION, isUsageError, sentenceOf } from "./shared.js";
+import { registerStackCommands } from "./stack-command.js";
 
 /** Each adds its command(s) to the program. */
 const COMMANDS: ((program: Command) => void)[] = [
@@ -24,6 +25,7 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerRun,
   registerInspectCommands,
   registerAppCommands,
+  registerStackCommands,
   registerCompletion,
 ];
 

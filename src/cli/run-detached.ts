@@ -36,6 +36,7 @@ export function runRequest(opts: DetachedOptions, command: string[]): RunRequest
     cwd: process.cwd(),
     restart: opts.restart ?? "no",
     rm: opts.rm === true,
+    stack: null,
   };
 }
 

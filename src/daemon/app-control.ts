@@ -42,6 +42,7 @@ export class DaemonApps implements AppControl {
         restartPolicy: run.req.restart,
         restarts: run.restarts,
         rm: run.req.rm,
+        stack: run.req.stack ?? null,
       });
     };
   }

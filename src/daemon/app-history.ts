@@ -26,6 +26,8 @@ export interface StartInfo {
   readonly restarts: number;
   /** Forget the app when it ends (run --rm). */
   readonly rm: boolean;
+  /** The stack it belongs to (sockswitch up), or null. */
+  readonly stack: string | null;
 }
 
 export interface Finished {
@@ -67,6 +69,7 @@ export class AppHistory {
       detached: i?.detached ?? false,
       restartPolicy: i?.restartPolicy ?? "no",
       restarts: i?.restarts ?? 0,
+      stack: i?.stack ?? null,
     };
   }
 

@@ -166,6 +166,7 @@ async function serve(
         restartPolicy: run.req.restart,
         restarts: run.restarts,
         rm: run.req.rm,
+        stack: run.req.stack ?? null,
       });
   }
   host.table.observer = tableEvents(events, host, config.nodeName);
@@ -203,6 +204,7 @@ async function serve(
           restartPolicy: "no",
           restarts: 0,
           rm: p.spec.rm === true,
+          stack: null,
         });
       control.started(app);
       return app.id;
