@@ -22,7 +22,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { constants } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { RunRequestBody } from "../api/context.js";
 import { launcherPath } from "../cli/run.js";
@@ -69,12 +69,16 @@ export class Runner {
   /** Told when a run's app is (re)started: the app id, the run, and the app it replaces ("" if none). */
   onStarted: ((appId: string, run: Run, previous: string) => void) | null = null;
 
+  private readonly socket: string;
+
   constructor(
     stateDir: string,
-    private readonly socket: string,
+    socket: string,
     private readonly log: Logger,
     clean: boolean,
   ) {
+    // The launcher runs in the caller's working directory: it needs the socket's full path.
+    this.socket = resolve(socket);
     this.dir = join(stateDir, "logs");
     this.file = join(stateDir, "runs.json");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
