@@ -127,7 +127,7 @@ describe("app life cycle and inspection from the command line", () => {
     );
     assert.match(
       ok(["get", "apps", "api", "-o", "wide"]),
-      /COMMAND[\s\S]*api\s+Running\s+10\.77\.50\.1[\s\S]*yes\s+0\s+\S*python3 -m http\.server 8080/,
+      /COMMAND[\s\S]*api\s+Running\s+10\.77\.50\.1[\s\S]*yes\s+0\s+<none>\s+\S*python3 -m http\.server 8080/,
     );
     const yaml = parse(ok(["get", "apps", "api", "-o", "yaml"]));
     assert.equal(yaml.items[0].name, "api");
