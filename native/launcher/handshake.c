@@ -18,6 +18,11 @@
  *   launcher: SSW1 REATTACH <id> <app pid>   (the listener attached, SCM_RIGHTS)
  *   daemon:   GO | ERR <message>
  *
+ * When the app has ended and been reaped, the launcher reports its exit status (as
+ * its own exit code: 128+N for signal N) on the connection, if it is still open:
+ *
+ *   launcher: SSW1 EXIT <status>
+ *
  * Lines of a kind this launcher does not know are ignored, so the daemon can add
  * kinds without breaking older launchers. The connection stays open afterwards for
  * the launcher's whole life; its end tells the daemon the app is gone.
@@ -248,6 +253,16 @@ bool handshake_poll_daemon(struct daemon_conn *dc) {
   if (n < 0) return errno == EINTR || errno == EAGAIN;
   dc->len = dc->consumed = 0;
   return n > 0;
+}
+
+/*
+ * Tells the daemon the app's exit status (best effort: a daemon that is gone or
+ * restarting misses it, and the app is then listed without one). Never blocks.
+ */
+void handshake_report_exit(struct daemon_conn *dc, int code) {
+  char msg[32];
+  int len = snprintf(msg, sizeof msg, "SSW1 EXIT %d\n", code);
+  (void)send(dc->fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /*

@@ -88,6 +88,7 @@ void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g);
 bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl);
 bool handshake_poll_daemon(struct daemon_conn *dc);
 bool handshake_reattach(struct daemon_conn *dc);
+void handshake_report_exit(struct daemon_conn *dc, int code);
 
 /* netns.c */
 void netns_setup(const struct grant *g);

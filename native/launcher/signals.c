@@ -124,5 +124,7 @@ int signals_supervise(pid_t pid, struct daemon_conn *dc) {
   int status;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) fail(EXIT_LAUNCHER, "waiting for the app failed: %s", strerror(errno));
-  return exit_code_of(status);
+  int code = exit_code_of(status);
+  handshake_report_exit(dc, code);
+  return code;
 }

@@ -9,7 +9,14 @@ import { fileURLToPath } from "node:url";
 import { parseLb, resolvConfPath } from "../core/config.js";
 import { InvalidArgumentError, NativeError } from "../core/errors.js";
 import { loadAddon } from "../native/addon.js";
-import { type AppSpec, parseAppIps, parseExpose, validateName } from "../table/app-spec.js";
+import {
+  type AppSpec,
+  exposeText,
+  parseAppIps,
+  parseExpose,
+  parsePublish,
+  validateName,
+} from "../table/app-spec.js";
 import { DEFAULT_LABELS, parseLabels } from "../table/policy.js";
 import { resolveUser } from "./users.js";
 
@@ -18,11 +25,15 @@ export interface RunOptions {
   name?: string;
   labels?: string;
   expose?: string[];
+  /** Docker's order: [HOST_IP:]HOST_PORT:APP_PORT. */
+  publish?: string[];
   user?: string;
   lb?: string;
   newNetns: boolean;
   /** undefined: when the daemon serves DNS; true: required; false: leave resolv.conf alone. */
   dnsOverride?: boolean;
+  /** Not kept as a finished app when it ends. */
+  rm?: boolean;
 }
 
 export function launcherPath(): string {
@@ -37,8 +48,9 @@ export function buildSpec(opts: RunOptions, command: string[]): AppSpec {
       "sockswitch run needs a command: sockswitch run [options] -- COMMAND [ARGS...]",
     );
   }
-  const expose = (opts.expose ?? []).map(parseExpose);
+  const expose = [...(opts.expose ?? []).map(parseExpose), ...(opts.publish ?? []).map(parsePublish)];
   return {
+    ...(opts.rm ? { rm: true } : {}),
     name: opts.name === undefined ? "" : validateName(opts.name),
     ips: parseAppIps(opts.ip ?? []),
     labels: opts.labels === undefined ? DEFAULT_LABELS : parseLabels(opts.labels),
@@ -51,10 +63,7 @@ export function buildSpec(opts: RunOptions, command: string[]): AppSpec {
 
 export function run(socket: string, opts: RunOptions, command: string[]): never {
   const spec = buildSpec(opts, command);
-  const meta = JSON.stringify({
-    ...spec,
-    expose: (opts.expose ?? []).map(String),
-  });
+  const meta = JSON.stringify({ ...spec, expose: spec.expose.map(exposeText) });
   const argv = [launcherPath(), "--socket", socket, "--meta", meta];
   if (!opts.newNetns) argv.push("--no-netns");
   const resolv = resolvConfPath(socket);

@@ -81,6 +81,8 @@ export class AppManager {
   private readonly reserved = new Set<string>();
   private cursor = 1;
   private sweep: NodeJS.Timeout | null = null;
+  /** Told of every app of this node that is removed (it ended), after its records went. */
+  onRemoved: ((app: App, why: string) => void) | null = null;
 
   constructor(
     private readonly host: Host,
@@ -206,6 +208,7 @@ export class AppManager {
     this.host.table.removeApp(id);
     this.host.store.deleteApp(id);
     if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
+    if (app && app.node === this.host.config.nodeName) this.onRemoved?.(app, why);
   }
 
   /**

@@ -15,7 +15,8 @@ import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
 import type { AppSession } from "../trap/session.js";
 
 export class Host implements TrapHost {
-  readonly config: TrapConfig;
+  /** Replaced (never mutated) when SIGHUP changes --egress. */
+  config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;

@@ -7,7 +7,9 @@
 // After a daemon restart the launcher hands the listener it kept to the new daemon:
 //   launcher → daemon  SSW1 REATTACH <id> <app pid>   with the listener fd (SCM_RIGHTS)
 //   daemon → launcher  GO   or   ERR <sentence>
-// The connection then stays open for the launcher's life. The peer is identified by
+// The connection then stays open for the launcher's life. When the app has ended:
+//   launcher → daemon  SSW1 EXIT <status>   (its exit status, 128+N for signal N)
+// The peer is identified by
 // SO_PEERCRED, and the child must be the launcher's own child. Every fd received is either
 // handed over (FD, REATTACH) or closed: with a refused line, with any other line, and when
 // the connection ends (handshake-lines.ts says which line an fd came with).
@@ -46,6 +48,8 @@ export interface LaunchHandler {
   abandon(p: Pending): void;
   /** Resolves when the apps registered so far are on disk (GO waits for it). */
   persisted(): Promise<void>;
+  /** The app's launcher reported its exit status (0–255; 128+N for signal N). */
+  exited?(appId: string, status: number): void;
 }
 
 export class LauncherConnection {
@@ -55,6 +59,8 @@ export class LauncherConnection {
   private readonly fds = new Int32Array(9);
   private pending: Pending | null = null;
   private done = false;
+  /** The app this launcher handed over (FD or REATTACH). */
+  private appId: string | null = null;
   private closed = false;
   private readonly cred: PeerCred;
 
@@ -112,7 +118,12 @@ export class LauncherConnection {
 
   /** Answers one line; returns the fd handed over to the handler (then its owner), or -1. */
   private answer(line: string, fds: number[]): number {
-    if (this.done) return -1;
+    if (this.done) {
+      const exit = /^SSW1 EXIT ([0-9]{1,3})$/.exec(line);
+      if (exit && this.appId !== null && Number(exit[1]) <= 255)
+        this.handler.exited?.(this.appId, Number(exit[1]));
+      return -1;
+    }
     if (line.startsWith("SSW1 HELLO ") && this.pending === null) {
       if (fds.length > 0) throw new Error("the HELLO message carries no fd");
       this.pending = this.handler.hello(line.slice(11), this.cred);
@@ -140,6 +151,7 @@ export class LauncherConnection {
         throw err;
       }
       this.done = true;
+      this.appId = id;
       // GO only once the app is on disk: a daemon that dies right after must still know
       // the app when its launcher comes back, or the launcher would have to stop it.
       void this.handler.persisted().then(() => {
@@ -153,6 +165,7 @@ export class LauncherConnection {
       if (fd === undefined || fds.length !== 1) throw new Error("the REATTACH message needs exactly one fd");
       this.handler.reattach(re[1] as string, Number(re[2]), fd, this.cred);
       this.done = true;
+      this.appId = re[1] as string;
       this.send("GO\n");
       return fd;
     }

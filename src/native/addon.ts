@@ -189,6 +189,8 @@ export interface Addon {
   close(fd: number): number;
   /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */
   fstat(fd: number, out: Float64Array): number;
+  /** flock(2) with LOCK_NB: an exclusive (exclusive = 1) or shared lock; 0, -EWOULDBLOCK when held elsewhere, or -errno. */
+  flock(fd: number, exclusive: number): number;
   /** Watches fd on the event loop (events: 1 readable, 2 writable, 4 disconnect): a handle id > 0 or -errno; status < 0 in the callback means the watcher stopped (UV_EBADF is also how libuv reports a socket error: read SO_ERROR). */
   watch(fd: number, events: number, callback: WatchCallback): number;
   /** Stops and closes a watcher (do this before closing its fd): 0 or -EBADF for an unknown id. */

@@ -362,6 +362,11 @@ export class EtcdStore implements Store {
     }
   }
 
+  /** Whether etcd is reachable now (false: serving from the cache while reconnecting). */
+  get connected(): boolean {
+    return this.online;
+  }
+
   persisted(): Promise<void> {
     return this.local.flush();
   }

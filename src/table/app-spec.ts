@@ -17,6 +17,8 @@ export interface AppSpec {
   readonly lb: LbMode | null;
   readonly command: string[];
   readonly user: string | null;
+  /** run --rm: not kept as a finished app when it ends. */
+  readonly rm?: boolean;
 }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -62,8 +64,49 @@ export function parseAppIps(values: readonly string[]): string[] {
   return out;
 }
 
-/** Parses APP_PORT:HOST_PORT or APP_PORT:HOST_IP:HOST_PORT. */
-export function parseExpose(text: string): ExposeRule {
+/** An optional "/tcp" or "/udp" at the end of a port rule, and the rest. */
+function splitProto(text: string, flag: string): { rule: string; proto?: "tcp" | "udp" } {
+  const m = /^(.*)\/([a-z]+)$/.exec(text);
+  if (!m) return { rule: text };
+  if (m[2] !== "tcp" && m[2] !== "udp")
+    throw new InvalidArgumentError(`${flag} "${text}": the protocol must be tcp or udp`);
+  return { rule: m[1] as string, proto: m[2] };
+}
+
+/**
+ * Parses --publish [HOST_IP:]HOST_PORT:APP_PORT[/tcp|/udp], Docker's order (docker run -p),
+ * into the same rule as --expose.
+ */
+export function parsePublish(text: string): ExposeRule {
+  const { rule, proto } = splitProto(text, "--publish");
+  const last = rule.lastIndexOf(":");
+  if (last === -1)
+    throw new InvalidArgumentError(
+      `--publish "${text}" needs HOST_PORT:APP_PORT (e.g. 18080:8080, as docker run -p) or HOST_IP:HOST_PORT:APP_PORT`,
+    );
+  const appPort = parsePort(rule.slice(last + 1), `--publish "${text}": app port`);
+  const host = rule.slice(0, last);
+  const hostColon = host.lastIndexOf(":");
+  const hostPort = parsePort(host.slice(hostColon + 1), `--publish "${text}": host port`);
+  let hostIp: string | null = null;
+  if (hostColon !== -1) {
+    const raw = host.slice(0, hostColon).replace(/^\[(.*)\]$/, "$1");
+    const ip = parseIp(raw);
+    if (!ip) throw new InvalidArgumentError(`--publish "${text}": "${raw}" is not an IP address`);
+    hostIp = ip.text;
+  }
+  return proto ? { appPort, hostIp, hostPort, proto } : { appPort, hostIp, hostPort };
+}
+
+/** A rule as text in --expose's order (APP_PORT:[HOST_IP:]HOST_PORT[/proto]), as the API shows it. */
+export function exposeText(e: ExposeRule): string {
+  const ip = e.hostIp === null ? "" : e.hostIp.includes(":") ? `[${e.hostIp}]:` : `${e.hostIp}:`;
+  return `${e.appPort}:${ip}${e.hostPort}${e.proto ? `/${e.proto}` : ""}`;
+}
+
+/** Parses APP_PORT:HOST_PORT or APP_PORT:HOST_IP:HOST_PORT (an optional /tcp or /udp after it). */
+export function parseExpose(input: string): ExposeRule {
+  const { rule: text, proto } = splitProto(input, "--expose");
   const first = text.indexOf(":");
   const last = text.lastIndexOf(":");
   if (first === -1) {
@@ -80,7 +123,7 @@ export function parseExpose(text: string): ExposeRule {
     if (!ip) throw new InvalidArgumentError(`--expose "${text}": "${raw}" is not an IP address`);
     hostIp = ip.text;
   }
-  return { appPort, hostIp, hostPort };
+  return proto ? { appPort, hostIp, hostPort, proto } : { appPort, hostIp, hostPort };
 }
 
 function fail(what: string): never {
@@ -114,8 +157,12 @@ export function specFromJson(v: unknown): AppSpec {
   const command = strings(o.command ?? [], "command");
   const user = o.user ?? null;
   if (user !== null && typeof user !== "string") fail("user must be a string");
-  const known = new Set(["name", "ips", "labels", "expose", "lb", "command", "user"]);
+  const rm = o.rm ?? false;
+  if (typeof rm !== "boolean") fail("rm must be true or false");
+  const known = new Set(["name", "ips", "labels", "expose", "lb", "command", "user", "rm"]);
   const unknown = Object.keys(o).filter((k) => !known.has(k));
   if (unknown.length > 0) fail(`unknown field(s) ${unknown.join(", ")}`);
-  return { name, ips, labels, expose, lb, command, user };
+  return rm
+    ? { name, ips, labels, expose, lb, command, user, rm }
+    : { name, ips, labels, expose, lb, command, user };
 }

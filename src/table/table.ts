@@ -26,6 +26,14 @@ export type Lookup =
   | { kind: "denied"; candidates: number }
   | { kind: "not-virtual" };
 
+/** What changed in the table: a record put (added or updated) or removed. */
+export type TableChange =
+  | { readonly kind: "app"; readonly op: "put" | "remove"; readonly app: App }
+  | { readonly kind: "service"; readonly op: "put" | "remove"; readonly service: Service }
+  | { readonly kind: "node"; readonly op: "put" | "remove"; readonly node: NodeInfo };
+
+export type TableObserver = (change: TableChange) => void;
+
 export class ServiceTable {
   private readonly apps = new Map<string, App>();
   private readonly appsByIp = new Map<string, Set<string>>();
@@ -52,6 +60,14 @@ export class ServiceTable {
     this.selector = new Selector(defaultLb);
   }
 
+  /** Told of every change after it is made (the API's event stream); must not throw. */
+  observer: TableObserver | null = null;
+
+  /** The load-balancing mode of services whose app set none (--lb; SIGHUP may change it). */
+  setDefaultLb(mode: LbMode): void {
+    this.selector.defaultMode = mode;
+  }
+
   // ---- nodes (the cluster's members; on one host, only this one) ----
 
   putNode(node: NodeInfo): void {
@@ -59,6 +75,8 @@ export class ServiceTable {
     if (old && this.nodesByIp.get(old.ip) === old.name) this.nodesByIp.delete(old.ip);
     this.nodes.set(node.name, node);
     this.nodesByIp.set(node.ip, node.name);
+    if (this.observer && (!old || JSON.stringify(old) !== JSON.stringify(node)))
+      this.observer({ kind: "node", op: "put", node });
   }
 
   removeNode(name: string): NodeInfo | undefined {
@@ -66,6 +84,7 @@ export class ServiceTable {
     if (!node) return undefined;
     this.nodes.delete(name);
     if (this.nodesByIp.get(node.ip) === name) this.nodesByIp.delete(node.ip);
+    this.observer?.({ kind: "node", op: "remove", node });
     return node;
   }
 
@@ -130,6 +149,7 @@ export class ServiceTable {
       }
       set.add(app.id);
     }
+    this.observer?.({ kind: "app", op: "put", app });
   }
 
   /** Removes the app and its services; returns the services removed. */
@@ -143,6 +163,7 @@ export class ServiceTable {
     if (!app) return removed;
     this.apps.delete(id);
     this.unindex(app);
+    this.observer?.({ kind: "app", op: "remove", app });
     return removed;
   }
 
@@ -197,6 +218,7 @@ export class ServiceTable {
     }
     ids.add(svc.id);
     this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
+    this.observer?.({ kind: "service", op: "put", service: svc });
   }
 
   removeService(id: string): Service | undefined {
@@ -225,6 +247,7 @@ export class ServiceTable {
       }
     }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
+    this.observer?.({ kind: "service", op: "remove", service: svc });
     return svc;
   }
 

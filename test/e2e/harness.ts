@@ -143,10 +143,16 @@ export class TestHost {
     ];
     const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] }));
     this.daemon = p;
-    await waitFor("the daemon to be ready", () => {
-      if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
-      return p.stdout.includes("sockswitch daemon ready");
-    });
+    // Bounded, but generous: on a loaded 2-vCPU machine, several daemons starting at once
+    // (the cluster tests) each compile the API's route schemas.
+    await waitFor(
+      "the daemon to be ready",
+      () => {
+        if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
+        return p.stdout.includes("sockswitch daemon ready");
+      },
+      30_000,
+    );
   }
 
   /** Stops the daemon (SIGTERM) and waits for it. */
