@@ -1,0 +1,128 @@
+// Real applications: web servers and a proxy with Debian's stock configuration (nginx's
+// default site, lighttpd's default, haproxy's stock global/defaults with one frontend in
+// front of a web server), each under `sockswitch run` with an IPv4 and an IPv6 virtual IP,
+// reached by an IPv4 client by name and an IPv6 client by address (curl), and each must log
+// the client's virtual IP. Only paths (pid, logs, sockets) are changed in the copies of the
+// stock files; what else is added is said at each test.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PYTHON } from "../e2e/harness.js";
+import { editedCopy, expectOk, VIP, waitForLog, waitForOutput } from "./app-node.js";
+import { appTests } from "./app-test.js";
+
+const CURL = ["curl", "-sS", "--max-time", "10"];
+
+// nginx with /etc/nginx/nginx.conf and the default site (`listen 80; listen [::]:80`:
+// 0.0.0.0:80 and [::]:80 with IPV6_V6ONLY). The stock nginx.conf is copied with its pid and
+// log paths moved into the test's directory (-c); everything it includes is the stock file.
+appTests({
+  app: "nginx",
+  packages: ["nginx"],
+  needs: ["nginx", "curl"],
+  async run(node) {
+    const errorLog = join(node.dir, "error.log");
+    const accessLog = join(node.dir, "access.log");
+    const conf = editedCopy("/etc/nginx/nginx.conf", join(node.dir, "nginx.conf"), [
+      [/^pid .*;$/m, `pid ${join(node.dir, "nginx.pid")};`],
+      [/^error_log .*;$/m, `error_log ${errorLog};`],
+      [/^(\s*)access_log .*;$/m, `$1access_log ${accessLog};`],
+    ]);
+    const srv = node.server("nginx", "web", ["nginx", "-e", errorLog, "-c", conf, "-g", "daemon off;"], {
+      logs: [errorLog, accessLog],
+    });
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
+    const v4 = expectOk(
+      await node.client(VIP.client4, [...CURL, "-4", "http://web/"]),
+      "IPv4 client, by name",
+    );
+    assert.match(v4, /Welcome to nginx/);
+    const v6 = expectOk(
+      await node.client(VIP.client6, [...CURL, "-g", `http://[${VIP.server6}]/`]),
+      "IPv6 client",
+    );
+    assert.match(v6, /Welcome to nginx/);
+    await waitForLog(accessLog, [`${VIP.client4} - -`, `${VIP.client6} - -`]);
+  },
+});
+
+// lighttpd with /etc/lighttpd/lighttpd.conf (server.port 80 on 0.0.0.0, and [::]:80 from
+// use-ipv6.pl). Copied with its pid and error log in the test's directory; lighttpd has no
+// access log by default, so the copy adds mod_accesslog writing there.
+appTests({
+  app: "lighttpd",
+  packages: ["lighttpd"],
+  needs: ["lighttpd", "curl"],
+  async run(node) {
+    const errorLog = join(node.dir, "error.log");
+    const accessLog = join(node.dir, "access.log");
+    const conf = editedCopy(
+      "/etc/lighttpd/lighttpd.conf",
+      join(node.dir, "lighttpd.conf"),
+      [
+        [/^server\.errorlog\s*=.*$/m, `server.errorlog = "${errorLog}"`],
+        [/^server\.pid-file\s*=.*$/m, `server.pid-file = "${join(node.dir, "lighttpd.pid")}"`],
+      ],
+      `\nserver.modules += ( "mod_accesslog" )\naccesslog.filename = "${accessLog}"\n`,
+    );
+    const srv = node.server("lighttpd", "web", ["lighttpd", "-D", "-f", conf], {
+      logs: [errorLog, accessLog],
+    });
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
+    expectOk(
+      await node.client(VIP.client4, [...CURL, "-4", "-o", "/dev/null", "http://web/"]),
+      "IPv4 client, by name",
+    );
+    expectOk(
+      await node.client(VIP.client6, [...CURL, "-g", "-o", "/dev/null", `http://[${VIP.server6}]/`]),
+      "IPv6 client",
+    );
+    await waitForLog(accessLog, [`${VIP.client4} `, `${VIP.client6} `]);
+  },
+});
+
+// haproxy with /etc/haproxy/haproxy.cfg (its global and defaults sections) and one frontend,
+// as users add it: `bind :80` and `bind :::80 v6only`, to a backend named by DNS. Copied with
+// the stats socket in the test's directory and the log sent to stdout (the stock file logs to
+// /dev/log, where no syslog runs here). The backend is `python3 -m http.server` (its own app,
+// both VIPs, dual-stack `::`), which must see haproxy's virtual IP.
+appTests({
+  app: "haproxy",
+  packages: ["haproxy", "python3"],
+  needs: ["haproxy", "curl", "python3"],
+  async run(node) {
+    writeFileSync(join(node.dir, "index.html"), "hello from the backend\n");
+    const backend = node.server("backend", "app", [PYTHON, "-m", "http.server", "8080"], {
+      ips: [VIP.backend4, VIP.backend6],
+    });
+    await node.waitServices(backend, "tcp", [`${VIP.backend4}:8080`, `[${VIP.backend6}]:8080`]);
+    const conf = editedCopy(
+      "/etc/haproxy/haproxy.cfg",
+      join(node.dir, "haproxy.cfg"),
+      [
+        [/^\s*log \/dev\/log\s+local0\s*$/m, "\tlog stdout format raw local0"],
+        [/^\s*log \/dev\/log\s+local1 notice\s*$/m, ""],
+        [/^\s*stats socket \/run\/haproxy\/admin\.sock/m, `\tstats socket ${join(node.dir, "admin.sock")}`],
+      ],
+      "\nfrontend web\n\tbind :80\n\tbind :::80 v6only\n\tdefault_backend app\n\nbackend app\n\tserver app1 app:8080\n",
+    );
+    const srv = node.server("haproxy", "proxy", ["haproxy", "-db", "-f", conf]);
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
+    const v4 = expectOk(
+      await node.client(VIP.client4, [...CURL, "-4", "http://proxy/"]),
+      "IPv4 client, by name",
+    );
+    assert.equal(v4, "hello from the backend\n");
+    const v6 = expectOk(
+      await node.client(VIP.client6, [...CURL, "-g", `http://[${VIP.server6}]/`]),
+      "IPv6 client",
+    );
+    assert.equal(v6, "hello from the backend\n");
+    await waitForOutput(srv, [`${VIP.client4}:`, `${VIP.client6}:`]);
+    // The backend sees the proxy's own virtual IP (of the family haproxy resolved "app" to).
+    await waitForOutput(backend, ['"GET / HTTP/1.1" 200']);
+    const peers = backend.stderr.split("\n").filter((l) => l.includes('"GET / HTTP/1.1"'));
+    for (const l of peers) assert.match(l, /^(::ffff:)?(10\.77\.1\.10|fd77::1:10) /, l);
+  },
+});
