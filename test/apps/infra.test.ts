@@ -134,8 +134,10 @@ appTests({
 // socat's UDP fork mode, the README's example: `socat UDP-LISTEN:5000,fork EXEC:cat` (with
 // pf=ip6: one dual-stack socket that takes both families). Each new peer gets a child
 // process with a socket connected to that peer, and the parent binds the port again
-// (SO_REUSEADDR). Four clients one after the other, two IPv4 by name and two IPv6 by
-// address; each must get its own datagram echoed, and socat must log each peer.
+// (SO_REUSEADDR). Four IPv4 clients by name and four IPv6 clients by address, one after the
+// other, alternating: each must get its own datagram echoed, and socat must log each peer.
+// (Which new client a wrong routing hits depends on the order of backends and counters, so
+// eight new peers, of both families, rather than the fewest that could show it.)
 appTests({
   app: "socat UDP fork",
   packages: ["socat"],
@@ -149,14 +151,15 @@ appTests({
       "EXEC:cat",
     ]);
     await node.waitServices(srv, "udp", [`${VIP.server4}:5000`, `[${VIP.server6}]:5000`]);
-    const clients: Array<[string, string]> = [
-      [VIP.client4, "UDP4:echo:5000"],
-      [VIP.client6, `UDP6:[${VIP.server6}]:5000`],
-      ["10.77.1.21", "UDP4:echo:5000"],
-      ["fd77::1:21", `UDP6:[${VIP.server6}]:5000`],
-    ];
+    const clients: Array<[string, string]> = [];
+    for (let i = 0; i < 4; i++) {
+      clients.push(
+        [`10.77.1.${20 + i}`, "UDP4:echo:5000"],
+        [`fd77::1:${20 + i}`, `UDP6:[${VIP.server6}]:5000`],
+      );
+    }
     for (const [i, [ip, to]] of clients.entries()) {
-      const r = await node.client(ip, ["sh", "-c", `echo ping-${i} | socat -t 3 - ${to}`], {
+      const r = await node.client(ip, ["sh", "-c", `echo ping-${i} | socat -t 2 - ${to}`], {
         timeoutMs: 20_000,
       });
       assert.equal(
