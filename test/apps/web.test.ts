@@ -6,9 +6,9 @@
 // stock files; what else is added is said at each test.
 
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PYTHON } from "../e2e/harness.js";
+import { must, PYTHON } from "../e2e/harness.js";
 import { editedCopy, expectOk, VIP, waitForLog, waitForOutput } from "./app-node.js";
 import { appTests } from "./app-test.js";
 
@@ -48,15 +48,20 @@ appTests({
 });
 
 // lighttpd with /etc/lighttpd/lighttpd.conf (server.port 80 on 0.0.0.0, and [::]:80 from
-// use-ipv6.pl). Copied with its pid and error log in the test's directory; lighttpd has no
-// access log by default, so the copy adds mod_accesslog writing there.
+// use-ipv6.pl). Copied with its pid file and error log in the test's directory (the log in a
+// directory of www-data's: lighttpd opens it after dropping privileges); lighttpd has no
+// access log by default, so the copy adds mod_accesslog writing there. Its document root
+// (/var/www/html) has no index.html, so it answers 403: any answer from lighttpd will do.
 appTests({
   app: "lighttpd",
   packages: ["lighttpd"],
   needs: ["lighttpd", "curl"],
   async run(node) {
-    const errorLog = join(node.dir, "error.log");
-    const accessLog = join(node.dir, "access.log");
+    const logs = join(node.dir, "logs");
+    mkdirSync(logs);
+    chownSync(logs, Number(must("id", ["-u", "www-data"])), Number(must("id", ["-g", "www-data"])));
+    const errorLog = join(logs, "error.log");
+    const accessLog = join(logs, "access.log");
     const conf = editedCopy(
       "/etc/lighttpd/lighttpd.conf",
       join(node.dir, "lighttpd.conf"),
@@ -70,14 +75,17 @@ appTests({
       logs: [errorLog, accessLog],
     });
     await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
-    expectOk(
-      await node.client(VIP.client4, [...CURL, "-4", "-o", "/dev/null", "http://web/"]),
+    const answer = ["-o", "/dev/null", "-w", "%{http_code} %header{server}"];
+    const v4 = expectOk(
+      await node.client(VIP.client4, [...CURL, ...answer, "-4", "http://web/"]),
       "IPv4 client, by name",
     );
-    expectOk(
-      await node.client(VIP.client6, [...CURL, "-g", "-o", "/dev/null", `http://[${VIP.server6}]/`]),
+    assert.match(v4, /^\d{3} lighttpd\//);
+    const v6 = expectOk(
+      await node.client(VIP.client6, [...CURL, ...answer, "-g", `http://[${VIP.server6}]/`]),
       "IPv6 client",
     );
+    assert.match(v6, /^\d{3} lighttpd\//);
     await waitForLog(accessLog, [`${VIP.client4} `, `${VIP.client6} `]);
   },
 });
