@@ -4,6 +4,7 @@
 // with the reason on a developer's machine, and fails under CI (`CI` set), where `.ci/run`
 // installs every package and a missing one is a broken install step, not a pass.
 
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { AppNode, findBinary, SHAPES, type Shape } from "./app-node.js";
 
@@ -34,6 +35,7 @@ export function appTests(c: AppCase): void {
         t.skip(why);
         return;
       }
+      t.diagnostic(`packages: ${c.packages.map((p) => `${p} ${packageVersion(p)}`).join(", ")}`);
       const node = await AppNode.open(
         c.app
           .replace(/[^a-z0-9]/gi, "")
@@ -52,4 +54,11 @@ export function appTests(c: AppCase): void {
       }
     });
   }
+}
+
+/** The installed version of a Debian package ("not installed" if dpkg does not know it). */
+export function packageVersion(pkg: string): string {
+  const r = spawnSync("dpkg-query", ["-W", pkg], { encoding: "utf8" });
+  const version = r.status === 0 ? r.stdout.trim().split("\t")[1] : undefined;
+  return version || "not installed";
 }
