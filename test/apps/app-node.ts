@@ -40,8 +40,11 @@ export const VIP = {
 /** The dual-stack node's IPv6 address, on its namespace's lo. */
 const NODE_IP6 = "fd99::1";
 
-/** Where per-test files go: not under /tmp, whose mode (1777) sshd's StrictModes refuses. */
-const FILES_BASE = existsSync("/run") ? "/run" : "/var/tmp";
+/**
+ * Where per-test files go: a root-owned directory that is not group- or world-writable, as
+ * sshd's StrictModes demands of every directory above an authorized_keys file (not /tmp).
+ */
+const FILES_BASE = "/run";
 
 export interface AppOptions {
   /** Virtual IPs (default: the server's two). */
