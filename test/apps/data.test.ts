@@ -5,7 +5,7 @@
 // asked (or its log read) for the client's address as the server sees it.
 
 import assert from "node:assert/strict";
-import { appendFileSync, chownSync, mkdirSync, readdirSync } from "node:fs";
+import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { must } from "../e2e/harness.js";
 import { editedCopy, expectOk, VIP, waitForOutput } from "./app-node.js";
@@ -34,10 +34,11 @@ appTests({
   },
 });
 
-/** Debian's PostgreSQL server binaries (the newest installed major version). */
-function pgBin(): string {
+/** Debian's PostgreSQL server binaries (the newest installed major version), or null. */
+function pgBin(): string | null {
+  if (!existsSync("/usr/lib/postgresql")) return null;
   const majors = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
-  return `/usr/lib/postgresql/${majors[0]}/bin`;
+  return majors.length > 0 ? `/usr/lib/postgresql/${majors[0]}/bin` : null;
 }
 
 // PostgreSQL: a cluster made by initdb in the test's directory, started with
@@ -47,11 +48,11 @@ function pgBin(): string {
 appTests({
   app: "postgresql",
   packages: ["postgresql", "postgresql-client"],
-  needs: ["psql", "runuser"],
-  extraDirs: [],
+  needs: ["psql", "runuser", "initdb", "postgres"],
+  extraDirs: [pgBin() ?? "/usr/lib/postgresql/bin"],
   timeoutMs: 180_000,
   async run(node) {
-    const bin = pgBin();
+    const bin = pgBin() as string;
     const data = join(node.dir, "data");
     mkdirSync(data, { mode: 0o700 });
     const pg = must("id", ["-u", "postgres"]).trim();
@@ -143,7 +144,6 @@ appTests({
   app: "mosquitto",
   packages: ["mosquitto", "mosquitto-clients"],
   needs: ["mosquitto", "mosquitto_pub"],
-  extraDirs: ["/usr/sbin"],
   async run(node) {
     const persist = join(node.dir, "persist");
     mkdirSync(persist);
