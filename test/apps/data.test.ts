@@ -1,8 +1,9 @@
 // Real applications: data stores and a message broker with their default configuration
-// (redis-server with no config file, PostgreSQL from initdb, memcached with no options,
-// mosquitto with Debian's mosquitto.conf), each under `sockswitch run` with an IPv4 and an
-// IPv6 virtual IP, reached by an IPv4 client by name and an IPv6 client by address, and
-// asked (or its log read) for the client's address as the server sees it.
+// (redis-server with no config file, PostgreSQL from initdb, MariaDB from
+// mariadb-install-db, memcached with no options, mosquitto with Debian's mosquitto.conf),
+// each under `sockswitch run` with an IPv4 and an IPv6 virtual IP, reached by an IPv4 client
+// by name and an IPv6 client by address, and asked (or its log read) for the client's
+// address as the server sees it.
 
 import assert from "node:assert/strict";
 import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
@@ -177,5 +178,52 @@ appTests({
       `New client connected from ${VIP.client4}:`,
       `New client connected from ${VIP.client6}:`,
     ]);
+  },
+});
+
+// MariaDB with Debian's /etc/mysql configuration, a data directory made by
+// mariadb-install-db in the test's directory, started with its paths (data directory,
+// socket, pid file) on the command line and `--bind-address=*`, what users set (the
+// stock 50-server.cnf binds 127.0.0.1; `*` opens 0.0.0.0 and [::], one socket each). A user
+// for the clients is made over the server's UNIX socket. The server's process list shows
+// each connection's client address.
+appTests({
+  app: "mariadb",
+  packages: ["mariadb-server", "mariadb-client"],
+  needs: ["mariadbd", "mariadb-install-db", "mariadb"],
+  timeoutMs: 240_000,
+  async run(node) {
+    const data = join(node.dir, "data");
+    mkdirSync(data);
+    chownSync(data, Number(must("id", ["-u", "mysql"])), Number(must("id", ["-g", "mysql"])));
+    must("mariadb-install-db", ["--user=mysql", `--datadir=${data}`, "--skip-test-db"]);
+    const socket = join(data, "mysqld.sock");
+    const srv = node.server("mariadbd", "db", [
+      "mariadbd",
+      "--user=mysql",
+      `--datadir=${data}`,
+      `--socket=${socket}`,
+      `--pid-file=${join(data, "mysqld.pid")}`,
+      "--bind-address=*",
+    ]);
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:3306`, `[${VIP.server6}]:3306`], 60_000);
+    await waitForOutput(srv, ["ready for connections"], 60_000);
+    must("mariadb", [`--socket=${socket}`, "-e", "CREATE USER app@'%' IDENTIFIED BY 'app'"]);
+    const ask = (host: string) => [
+      "mariadb",
+      "-h",
+      host,
+      "-u",
+      "app",
+      "-papp",
+      "--connect-timeout=10",
+      "-N",
+      "-e",
+      "select host from information_schema.processlist where id = connection_id()",
+    ];
+    const v4 = expectOk(await node.client(VIP.client4, ask("db")), "IPv4 client, by name");
+    assert.match(v4.trim(), new RegExp(`^${VIP.client4}:\\d+$`));
+    const v6 = expectOk(await node.client(VIP.client6, ask(VIP.server6)), "IPv6 client");
+    assert.match(v6.trim(), new RegExp(`^${VIP.client6}:\\d+$`));
   },
 });

@@ -1,11 +1,11 @@
-// Real applications: openssh-server, dnsmasq and socat's UDP fork mode with their default
-// configuration, each under `sockswitch run` with an IPv4 and an IPv6 virtual IP, reached by
-// an IPv4 client by name and an IPv6 client by address (ssh, dig over UDP and TCP, socat),
-// and each must see the client's virtual IP (SSH_CONNECTION, dnsmasq's query log, socat's
-// "accepting UDP connection from").
+// Real applications: openssh-server, dnsmasq, unbound, ncat and socat's UDP fork mode with their
+// default configuration (unbound: a network resolver's), each under `sockswitch run` with an
+// IPv4 and an IPv6 virtual IP, reached by an IPv4 client by name and an IPv6 client by
+// address (ssh, dig over UDP and TCP, socat), and each must see the client's virtual IP
+// (SSH_CONNECTION, the DNS servers' query logs, socat's "accepting UDP connection from").
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after } from "node:test";
 import { must } from "../e2e/harness.js";
@@ -131,6 +131,72 @@ appTests({
   },
 });
 
+// unbound, the validating resolver. Its stock setup cannot take remote clients (unbound
+// listens on localhost unless told otherwise) and needs what the service's start script
+// makes (the root trust anchor, a control socket in /run), so this is the configuration a
+// user writes for a resolver on a network: `interface: 0.0.0.0` and `interface: ::0` (one
+// socket per family and protocol, IPV6_V6ONLY on the IPv6 ones), `access-control` for every
+// client, one local-data record to answer without any upstream, queries logged to stderr.
+appTests({
+  app: "unbound",
+  packages: ["unbound", "bind9-dnsutils"],
+  needs: ["unbound", "dig"],
+  async run(node) {
+    const run = join(node.dir, "run");
+    mkdirSync(run);
+    chownSync(run, Number(must("id", ["-u", "unbound"])), Number(must("id", ["-g", "unbound"])));
+    const conf = join(node.dir, "unbound.conf");
+    writeFileSync(
+      conf,
+      [
+        "server:",
+        "    interface: 0.0.0.0",
+        "    interface: ::0",
+        "    access-control: 0.0.0.0/0 allow",
+        "    access-control: ::/0 allow",
+        '    local-data: "app.test. IN A 192.0.2.1"',
+        "    log-queries: yes",
+        "    use-syslog: no",
+        '    logfile: ""',
+        '    chroot: ""',
+        `    pidfile: "${join(run, "unbound.pid")}"`,
+        "remote-control:",
+        "    control-enable: no",
+        "",
+      ].join("\n"),
+    );
+    const srv = node.server("unbound", "dns", ["unbound", "-d", "-c", conf]);
+    const both = [`${VIP.server4}:53`, `[${VIP.server6}]:53`];
+    await node.waitServices(srv, "udp", both);
+    await node.waitServices(srv, "tcp", both);
+    const dig = (family: string, server: string, tcp: boolean) => [
+      "dig",
+      family,
+      `@${server}`,
+      "app.test",
+      "A",
+      "+short",
+      "+tries=1",
+      "+time=5",
+      tcp ? "+tcp" : "+notcp",
+    ];
+    for (const tcp of [false, true]) {
+      const over = tcp ? "TCP" : "UDP";
+      const v4 = expectOk(
+        await node.client(VIP.client4, dig("-4", "dns", tcp)),
+        `IPv4 client, by name, ${over}`,
+      );
+      assert.equal(v4.trim(), "192.0.2.1", `IPv4 client over ${over}`);
+      const v6 = expectOk(
+        await node.client(VIP.client6, dig("-6", VIP.server6, tcp)),
+        `IPv6 client, ${over}`,
+      );
+      assert.equal(v6.trim(), "192.0.2.1", `IPv6 client over ${over}`);
+    }
+    await waitForOutput(srv, [`info: ${VIP.client4} app.test. A IN`, `info: ${VIP.client6} app.test. A IN`]);
+  },
+});
+
 // socat's UDP fork mode, the README's example: `socat UDP-LISTEN:5000,fork EXEC:cat` (with
 // pf=ip6: one dual-stack socket that takes both families). Each new peer gets a child
 // process with a socket connected to that peer, and the parent binds the port again
@@ -172,5 +238,29 @@ appTests({
       srv,
       clients.map(([ip]) => `accepting UDP connection from AF=10 [${v6Groups(ip, true)}]:`),
     );
+  },
+});
+
+// ncat (nmap's netcat) as a server: `ncat -l -k 7000` listens on [::] and 0.0.0.0 (one
+// socket per family, IPV6_V6ONLY on the IPv6 one) and, with -v, logs each client's address;
+// each connection gets "hello" from --sh-exec. ncat is also the client.
+appTests({
+  app: "ncat",
+  packages: ["ncat"],
+  needs: ["ncat"],
+  async run(node) {
+    const srv = node.server("ncat", "nc", ["ncat", "-l", "-k", "-v", "7000", "--sh-exec", "echo hello"]);
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:7000`, `[${VIP.server6}]:7000`]);
+    const v4 = expectOk(
+      await node.client(VIP.client4, ["ncat", "-4", "--recv-only", "nc", "7000"]),
+      "IPv4 client, by name",
+    );
+    assert.equal(v4, "hello\n");
+    const v6 = expectOk(
+      await node.client(VIP.client6, ["ncat", "-6", "--recv-only", VIP.server6, "7000"]),
+      "IPv6 client",
+    );
+    assert.equal(v6, "hello\n");
+    await waitForOutput(srv, [`Connection from ${VIP.client4}:`, `Connection from ${VIP.client6}:`]);
   },
 });

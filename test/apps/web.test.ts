@@ -1,9 +1,9 @@
 // Real applications: web servers and a proxy with Debian's stock configuration (nginx's
-// default site, lighttpd's default, haproxy's stock global/defaults with one frontend in
-// front of a web server), each under `sockswitch run` with an IPv4 and an IPv6 virtual IP,
-// reached by an IPv4 client by name and an IPv6 client by address (curl), and each must log
-// the client's virtual IP. Only paths (pid, logs, sockets) are changed in the copies of the
-// stock files; what else is added is said at each test.
+// and apache2's default sites, lighttpd's default, haproxy's stock global/defaults with one
+// frontend in front of a web server), each under `sockswitch run` with an IPv4 and an IPv6
+// virtual IP, reached by an IPv4 client by name and an IPv6 client by address (curl), and
+// each must log the client's virtual IP. Only paths (pid, logs, sockets) are changed in the
+// copies of the stock files; what else is added is said at each test.
 
 import assert from "node:assert/strict";
 import { chownSync, mkdirSync, writeFileSync } from "node:fs";
@@ -13,6 +13,8 @@ import { editedCopy, expectOk, VIP, waitForLog, waitForOutput } from "./app-node
 import { appTests } from "./app-test.js";
 
 const CURL = ["curl", "-sS", "--max-time", "10"];
+/** curl prints the status and the Server header instead of the body. */
+const ANSWER = ["-o", "/dev/null", "-w", "%{http_code} %header{server}"];
 
 // nginx with /etc/nginx/nginx.conf and the default site (`listen 80; listen [::]:80`:
 // 0.0.0.0:80 and [::]:80 with IPV6_V6ONLY). The stock nginx.conf is copied with its pid and
@@ -33,16 +35,63 @@ appTests({
       logs: [errorLog, accessLog],
     });
     await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
+    // The default site's root holds index.nginx-debian.html, and apache2's index.html if
+    // that package is installed too (it comes first): the Server header says who answered.
     const v4 = expectOk(
-      await node.client(VIP.client4, [...CURL, "-4", "http://web/"]),
+      await node.client(VIP.client4, [...CURL, ...ANSWER, "-4", "http://web/"]),
       "IPv4 client, by name",
     );
-    assert.match(v4, /Welcome to nginx/);
+    assert.match(v4, /^200 nginx\//);
     const v6 = expectOk(
-      await node.client(VIP.client6, [...CURL, "-g", `http://[${VIP.server6}]/`]),
+      await node.client(VIP.client6, [...CURL, ...ANSWER, "-g", `http://[${VIP.server6}]/`]),
       "IPv6 client",
     );
-    assert.match(v6, /Welcome to nginx/);
+    assert.match(v6, /^200 nginx\//);
+    await waitForLog(accessLog, [`${VIP.client4} - -`, `${VIP.client6} - -`]);
+  },
+});
+
+// apache2 with Debian's /etc/apache2 as shipped (`Listen 80`: one dual-stack [::]:80 socket;
+// the default site logs to ${APACHE_LOG_DIR}/access.log). Debian's envvars file sets the
+// pid file and the run, lock and log directories; here the same variables point into the
+// test's directory. The configuration itself is not copied.
+appTests({
+  app: "apache2",
+  packages: ["apache2"],
+  needs: ["apache2", "curl"],
+  async run(node) {
+    const dirs = Object.fromEntries(
+      ["run", "lock", "log"].map((d) => {
+        const path = join(node.dir, d);
+        mkdirSync(path);
+        return [d, path];
+      }),
+    ) as Record<"run" | "lock" | "log", string>;
+    chownSync(dirs.lock, Number(must("id", ["-u", "www-data"])), Number(must("id", ["-g", "www-data"])));
+    const accessLog = join(dirs.log, "access.log");
+    const srv = node.server("apache2", "web", ["apache2", "-DFOREGROUND"], {
+      env: {
+        APACHE_RUN_USER: "www-data",
+        APACHE_RUN_GROUP: "www-data",
+        APACHE_PID_FILE: join(dirs.run, "apache2.pid"),
+        APACHE_RUN_DIR: dirs.run,
+        APACHE_LOCK_DIR: dirs.lock,
+        APACHE_LOG_DIR: dirs.log,
+        LANG: "C",
+      },
+      logs: [join(dirs.log, "error.log"), accessLog],
+    });
+    await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
+    const v4 = expectOk(
+      await node.client(VIP.client4, [...CURL, ...ANSWER, "-4", "http://web/"]),
+      "IPv4 client, by name",
+    );
+    assert.match(v4, /^200 Apache\//);
+    const v6 = expectOk(
+      await node.client(VIP.client6, [...CURL, ...ANSWER, "-g", `http://[${VIP.server6}]/`]),
+      "IPv6 client",
+    );
+    assert.match(v6, /^200 Apache\//);
     await waitForLog(accessLog, [`${VIP.client4} - -`, `${VIP.client6} - -`]);
   },
 });
@@ -51,7 +100,7 @@ appTests({
 // use-ipv6.pl). Copied with its pid file and error log in the test's directory (the log in a
 // directory of www-data's: lighttpd opens it after dropping privileges); lighttpd has no
 // access log by default, so the copy adds mod_accesslog writing there. Its document root
-// (/var/www/html) has no index.html, so it answers 403: any answer from lighttpd will do.
+// (/var/www/html) may hold no index file (then 403): any answer from lighttpd will do.
 appTests({
   app: "lighttpd",
   packages: ["lighttpd"],
@@ -75,14 +124,13 @@ appTests({
       logs: [errorLog, accessLog],
     });
     await node.waitServices(srv, "tcp", [`${VIP.server4}:80`, `[${VIP.server6}]:80`]);
-    const answer = ["-o", "/dev/null", "-w", "%{http_code} %header{server}"];
     const v4 = expectOk(
-      await node.client(VIP.client4, [...CURL, ...answer, "-4", "http://web/"]),
+      await node.client(VIP.client4, [...CURL, ...ANSWER, "-4", "http://web/"]),
       "IPv4 client, by name",
     );
     assert.match(v4, /^\d{3} lighttpd\//);
     const v6 = expectOk(
-      await node.client(VIP.client6, [...CURL, ...answer, "-g", `http://[${VIP.server6}]/`]),
+      await node.client(VIP.client6, [...CURL, ...ANSWER, "-g", `http://[${VIP.server6}]/`]),
       "IPv6 client",
     );
     assert.match(v6, /^\d{3} lighttpd\//);
