@@ -12,12 +12,18 @@ import type { KernelSocket } from "../net/proc-net.js";
 import type { Snapshot } from "../store/store.js";
 import type { AppSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
+import { withdrawBinding } from "../trap/binding.js";
 import { AppSession, READABLE } from "../trap/session.js";
 import type { Supervisor } from "../trap/supervisor.js";
 import type { Host } from "./host.js";
 import { kickTrappedThreads, rebuildBindings, rebuildSources } from "./takeover.js";
 
 const SWEEP_MS = 500;
+/**
+ * How long an exited app's client records are kept (TCP's TIME_WAIT, 60 s): a server may
+ * still read datagrams or accept a connection it sent before it exited.
+ */
+const RETIRED_MS = 60_000;
 
 /** Start time of a process (clock ticks since boot, /proc/PID/stat field 22), or null. */
 export function processStart(pid: number): number | null {
@@ -79,6 +85,7 @@ export class AppManager {
     private readonly host: Host,
     private readonly supervisor: Supervisor,
   ) {
+    host.sessions = (id) => this.sessions.get(id);
     // In a cluster every node assigns from the same --vip-cidr, without asking the others:
     // each starts at its own place in the block (from a hash of its name), so that two
     // nodes rarely hand out the same address before their records have crossed.
@@ -184,7 +191,9 @@ export class AppManager {
       this.host.addon.unwatch(orphan.handle);
       this.host.addon.close(orphan.pidfd);
     }
-    for (const b of this.host.sockets.removeApp(id)) if (!b.exposed) this.host.pool.release(b.hostPort);
+    for (const b of this.host.sockets.bindingsOf(id)) withdrawBinding(this.host, b);
+    this.host.sockets.removeApp(id, Date.now());
+    this.ensureSweep();
     for (const svc of this.host.table.servicesOfApp(id)) {
       if (svc.node === this.host.config.nodeName && this.host.pool.contains(svc.hostPort)) {
         this.host.pool.release(svc.hostPort);
@@ -271,6 +280,7 @@ export class AppManager {
     if (this.sweep) return;
     this.sweep = setInterval(() => {
       for (const s of this.sessions.values()) if (s.waiting > 0) s.sweepWaiters();
+      if (this.host.sockets.retiredCount > 0) this.host.sockets.forgetRetired(Date.now() - RETIRED_MS);
     }, SWEEP_MS);
     this.sweep.unref();
   }

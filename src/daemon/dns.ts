@@ -111,6 +111,8 @@ function resolverBinding(r: Resolver, proto: "udp" | "tcp"): Binding {
     exposed: false,
     listening: true,
     serviceIds: [],
+    shadowFd: -1,
+    connectedTo: null,
   };
 }
 

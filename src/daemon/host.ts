@@ -12,17 +12,21 @@ import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
 import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
+import type { AppSession } from "../trap/session.js";
 
 export class Host implements TrapHost {
   readonly config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
+  readonly refusePort: number;
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
+  /** Set by the app manager: the session of a running app. */
+  sessions: ((appId: string) => AppSession | undefined) | null = null;
   private readonly local = new Set<string>();
 
   constructor(
@@ -43,6 +47,8 @@ export class Host implements TrapHost {
       daemonConfig.preferLocal ? daemonConfig.nodeName : null,
     );
     this.pool = new PortPool(daemonConfig.ports);
+    this.refusePort = daemonConfig.ports.last;
+    this.pool.claim(this.refusePort);
     this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
   }
@@ -67,6 +73,10 @@ export class Host implements TrapHost {
   nodeIpOf(node: string): string | null {
     if (node === this.config.nodeName) return this.config.nodeIp;
     return this.table.getNode(node)?.ip ?? null;
+  }
+
+  sessionOf(appId: string): AppSession | undefined {
+    return this.sessions?.(appId);
   }
 
   releaseProxyPort(port: number): void {

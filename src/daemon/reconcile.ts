@@ -13,8 +13,9 @@ import type { Host } from "./host.js";
 
 const INTERVAL_MS = 500;
 
-function key(proto: string, ip: string, port: number, inode: number): string {
-  return `${proto}|${ip}|${port}|${inode}`;
+/** By port and inode, not address: a UDP socket bound to a wildcard that connects gets a specific one. */
+function key(proto: string, port: number, inode: number): string {
+  return `${proto}|${port}|${inode}`;
 }
 
 export class Reconciler {
@@ -47,10 +48,10 @@ export class Reconciler {
     this.running = true;
     try {
       const live = new Set<string>();
-      for (const s of await this.read()) live.add(key(s.proto, s.localIp, s.localPort, s.inode));
+      for (const s of await this.read()) live.add(key(s.proto, s.localPort, s.inode));
       let gone = 0;
       for (const b of checked) {
-        if (live.has(key(b.proto, b.hostIp, b.hostPort, b.inode))) continue;
+        if (live.has(key(b.proto, b.hostPort, b.inode))) continue;
         // Still the same record (not replaced meanwhile)?
         if (this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
         this.log.info(

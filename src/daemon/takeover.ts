@@ -49,6 +49,8 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
       exposed: svc.exposed,
       listening: svc.proto === "tcp",
       serviceIds: ids,
+      shadowFd: -1,
+      connectedTo: null,
     });
     rebuilt++;
   }

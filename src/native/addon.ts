@@ -235,6 +235,16 @@ export interface Addon {
   peerCred(fd: number, out: Int32Array): number;
   /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */
   execve(path: string, argv: readonly string[], env: readonly string[]): never;
+  /**
+   * A new network namespace with lo up and the given addresses on it (17-byte records: 4 or
+   * 6, then 16 address bytes): an fd referring to it, or -errno. The calling thread is back
+   * in its own namespace when this returns.
+   */
+  netnsCreate(addrs: Uint8Array): number;
+  /** socket(2) (SOCK_CLOEXEC added) made inside the network namespace nsFd: fd or -errno. */
+  socketIn(nsFd: number, domain: number, type: number, protocol: number): number;
+  /** bind(2) without CAP_NET_BIND_SERVICE for the call (EACCES below ip_unprivileged_port_start): 0 or -errno. */
+  bindUnprivileged(fd: number, addr: Uint8Array, len: number): number;
   /** Numbers from kernel and libc headers. */
   readonly constants: AddonConstants;
 }

@@ -8,6 +8,7 @@
 // socket on the same host address replaces the old record.
 
 import type { Proto } from "./types.js";
+import { UdpClients } from "./udp-clients.js";
 
 export interface VAddr {
   readonly ip: string;
@@ -36,6 +37,10 @@ export interface Binding {
   readonly exposed: boolean;
   listening: boolean;
   serviceIds: string[];
+  /** The shadow socket that holds the virtual address in the app's shadow namespace; -1: none. */
+  shadowFd: number;
+  /** UDP: the virtual peer the socket is connect()ed to (it then serves only that peer); null: none. */
+  connectedTo: VAddr | null;
   /** UDP: unmanaged peers this socket sent to, whose replies it admits (bounded). */
   egressPeers?: Set<string>;
 }
@@ -69,6 +74,8 @@ function portKey(b: Binding): string {
 }
 
 export class SocketRegistry {
+  /** Connected UDP client sockets, re-routed when their destination's service changes. */
+  readonly udpClients = new UdpClients();
   private readonly bindings = new Map<string, Binding>();
   private readonly sources = new Map<string, Source>();
   /** proto|virtual ip|port of a source → its host address (for UDP replies to clients). */
@@ -76,6 +83,10 @@ export class SocketRegistry {
   private readonly byApp = new Map<string, Set<string>>();
   /** app|proto|virtual port → host keys of its bindings (bind looks there for conflicts). */
   private readonly byPort = new Map<string, Set<string>>();
+  /** Client records of exited apps (key → when), kept for a while: see removeApp. */
+  private readonly retired = new Map<string, number>();
+  /** UDP bindings connect()ed to a peer, by virtual port|peer ip|peer port. */
+  private readonly byConnectedPeer = new Map<string, Set<Binding>>();
 
   addBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
@@ -89,6 +100,7 @@ export class SocketRegistry {
     if (stale) {
       this.unindexSource(b.proto, stale, key);
       this.sources.delete(key);
+      this.retired.delete(key);
     }
     let keys = this.byApp.get(b.appId);
     if (!keys) {
@@ -116,9 +128,51 @@ export class SocketRegistry {
     return this.bindings.get(hostKey(proto, hostIp, hostPort));
   }
 
+  /**
+   * The binding that receives what is sent to host address ip:port: one bound there, or a
+   * dual-stack one bound to the host's wildcard `::` on that port.
+   */
+  bindingAt(proto: Proto, hostIp: string, hostPort: number): Binding | undefined {
+    return (
+      this.bindings.get(hostKey(proto, hostIp, hostPort)) ?? this.bindings.get(hostKey(proto, "::", hostPort))
+    );
+  }
+
+  /** Marks a UDP binding connected to virtual peer (null: not connected any more). */
+  setConnected(b: Binding, peer: VAddr | null): void {
+    if (b.connectedTo) {
+      const k = `${b.vport}|${b.connectedTo.ip}|${b.connectedTo.port}`;
+      const set = this.byConnectedPeer.get(k);
+      set?.delete(b);
+      if (set?.size === 0) this.byConnectedPeer.delete(k);
+    }
+    b.connectedTo = peer;
+    if (!peer) return;
+    const k = `${b.vport}|${peer.ip}|${peer.port}`;
+    let set = this.byConnectedPeer.get(k);
+    if (!set) {
+      set = new Set();
+      this.byConnectedPeer.set(k, set);
+    }
+    set.add(b);
+  }
+
+  /**
+   * A UDP binding for virtual ip:port that is connected to `from`: it gets from's datagrams
+   * (the kernel's lookup prefers a connected socket). Wildcard bindings match any ip of
+   * their app; the caller checks the family.
+   */
+  connectedTo(ip: string, port: number, from: VAddr): Binding | undefined {
+    for (const b of this.byConnectedPeer.get(`${port}|${from.ip}|${from.port}`) ?? []) {
+      if (b.vip === ip || b.vip === "0.0.0.0" || b.vip === "::") return b;
+    }
+    return undefined;
+  }
+
   removeBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
     if (this.bindings.get(key) !== b) return;
+    if (b.connectedTo) this.setConnected(b, null);
     this.bindings.delete(key);
     this.byApp.get(b.appId)?.delete(key);
     this.unindexPort(b, key);
@@ -151,6 +205,7 @@ export class SocketRegistry {
     const key = hostKey(proto, hostIp, hostPort);
     const previous = this.sources.get(key);
     if (previous) this.unindexSource(proto, previous, key);
+    this.retired.delete(key);
     this.sources.set(key, s);
     this.byVirtual.set(hostKey(proto, s.local.ip, s.local.port), { ip: hostIp, port: hostPort });
   }
@@ -189,16 +244,37 @@ export class SocketRegistry {
     return [...this.sources.entries()];
   }
 
-  /** Forgets everything of an app; returns its bindings. */
-  removeApp(appId: string): Binding[] {
+  /**
+   * Forgets an app's bindings (its sockets are gone: it exited); returns them. Its client
+   * records stay, retired at `now` (ms), so that what its sockets sent before the exit and is
+   * still queued at a server (datagrams, a connection not yet accepted) is still known as
+   * its: the kernel delivers that traffic too. forgetRetired drops them later.
+   */
+  removeApp(appId: string, now: number): Binding[] {
+    this.udpClients.removeApp(appId);
     const removed = this.bindingsOf(appId);
     for (const b of removed) this.removeBinding(b);
     this.byApp.delete(appId);
-    for (const [key, s] of this.sources) {
-      if (s.appId !== appId) continue;
+    for (const [key, s] of this.sources) if (s.appId === appId) this.retired.set(key, now);
+    return removed;
+  }
+
+  /** Drops the client records retired before `before` (ms); returns how many. */
+  forgetRetired(before: number): number {
+    let n = 0;
+    for (const [key, at] of this.retired) {
+      if (at >= before) continue;
+      this.retired.delete(key);
+      const s = this.sources.get(key);
+      if (!s) continue;
       this.unindexSource(key.slice(0, key.indexOf("|")) as Proto, s, key);
       this.sources.delete(key);
+      n++;
     }
-    return removed;
+    return n;
+  }
+
+  get retiredCount(): number {
+    return this.retired.size;
   }
 }

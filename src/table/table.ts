@@ -267,10 +267,23 @@ export class ServiceTable {
       }
     }
     if (allowed === null) return { kind: "denied", candidates: all.length };
+    if (allowed.length > 1) allowed = mostSpecific(allowed);
     if (this.preferNode !== null && allowed.length > 1) {
       const mine = allowed.filter((svc) => svc.node === this.preferNode);
       if (mine.length > 0) allowed = mine;
     }
     return { kind: "backend", service: this.selector.pick(key, allowed) };
   }
+}
+
+/**
+ * Within one app, a socket bound to the virtual IP itself is picked before one bound to a
+ * wildcard, as the kernel's socket lookup picks the most specific match; different apps stay
+ * peers for load balancing.
+ */
+function mostSpecific(services: Service[]): Service[] {
+  const specific = new Set<string>();
+  for (const svc of services) if (!svc.wildcard) specific.add(svc.appId);
+  if (specific.size === 0) return services;
+  return services.filter((svc) => !svc.wildcard || !specific.has(svc.appId));
 }

@@ -74,6 +74,11 @@ export interface Service {
   readonly node: string;
   /** True when the host port is an --expose port (reachable by unmanaged clients). */
   readonly exposed: boolean;
+  /**
+   * True when the socket is bound to a wildcard: the app's sockets bound to this very
+   * virtual IP are picked before it, as the kernel's socket lookup does. Absent: false.
+   */
+  readonly wildcard?: boolean;
   readonly createdAt: string;
 }
 

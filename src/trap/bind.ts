@@ -39,7 +39,7 @@ export function handleBind(s: AppSession, n: Notification): void {
     if (typeof d === "number") return s.fail(n, d);
     if (a.fstat(dup, stat) < 0) return s.fail(n, E.EBADF);
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
-    s.settle(n, bindVirtual(s, dup, domain, proto, stat[1] as number, d.ip, d.port));
+    s.settle(n, bindVirtual(s, n.pid, dup, domain, proto, stat[1] as number, s.addrBuf, len, d.ip));
   } finally {
     a.close(dup);
   }

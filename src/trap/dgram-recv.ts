@@ -38,6 +38,8 @@ import { type AppSession, READABLE } from "./session.js";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_PEEK = 0x2;
+/** The socket's error queue (ip(7) IP_RECVERR): never waits; EAGAIN when it is empty. */
+const MSG_ERRQUEUE = 0x2000;
 const SO_RCVTIMEO = 20;
 
 /** Scratch space, used only synchronously between a receive and the copy into the app. */
@@ -97,7 +99,7 @@ function receive(
     if (r < 0) return r;
     from = readKernelSockaddr(name, info[0] as number);
     // A pool port admits only managed senders: an unmanaged datagram is dropped, unseen.
-    if (from === null || (flags & MSG_PEEK) !== 0 || admits(s, dup, from)) break;
+    if (from === null || (flags & (MSG_PEEK | MSG_ERRQUEUE)) !== 0 || admits(s, dup, from)) break;
     s.host.log.debug(
       { app: s.app.id, from: `${from.ip}:${from.port}` },
       "datagram from an unmanaged sender dropped",
@@ -145,7 +147,7 @@ function receiveAndAnswer(
   const finish = (r: number): void => s.settle(n, r < 0 ? r : answer(r));
   const r = receive(s, dup, domain, cap, ccap, flags, deliver);
   const fl = a.fcntl(dup, F_GETFL, 0);
-  const blocking = (flags & MSG_DONTWAIT) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
+  const blocking = (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
   if (r !== -E.EAGAIN || !blocking) {
     finish(r);
     a.close(dup);

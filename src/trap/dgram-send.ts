@@ -23,7 +23,14 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import { recordSource, routeOf, useSourceBlock } from "./connect.js";
+import {
+  boundLoopbackRefuses,
+  clientAddress,
+  dialedOf,
+  recordSource,
+  routeOf,
+  useSourceBlock,
+} from "./connect.js";
 import { handleFastOpen } from "./fastopen.js";
 import {
   gather,
@@ -79,15 +86,18 @@ function sendOne(
   if (typeof d === "number") return -d;
   const a = s.host.addon;
   const local = hostName(s, dup, false);
-  const route = routeOf(s, "udp", domain, d, local?.ip);
+  const bound = local ? s.host.sockets.binding("udp", local.ip, local.port) : undefined;
+  const dialed = dialedOf(d, bound);
+  const route = routeOf(s, "udp", domain, d, clientAddress(s, bound, local, dialed), bound);
   if (typeof route === "number") return -route;
+  if (bound?.loopback && !route.loopback && boundLoopbackRefuses(s, bound, route.dialed)) return -E.EINVAL;
   const unbound = local === null || local.port === 0;
   // Autobound for another node: from the app's source-port block (see connect.ts).
   if (unbound && route.remote) useSourceBlock(s, dup);
   const hostLen = encodeFor(s, domain, route.host);
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
-  // The kernel autobound the socket: remember whose it is, so replies show the app's address.
-  if (sent >= 0 && unbound) recordSource(s, dup, "udp", d, route.loopback);
+  // Who sent it, as the receiver must see it (the kernel picks the source per datagram).
+  if (sent >= 0) recordSource(s, dup, "udp", route.dialed, bound);
   // Egress from a socket on a pool port: its replies are admitted (see dgram-recv.ts).
   if (sent >= 0 && local && !route.loopback && !s.host.table.isVirtual(d.ip.text)) {
     const b = s.host.sockets.binding("udp", local.ip, local.port);

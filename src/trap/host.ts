@@ -8,6 +8,7 @@ import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
+import type { AppSession } from "./session.js";
 
 export interface TrapConfig {
   /** IPv4 address that managed listeners bind to on this host. */
@@ -31,6 +32,11 @@ export interface TrapHost {
   readonly table: ServiceTable;
   readonly sockets: SocketRegistry;
   readonly pool: PortPool;
+  /**
+   * A pool port where nothing ever listens (never handed out): connects to a virtual address
+   * with nothing behind it go there, so that the kernel refuses them as it would.
+   */
+  readonly refusePort: number;
   readonly log: Logger;
   /** The DNS server, when the daemon runs one. */
   readonly resolver: Resolver | null;
@@ -42,6 +48,8 @@ export interface TrapHost {
   isLocalAddress(ip: string): boolean;
   /** The IP of a cluster node (this one's node IP for itself); null when unknown. */
   nodeIpOf(node: string): string | null;
+  /** The trap side of a running app of this node, if it is served here. */
+  sessionOf(appId: string): AppSession | undefined;
   /** Frees a host port that an ingress proxy holds, before a local app binds it. */
   releaseProxyPort(port: number): void;
 }

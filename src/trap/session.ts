@@ -37,6 +37,8 @@ export class AppSession {
   readonly addrBuf = new Uint8Array(128);
   readonly outBuf = new Uint8Array(128);
   readonly lenBuf = new Uint8Array(4);
+  /** The app's shadow network namespace (shadow.ts), made on its first bind; -1: none yet. */
+  shadowNs = -1;
   private readonly pidfds = new Map<number, number>();
   private readonly waiters = new Set<Waiter>();
   /** Thread ids seen in notifications, to find the app's open fds in /proc. */
@@ -128,6 +130,16 @@ export class AppSession {
       dup = this.host.addon.pidfdGetfd(pidfd, fd);
     }
     return dup;
+  }
+
+  /**
+   * A duplicate of fd number `fd` of the app's process (or thread) pid, or -errno: for work
+   * the daemon does outside a trapped call (re-routing a socket). The caller closes it and
+   * checks that it is the socket it looked for (the number may have been reused).
+   */
+  takeProcessFd(pid: number, fd: number): number {
+    const pidfd = this.pidfd(pid);
+    return pidfd < 0 ? -E.ESRCH : this.host.addon.pidfdGetfd(pidfd, fd);
   }
 
   /** Reads len bytes at ptr in the app into buf; -errno (EFAULT for a bad pointer). */
@@ -222,6 +234,7 @@ export class AppSession {
     this.closed = true;
     for (const w of [...this.waiters]) this.endWait(w);
     this.dropPidfds();
+    if (this.shadowNs >= 0) this.host.addon.close(this.shadowNs);
     this.host.addon.close(this.listenerFd);
   }
 }

@@ -33,6 +33,8 @@ function binding(o: BOpts): Binding {
     exposed: false,
     listening: false,
     serviceIds: [],
+    shadowFd: -1,
+    connectedTo: null,
   };
 }
 
@@ -155,7 +157,7 @@ describe("SocketRegistry sources", () => {
 });
 
 describe("SocketRegistry removeApp", () => {
-  test("forgets the app's bindings and sources, returns its bindings, keeps others", () => {
+  test("forgets the app's bindings, retires its sources, returns its bindings, keeps others", () => {
     const r = new SocketRegistry();
     const a1 = binding({ appId: "a", hostPort: 40000, vport: 80 });
     const a2 = binding({ appId: "a", hostPort: 40001, vport: 53, proto: "udp" });
@@ -163,12 +165,15 @@ describe("SocketRegistry removeApp", () => {
     for (const b of [a1, a2, b1]) r.addBinding(b);
     r.addSource("tcp", "192.0.2.1", 40100, source("a", 40100));
     r.addSource("tcp", "192.0.2.1", 40101, source("b", 40101));
-    const removed = r.removeApp("a");
+    const removed = r.removeApp("a", 1000);
     assert.deepEqual(removed, [a1, a2]);
     assert.equal(r.binding("tcp", "192.0.2.1", 40000), undefined);
     assert.equal(r.binding("udp", "192.0.2.1", 40001), undefined);
     assert.deepEqual(r.bindingsOf("a"), []);
     assert.deepEqual(r.bindingsOn("a", "tcp", 80), []);
+    assert.ok(r.source("tcp", "192.0.2.1", 40100), "a client record outlives its app for a while");
+    assert.equal(r.forgetRetired(1000), 0, "not retired before 1000");
+    assert.equal(r.forgetRetired(1001), 1);
     assert.equal(r.source("tcp", "192.0.2.1", 40100), undefined);
     assert.equal(r.binding("tcp", "192.0.2.1", 40002), b1);
     assert.ok(r.source("tcp", "192.0.2.1", 40101));
@@ -178,7 +183,7 @@ describe("SocketRegistry removeApp", () => {
   test("removeApp of an unknown app changes nothing", () => {
     const r = new SocketRegistry();
     r.addBinding(binding({ appId: "a", hostPort: 40000, vport: 80 }));
-    assert.deepEqual(r.removeApp("zzz"), []);
+    assert.deepEqual(r.removeApp("zzz", 0), []);
     assert.equal(r.allBindings().length, 1);
   });
 
@@ -189,7 +194,16 @@ describe("SocketRegistry removeApp", () => {
     r.addBinding(stale);
     r.addBinding(fresh); // same host address: replaces a's record
     assert.deepEqual(r.bindingsOn("a", "tcp", 8080), [], "a no longer owns 18080");
-    assert.deepEqual(r.removeApp("a"), [], "a's removal must not return b's binding");
+    assert.deepEqual(r.removeApp("a", 0), [], "a's removal must not return b's binding");
     assert.equal(r.binding("tcp", "192.0.2.1", 18080), fresh, "b's binding survives a's removal");
+  });
+
+  test("a retired client record replaced by a new one at its host address is not forgotten", () => {
+    const r = new SocketRegistry();
+    r.addSource("udp", "0.0.0.0", 40100, source("a", 40100));
+    r.removeApp("a", 5);
+    r.addSource("udp", "0.0.0.0", 40100, source("b", 40100));
+    assert.equal(r.forgetRetired(10), 0);
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.appId, "b");
   });
 });

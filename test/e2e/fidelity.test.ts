@@ -1,0 +1,147 @@
+// End-to-end: kernel fidelity across app lifetimes, which the conformance suite's long-lived
+// apps cannot show (../shared/cases/fidelity: client-exit-drops-queued-traffic,
+// connected-udp-stale-backend). Each server here is told when to read by the test (a line
+// on stdin), never by a sleep.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { CLI, Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+
+/** A server under `sockswitch run` that reads its stdin: the test says when to go on. */
+function steered(host: TestHost, opts: string[], script: string): Proc & { go(): void } {
+  const child = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      host.ns,
+      CLI,
+      "--socket",
+      host.socket,
+      "run",
+      ...opts,
+      "--",
+      PYTHON,
+      "-u",
+      "-c",
+      script,
+    ],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  const p = new Proc(child) as Proc & { go(): void };
+  p.go = () => child.stdin?.write("go\n");
+  return p;
+}
+
+const COLLECTOR = `
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 8125))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("0.0.0.0", 8126)); t.listen(16)
+print("ready", flush=True)
+sys.stdin.readline()
+u.settimeout(1)
+try:
+    while True:
+        d, a = u.recvfrom(100); print("udp", d.decode(), a[0], flush=True)
+except socket.timeout:
+    pass
+t.settimeout(3)
+c, a = t.accept(); print("tcp", c.recv(100).decode().strip(), a[0], flush=True)
+`;
+
+const FIRE_AND_FORGET = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5): s.sendto(b"metric%d" % i, ("10.77.31.10", 8125))
+c = socket.create_connection(("10.77.31.10", 8126)); c.sendall(b"log line\\n"); c.close()
+`;
+
+const ECHO = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5353))
+print("ready", flush=True)
+while True:
+    d, p = s.recvfrom(100); s.sendto(b"echo:" + d, p)
+`;
+
+const PINNED = `
+import socket, sys
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(1); c.connect(("10.77.32.10", 5353))
+def ask():
+    try:
+        c.send(b"q"); return c.recv(100).decode()
+    except OSError as e:
+        return type(e).__name__
+print("before", ask(), flush=True)
+while sys.stdin.readline():
+    print("now", ask(), flush=True)
+`;
+
+describe("kernel fidelity across app lifetimes", () => {
+  let host: TestHost;
+
+  before(async () => {
+    host = new TestHost("fid");
+    await host.start({ daemonArgs: ["--node-ip", "127.0.0.1"] });
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  test("datagrams and a connection a client sent just before it exited reach the server, from its virtual IP", async () => {
+    const srv = steered(host, ["--ip", "10.77.31.10"], COLLECTOR);
+    await waitFor("the collector", () => srv.stdout.includes("ready"));
+    const cli = await host.runToEnd(["--ip", "10.77.31.20"], [PYTHON, "-c", FIRE_AND_FORGET]);
+    assert.equal(cli.code, 0, cli.stderr);
+    await waitFor(
+      "the client's removal",
+      () => !host.getJson<{ ips: string[] }>("apps").some((a) => a.ips.includes("10.77.31.20")),
+    );
+    srv.go();
+    await waitFor("the accepted connection", () => srv.stdout.includes("tcp ")).catch((e) => {
+      throw new Error(
+        `${e}: ${srv.stdout} ${srv.stderr} ${host.daemon?.stdout
+          .split("\n")
+          .filter((l) => /"level":(30|40|50)/.test(l))
+          .slice(-12)
+          .join("\n")}`,
+      );
+    });
+    const lines = srv.stdout.trim().split("\n").slice(1);
+    assert.deepEqual(lines, [
+      ...[0, 1, 2, 3, 4].map((i) => `udp metric${i} 10.77.31.20`),
+      "tcp log line 10.77.31.20",
+    ]);
+    srv.kill();
+  });
+
+  test("a connected UDP client keeps working when its server restarts at the same virtual address", async () => {
+    const one = host.run(["--ip", "10.77.32.10", "--name", "echo32"], [PYTHON, "-u", "-c", ECHO]);
+    await waitFor("the first server", () => one.stdout.includes("ready"));
+    const cli = steered(host, ["--ip", "10.77.32.20"], PINNED);
+    await waitFor("the first answer", () => cli.stdout.includes("before"));
+    assert.match(cli.stdout, /before echo:q/);
+    one.kill("SIGKILL");
+    await one.wait();
+    await waitFor(
+      "the server's removal",
+      () => !host.getJson<{ ips: string[] }>("apps").some((a) => a.ips.includes("10.77.32.10")),
+    );
+    cli.go();
+    await waitFor("an answer while the server is down", () => cli.stdout.includes("now"));
+    assert.match(
+      cli.stdout,
+      /now ConnectionRefusedError/,
+      "nothing there: refused, as the kernel's ICMP says",
+    );
+    const two = host.run(["--ip", "10.77.32.10", "--name", "echo32"], [PYTHON, "-u", "-c", ECHO]);
+    await waitFor("the second server", () => two.stdout.includes("ready"));
+    cli.go();
+    await waitFor("an answer from the new server", () => (cli.stdout.match(/now /g) ?? []).length === 2);
+    assert.match(cli.stdout.trim().split("\n").pop() ?? "", /^now echo:q$/);
+    cli.kill();
+    two.kill();
+  });
+});
