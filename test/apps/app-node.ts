@@ -90,10 +90,17 @@ export class AppNode {
       }
       // Upstream DNS on the namespace's own loopback, where nothing listens: names the
       // daemon does not know fail at once and nothing leaves the test host.
-      await node.host.start({ daemonArgs: ["--node-ip", nodeIp, "--dns-servers", "127.0.0.1:5399"] });
+      // A daemon starts in about a second; the bound is for a machine busy with other tests.
+      await node.host.start({
+        daemonArgs: ["--node-ip", nodeIp, "--dns-servers", "127.0.0.1:5399"],
+        readyTimeoutMs: 30_000,
+      });
     } catch (err) {
+      const d = node.host.daemon;
+      const e = err as Error;
+      if (d) e.message += `\ndaemon output:\n${tail(d.stdout + d.stderr, 3000)}`;
       await node.close();
-      throw err;
+      throw e;
     }
     return node;
   }

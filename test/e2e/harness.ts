@@ -106,6 +106,8 @@ export class Proc {
 
 export interface HostOptions {
   daemonArgs?: string[];
+  /** Bound on the daemon's start (default 10 s). */
+  readyTimeoutMs?: number;
 }
 
 /** One test host: a network namespace with a daemon in it. */
@@ -143,10 +145,14 @@ export class TestHost {
     ];
     const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] }));
     this.daemon = p;
-    await waitFor("the daemon to be ready", () => {
-      if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
-      return p.stdout.includes("sockswitch daemon ready");
-    });
+    await waitFor(
+      "the daemon to be ready",
+      () => {
+        if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
+        return p.stdout.includes("sockswitch daemon ready");
+      },
+      opts.readyTimeoutMs,
+    );
   }
 
   /** Stops the daemon (SIGTERM) and waits for it. */
