@@ -141,15 +141,16 @@ appTests({
 // haproxy with /etc/haproxy/haproxy.cfg (its global and defaults sections) and one frontend,
 // as users add it: `bind :80` and `bind :::80 v6only`, to a backend named by DNS. Copied with
 // the stats socket in the test's directory and the log sent to stdout (the stock file logs to
-// /dev/log, where no syslog runs here). The backend is `python3 -m http.server` (its own app,
-// both VIPs, dual-stack `::`), which must see haproxy's virtual IP.
+// /dev/log, where no syslog runs here). The backend is `python3 -m http.server --bind ::` (its
+// own app, both VIPs, one dual-stack socket; without --bind it takes the first address
+// getaddrinfo gives, 0.0.0.0 here), which must see haproxy's virtual IP.
 appTests({
   app: "haproxy",
   packages: ["haproxy", "python3"],
   needs: ["haproxy", "curl", "python3"],
   async run(node) {
     writeFileSync(join(node.dir, "index.html"), "hello from the backend\n");
-    const backend = node.server("backend", "app", [PYTHON, "-m", "http.server", "8080"], {
+    const backend = node.server("backend", "app", [PYTHON, "-m", "http.server", "--bind", "::", "8080"], {
       ips: [VIP.backend4, VIP.backend6],
     });
     await node.waitServices(backend, "tcp", [`${VIP.backend4}:8080`, `[${VIP.backend6}]:8080`]);
