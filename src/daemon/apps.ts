@@ -14,6 +14,7 @@ import type { AppSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import { withdrawBinding } from "../trap/binding.js";
 import { AppSession, READABLE } from "../trap/session.js";
+import { restoreShadows } from "../trap/shadow.js";
 import type { Supervisor } from "../trap/supervisor.js";
 import type { Host } from "./host.js";
 import { kickTrappedThreads, rebuildBindings, rebuildSources } from "./takeover.js";
@@ -232,9 +233,13 @@ export class AppManager {
     const kicked = kickTrappedThreads(this.host, app);
     const session = new AppSession(this.host, app, listenerFd);
     this.sessions.set(app.id, session);
+    const shadows = restoreShadows(session);
     this.supervisor.serve(session, () => this.remove(app.id, "exited"));
     this.ensureSweep();
-    this.host.log.info({ app: app.id, name: app.name, pid, restartedCalls: kicked }, "app reattached");
+    this.host.log.info(
+      { app: app.id, name: app.name, pid, restoredBinds: shadows, restartedCalls: kicked },
+      "app reattached",
+    );
     return app;
   }
 

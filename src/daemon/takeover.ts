@@ -19,29 +19,32 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
   const byHost = new Map<string, string[]>();
   for (const svc of host.table.servicesOfApp(app.id)) {
     if (svc.node !== host.config.nodeName) continue;
-    const key = `${svc.proto}|${svc.hostIp}|${svc.hostPort}`;
+    const key = `${svc.proto}|${svc.hostPort}`; // one socket per host port (a dual-stack one serves two host IPs)
     byHost.set(key, [...(byHost.get(key) ?? []), svc.id]);
   }
   for (const ids of byHost.values()) {
     const svc = host.table.getService(ids[0] as string);
     if (!svc) continue;
+    // By port: a dual-stack socket is bound to the host's `::`, its services name the node IP.
     const k = kernel.find(
       (s) =>
         s.proto === svc.proto &&
         s.localPort === svc.hostPort &&
-        s.localIp === svc.hostIp &&
         (svc.proto === "udp" || s.state === "LISTEN"),
     );
     if (!k) continue;
+    const wildcard = ids.length > 1 || svc.wildcard === true;
+    const v6 = k.localIp.includes(":") || ids.some((id) => host.table.getService(id)?.vip.includes(":"));
     host.sockets.addBinding({
       appId: app.id,
       proto: svc.proto,
       inode: k.inode,
-      vip: ids.length > 1 ? (svc.vip.includes(":") ? "::" : "0.0.0.0") : svc.vip,
+      vip: wildcard ? (v6 ? "::" : "0.0.0.0") : svc.vip,
       vport: svc.vport,
-      hostIp: svc.hostIp,
+      hostIp: k.localIp,
       hostPort: svc.hostPort,
-      domain: svc.hostIp.includes(":") ? AF_INET6 : AF_INET,
+      // Guessed from the kernel's list; the shadow's restore reads them off the socket itself.
+      domain: k.localIp.includes(":") ? AF_INET6 : AF_INET,
       reusePort: false,
       reuseAddr: false,
       loopback: false,

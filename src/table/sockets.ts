@@ -219,9 +219,12 @@ export class SocketRegistry {
    * wildcard address on the same port (an unbound UDP socket that the kernel autobound).
    */
   sourceOfDatagram(hostIp: string, hostPort: number): Source | undefined {
+    const exact = this.sources.get(hostKey("udp", hostIp, hostPort));
+    if (exact) return exact;
+    // From an IPv6 address only an AF_INET6 socket can have sent it (bound to `::`).
+    const v6 = hostIp.includes(":");
     return (
-      this.sources.get(hostKey("udp", hostIp, hostPort)) ??
-      this.sources.get(hostKey("udp", "0.0.0.0", hostPort)) ??
+      (v6 ? undefined : this.sources.get(hostKey("udp", "0.0.0.0", hostPort))) ??
       this.sources.get(hostKey("udp", "::", hostPort))
     );
   }

@@ -252,8 +252,9 @@ export class ServiceTable {
   /**
    * The connect-time decision for a client with `labels` dialing vip:vport: a backend that
    * policy allows, chosen by the service's load-balancing mode; or why there is none.
+   * flow: the client's own virtual address, for a UDP app with several sockets on the port.
    */
-  resolve(proto: Proto, vip: string, vport: number, labels: Labels): Lookup {
+  resolve(proto: Proto, vip: string, vport: number, labels: Labels, flow = ""): Lookup {
     const key = serviceKey(proto, vip, vport);
     const all = this.byKey.get(key);
     if (!all || all.length === 0)
@@ -268,6 +269,7 @@ export class ServiceTable {
     }
     if (allowed === null) return { kind: "denied", candidates: all.length };
     if (allowed.length > 1) allowed = mostSpecific(allowed);
+    if (proto === "udp" && allowed.length > 1) allowed = oneSocketPerApp(allowed, flow);
     if (this.preferNode !== null && allowed.length > 1) {
       const mine = allowed.filter((svc) => svc.node === this.preferNode);
       if (mine.length > 0) allowed = mine;
@@ -286,4 +288,37 @@ function mostSpecific(services: Service[]): Service[] {
   for (const svc of services) if (!svc.wildcard) specific.add(svc.appId);
   if (specific.size === 0) return services;
   return services.filter((svc) => !svc.wildcard || !specific.has(svc.appId));
+}
+
+/**
+ * UDP: within one app, every datagram to a virtual ip:port goes to one of its sockets there,
+ * as the kernel's UDP lookup delivers it: in an SO_REUSEPORT group, the socket the flow's
+ * hash picks (the same one for every datagram of a flow); otherwise the socket bound last
+ * (the kernel's lookup meets the newest first). Different apps stay peers for load balancing.
+ */
+function oneSocketPerApp(services: Service[], flow: string): Service[] {
+  const byApp = new Map<string, Service[]>();
+  for (const svc of services) {
+    const list = byApp.get(svc.appId);
+    if (list) list.push(svc);
+    else byApp.set(svc.appId, [svc]);
+  }
+  if (byApp.size === services.length) return services;
+  const out: Service[] = [];
+  for (const list of byApp.values()) {
+    const group = list.filter((svc) => svc.reusePort);
+    out.push(
+      group.length > 1
+        ? (group[flowHash(flow) % group.length] as Service)
+        : (list[list.length - 1] as Service),
+    );
+  }
+  return out;
+}
+
+/** FNV-1a of a flow's key: stable, cheap, spread enough over a handful of sockets. */
+export function flowHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }

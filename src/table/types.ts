@@ -79,6 +79,8 @@ export interface Service {
    * virtual IP are picked before it, as the kernel's socket lookup does. Absent: false.
    */
   readonly wildcard?: boolean;
+  /** True when the socket is in an SO_REUSEPORT group (see table.ts). Absent: false. */
+  readonly reusePort?: boolean;
   readonly createdAt: string;
 }
 

@@ -49,6 +49,11 @@ export class UdpClients {
     if (set?.size === 0) this.byDest.delete(d);
   }
 
+  /** The connected client socket at host address `host`, if it is one. */
+  at(host: VAddr): UdpClient | undefined {
+    return this.byHost.get(key(host));
+  }
+
   /** The clients connected to virtual ip:port. */
   connectedTo(ip: string, port: number): UdpClient[] {
     return [...(this.byDest.get(`${ip}|${port}`) ?? [])];

@@ -228,6 +228,7 @@ export function publish(s: AppSession, b: Binding): void {
       node: host.config.nodeName,
       exposed: b.exposed,
       wildcard: isUnspecified(b.vip),
+      reusePort: b.reusePort,
       createdAt: now,
     };
     host.registerService(svc);

@@ -23,14 +23,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import {
-  boundLoopbackRefuses,
-  clientAddress,
-  dialedOf,
-  recordSource,
-  routeOf,
-  useSourceBlock,
-} from "./connect.js";
+import { recordSource, useSourceBlock } from "./connect.js";
 import { handleFastOpen } from "./fastopen.js";
 import {
   gather,
@@ -43,6 +36,7 @@ import {
   UIO_MAXIOV,
 } from "./msghdr.js";
 import type { Notification } from "./notification.js";
+import { boundLoopbackError, clientAddress, dialedOf, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
 const MSG_DONTWAIT = 0x40;
@@ -84,16 +78,19 @@ function sendOne(
   const d = decodeSockaddr(domain, s.addrBuf, m.nameLen, true); // udpv6_sendmsg takes sockaddr_in too
   if (d === "unspec") return -E.EAFNOSUPPORT;
   if (typeof d === "number") return -d;
+  if (d.port === 0) return -E.EINVAL; // udp_sendmsg: no destination port
   const a = s.host.addon;
   const local = hostName(s, dup, false);
   const bound = local ? s.host.sockets.binding("udp", local.ip, local.port) : undefined;
   const dialed = dialedOf(d, bound);
   const route = routeOf(s, "udp", domain, d, clientAddress(s, bound, local, dialed), bound);
   if (typeof route === "number") return -route;
-  if (bound?.loopback && !route.loopback && boundLoopbackRefuses(s, bound, route.dialed)) return -E.EINVAL;
+  const stuck = bound?.loopback && !route.loopback ? boundLoopbackError(s, "udp", bound, route.dialed) : 0;
+  if (stuck !== 0) return -stuck;
   const unbound = local === null || local.port === 0;
   // Autobound for another node: from the app's source-port block (see connect.ts).
   if (unbound && route.remote) useSourceBlock(s, dup);
+  if (route.drop) return m.data.length;
   const hostLen = encodeFor(s, domain, route.host);
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
   // Who sent it, as the receiver must see it (the kernel picks the source per datagram).

@@ -30,6 +30,8 @@ export function handleGetpeername(s: AppSession, n: Notification): void {
     const local = hostName(s, dup, false);
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     const v = virtualPeer(s, proto, local, peer);
+    // A UDP socket connected to port 0 has no peer (inet_getname: no destination port).
+    if (v.port === 0) return s.fail(n, E.ENOTCONN);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));
   } finally {
     a.close(dup);

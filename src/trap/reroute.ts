@@ -7,14 +7,9 @@
 // the address now leads (or to the refusal port when nothing is there: ICMP port unreachable,
 // ECONNREFUSED, as the kernel would answer). connect(2) on a UDP socket, udp(7).
 
-import { readdirSync, readlinkSync } from "node:fs";
-import type { UdpClient } from "../table/udp-clients.js";
 import { encodeFor, ipOf } from "./addresses.js";
-import { routeOf } from "./connect.js";
 import type { TrapHost } from "./host.js";
-import type { AppSession } from "./session.js";
-
-const stat = new Float64Array(3);
+import { routeOf } from "./route.js";
 
 /** Re-routes the connected UDP clients of virtual ip:port whose route changed. */
 export function rerouteUdpClients(host: TrapHost, ip: string, port: number): void {
@@ -24,7 +19,7 @@ export function rerouteUdpClients(host: TrapHost, ip: string, port: number): voi
     const route = routeOf(s, "udp", c.domain, { ip: ipOf(ip), port }, c.local);
     if (typeof route === "number") continue; // now refused by policy: it keeps what it had
     if (route.host.ip === c.target.ip && route.host.port === c.target.port) continue;
-    const dup = findSocket(s, c);
+    const dup = s.findSocket(c.inode);
     if (dup < 0) {
       host.sockets.udpClients.remove(c.host); // closed meanwhile
       continue;
@@ -44,31 +39,4 @@ export function rerouteUdpClients(host: TrapHost, ip: string, port: number): voi
       );
     }
   }
-}
-
-/** A duplicate of the client's socket, found among the app's fds by its inode; -1: gone. */
-function findSocket(s: AppSession, c: UdpClient): number {
-  const want = `socket:[${c.inode}]`;
-  for (const pid of s.pids()) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      if (link !== want) continue;
-      const dup = s.takeProcessFd(pid, Number(fd));
-      if (dup < 0) continue;
-      if (s.host.addon.fstat(dup, stat) === 0 && stat[1] === c.inode) return dup;
-      s.host.addon.close(dup);
-    }
-  }
-  return -1;
 }

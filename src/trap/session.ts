@@ -7,6 +7,7 @@
 // from the app (a pidfd_getfd duplicate) is closed by the handler that took it, or by the
 // waiter that inherits it.
 
+import { readdirSync, readlinkSync } from "node:fs";
 import { constants } from "node:os";
 import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
@@ -15,6 +16,7 @@ import type { Notification } from "./notification.js";
 const E = constants.errno;
 const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
 const MAX_PIDFDS = 1024;
+const statBuf = new Float64Array(3);
 
 export const READABLE = 1;
 export const WRITABLE = 2;
@@ -140,6 +142,36 @@ export class AppSession {
   takeProcessFd(pid: number, fd: number): number {
     const pidfd = this.pidfd(pid);
     return pidfd < 0 ? -E.ESRCH : this.host.addon.pidfdGetfd(pidfd, fd);
+  }
+
+  /**
+   * A duplicate of the app's socket with inode `inode`, found among the fds of its processes
+   * seen so far (/proc/PID/fd), or -1 when none holds it any more. The caller closes it.
+   */
+  findSocket(inode: number): number {
+    const want = `socket:[${inode}]`;
+    for (const pid of this.pids()) {
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (link !== want) continue;
+        const dup = this.takeProcessFd(pid, Number(fd));
+        if (dup < 0) continue;
+        if (this.host.addon.fstat(dup, statBuf) === 0 && statBuf[1] === inode) return dup;
+        this.host.addon.close(dup);
+      }
+    }
+    return -1;
   }
 
   /** Reads len bytes at ptr in the app into buf; -errno (EFAULT for a bad pointer). */

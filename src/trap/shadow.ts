@@ -12,6 +12,7 @@
 // (CAP_NET_BIND_SERVICE), network_namespaces(7).
 
 import { readFileSync } from "node:fs";
+import { encodeSockaddr } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
 import {
@@ -19,6 +20,7 @@ import {
   IPPROTO_IPV6,
   IPV6_V6ONLY,
   ipOf,
+  SO_DOMAIN,
   SO_REUSEADDR,
   SO_REUSEPORT,
   SOCK_DGRAM,
@@ -107,7 +109,7 @@ function lacksBindService(tid: number): boolean {
 
 /**
  * Binds a shadow socket for the app's bind of addr (its own copy, addrLen bytes) from thread
- * tid on host socket hostFd. checkOnly: the app's socket is bound already, so only the
+ * tid on host socket hostFd (tid 0: judge as privileged). checkOnly: the app's socket is bound already, so only the
  * address is judged (a shadow bound to it with port 0) and no shadow is kept. On
  * EADDRINUSE, prune(port) may withdraw stale records (sockets the app has closed since);
  * when it did, the bind is tried once more.
@@ -132,7 +134,7 @@ export function shadowBind(
     sa[3] = 0;
   }
   const port = ((sa[2] as number) << 8) | (sa[3] as number);
-  const unprivileged = port !== 0 && port < UNPRIVILEGED_PORT_START && lacksBindService(tid);
+  const unprivileged = tid > 0 && port !== 0 && port < UNPRIVILEGED_PORT_START && lacksBindService(tid);
   const bind = (): number => (unprivileged ? a.bindUnprivileged(fd, sa, addrLen) : a.bind(fd, sa, addrLen));
   let r = bind();
   if (r === -E.EADDRINUSE && port !== 0 && prune(port)) r = bind();
@@ -153,4 +155,47 @@ export function shadowListen(s: AppSession, hostFd: number, b: Binding, backlog:
 
 export function closeShadow(host: TrapHost, fd: number): void {
   if (fd >= 0) host.addon.close(fd);
+}
+
+/**
+ * After a daemon restart: shadows for the app's restored bindings (takeover.ts rebuilt them
+ * from the kernel's socket list), each record corrected from the socket itself (family,
+ * IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT) and its address held again in a new shadow
+ * namespace. Returns how many were restored.
+ */
+export function restoreShadows(s: AppSession): number {
+  const a = s.host.addon;
+  let n = 0;
+  for (const b of s.host.sockets.bindingsOf(s.app.id)) {
+    if (b.shadowFd >= 0) continue;
+    const dup = s.findSocket(b.inode);
+    if (dup < 0) continue;
+    try {
+      const domain = a.getsockoptInt(dup, SOL_SOCKET, SO_DOMAIN);
+      if (domain < 0) continue;
+      const sa = new Uint8Array(28);
+      const len = encodeSockaddr(domain, ipOf(b.vip), b.vport, sa);
+      const r = shadowBind(s, 0, dup, domain, b.proto, sa, len, false, () => false);
+      if (r.error !== 0) {
+        s.host.log.warn(
+          { app: s.app.id, vip: `${b.vip}:${b.vport}`, errno: r.error },
+          "cannot hold a restored socket's address in the shadow namespace",
+        );
+        continue;
+      }
+      if (b.listening) a.listen(r.fd, 128);
+      s.host.sockets.addBinding({
+        ...b,
+        domain,
+        v6only: domain === AF_INET6 && a.getsockoptInt(dup, IPPROTO_IPV6, IPV6_V6ONLY) === 1,
+        reuseAddr: a.getsockoptInt(dup, SOL_SOCKET, SO_REUSEADDR) === 1,
+        reusePort: a.getsockoptInt(dup, SOL_SOCKET, SO_REUSEPORT) === 1,
+        shadowFd: r.fd,
+      });
+      n++;
+    } finally {
+      a.close(dup);
+    }
+  }
+  return n;
 }

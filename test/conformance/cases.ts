@@ -177,6 +177,25 @@ function udpServerAgain(reuse: string): Sequence {
   };
 }
 
+/** A server that closed its connections first (TIME_WAIT on its port) binds the port again. */
+const rebindAfterTimeWait: Sequence = {
+  name: "rebind of a port whose connections the server closed first (TIME_WAIT), without SO_REUSEADDR",
+  steps: [
+    ...sock(A, "l", 4, "tcp"),
+    A({ op: "bind", s: "l", addr: "any4", port: 8090 }),
+    A({ op: "listen", s: "l" }),
+    ...sock(B, "c", 4, "tcp"),
+    B({ op: "connect", s: "c", addr: "A4", port: 8090 }),
+    A({ op: "accept", s: "l", as: "a" }),
+    A({ op: "close", s: "a" }),
+    B({ op: "recv", s: "c" }),
+    B({ op: "close", s: "c" }),
+    A({ op: "close", s: "l" }),
+    ...sock(A, "l2", 4, "tcp"),
+    A({ op: "bind", s: "l2", addr: "any4", port: 8090 }),
+  ],
+};
+
 export const CASES: readonly Sequence[] = [
   dualBind("tcp", true, "v6only,reuseaddr"),
   dualBind("tcp", false, "v6only,reuseaddr"),
@@ -199,4 +218,5 @@ export const CASES: readonly Sequence[] = [
   loopbackFamilies([4, "lo4b", ""], [4, "lo4"]),
   udpServerAgain(""),
   udpServerAgain("reuseaddr"),
+  rebindAfterTimeWait,
 ];

@@ -199,11 +199,35 @@ function udpFork(b: Builder, port: number): void {
   b.call(server, { op: "getpeername", s: s1 });
 }
 
+/** Two UDP sockets of one app on one port (SO_REUSEADDR or SO_REUSEPORT): who gets which datagram. */
+function udpShared(b: Builder, port: number): void {
+  const r = b.rng;
+  const server: AppName = r.pick(["A", "B"]);
+  const client: AppName = r.chance(0.3) ? server : OTHER[server];
+  const f = family(r);
+  const opt = r.pick(["reuseaddr", "reuseport"]);
+  const socks: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = b.name();
+    b.call(server, { op: "socket", s, family: f, type: "udp" });
+    b.call(server, { op: "setsockopt", s, opt, val: 1 });
+    const addr = r.pick(f === 4 ? ["any4", `${server}4`] : ["any6", `${server}6`, `${server}4m`]);
+    b.call(server, { op: "bind", s, addr, port });
+    socks.push(s);
+  }
+  const cf = family(r);
+  const c = b.socket(client, cf, "udp", { v6only: false });
+  const dest = r.pick(dialable(client, server, cf));
+  for (let i = 0; i < 3; i++) b.call(client, { op: "sendto", s: c, addr: dest, port, data: `d${i}` });
+  for (const s of socks) for (let i = 0; i < 3; i++) b.call(server, { op: "recvfrom", s });
+}
+
 const SHAPES: ReadonlyArray<readonly [number, (b: Builder, port: number) => void]> = [
   [35, bindPair],
   [30, tcpExchange],
   [25, udpExchange],
   [10, udpFork],
+  [10, udpShared],
 ];
 
 /** Sequence i of a run with this seed: ports from the sequence's own range (see file header). */
