@@ -23,6 +23,8 @@ export class Host implements TrapHost {
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
+  /** Set when the kernel guard is loaded (see trap/continue.ts). */
+  guard: { readonly available: boolean } | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
   /** Set by the app manager: the session of a running app. */

@@ -159,6 +159,8 @@ export interface Addon {
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** tkill(2): sends signal sig to thread tid (a signal the kernel would have raised in it): 0 or -errno. */
+  signalThread(tid: number, sig: number): number;
   /** process_vm_readv(2) of len bytes at addr into buf: bytes read (short at an unmapped page) or -errno. */
   readMem(pid: number, addr: number, buf: Uint8Array, len: number): number;
   /** process_vm_writev(2) of len bytes from buf to addr: bytes written or -errno (-EFAULT on read-only pages). */

@@ -16,6 +16,7 @@ import {
   SOL_SOCKET,
 } from "./addresses.js";
 import { publish, rerouteServed, unpublish } from "./binding.js";
+import { continueOther } from "./continue.js";
 import type { Notification } from "./notification.js";
 import { boundLoopbackError, clientAddress, dialedOf, type Route, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
@@ -48,7 +49,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return continueOther(s, n);
     if (len > SOCKADDR_MAX) return s.fail(n, E.EINVAL);
     const r = s.read(n, n.ptr(1), s.addrBuf, len);
     if (r < 0) return s.fail(n, -r);

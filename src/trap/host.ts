@@ -48,6 +48,11 @@ export interface TrapHost {
   isLocalAddress(ip: string): boolean;
   /** The IP of a cluster node (this one's node IP for itself); null when unknown. */
   nodeIpOf(node: string): string | null;
+  /**
+   * The kernel guard that makes continued calls on non-INET sockets safe (BPF programs that
+   * refuse bind, connect and sends on app sockets from anyone but the daemon); null: none.
+   */
+  readonly guard: { readonly available: boolean } | null;
   /** The trap side of a running app of this node, if it is served here. */
   sessionOf(appId: string): AppSession | undefined;
   /** Frees a host port that an ingress proxy holds, before a local app binds it. */

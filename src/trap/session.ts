@@ -218,12 +218,19 @@ export class AppSession {
    * it answers. A notification that becomes invalid meanwhile (the app was interrupted or
    * died) drops the wait and closes fd.
    */
-  wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
+  wait(
+    n: Notification,
+    fd: number,
+    events: number,
+    onReady: () => boolean,
+    timeoutMs = 0,
+    onTimeout: () => void = () => this.fail(n, E.EAGAIN),
+  ): void {
     const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
     if (timeoutMs > 0) {
-      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up with EAGAIN.
+      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up (EAGAIN by default).
       w.timer = setTimeout(() => {
-        if (this.idValid(n)) this.fail(n, E.EAGAIN);
+        if (this.idValid(n)) onTimeout();
         this.endWait(w);
       }, timeoutMs);
     }
