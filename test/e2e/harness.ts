@@ -106,6 +106,8 @@ export class Proc {
 
 export interface HostOptions {
   daemonArgs?: string[];
+  /** Bound on the daemon's start (default 10 s). */
+  readyTimeoutMs?: number;
 }
 
 /** One test host: a network namespace with a daemon in it. */
@@ -151,7 +153,7 @@ export class TestHost {
         if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
         return p.stdout.includes("sockswitch daemon ready");
       },
-      30_000,
+      opts.readyTimeoutMs ?? 30_000,
     );
   }
 
