@@ -195,6 +195,12 @@ export function handleSendmsg(s: AppSession, n: Notification): void {
     s.host.addon.close(t.dup);
     return s.fail(n, -m);
   }
+  if (m.name === 0 && s.host.guard?.available) {
+    // No destination, and the kernel guard refuses any the app could write in meanwhile
+    // (continue.ts): the kernel may send it, which costs less than carrying it out here.
+    s.host.addon.close(t.dup);
+    return s.cont(n);
+  }
   if (t.proto === "tcp") {
     const iovs = readIovecs(s, n, m);
     const control = typeof iovs === "number" ? iovs : readControl(s, n, m);
