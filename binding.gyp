@@ -7,6 +7,7 @@
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",
+        "native/addon/kernel.c",
         "native/addon/notify.c",
         "native/addon/poll.c",
         "native/addon/proc.c",
