@@ -3,11 +3,13 @@
 
 import type { FastifyInstance } from "fastify";
 import { NotFoundError, SockswitchError } from "../core/errors.js";
+import type { KernelInfo } from "../core/kernel-info.js";
 import type { ProxyView } from "../gateway/ingress.js";
 import { kernelSockets } from "../net/proc-net.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
 import { apiError, BAD_REQUEST } from "./framework-errors.js";
+import { registerInfoRoute } from "./info.js";
 import { appView, nodeView, serviceView, socketViews } from "./views.js";
 
 export interface ApiContext {
@@ -19,6 +21,8 @@ export interface ApiContext {
   readonly startedAt: string;
   /** The ingress gateway's forwarding listeners on this node. */
   readonly proxies: () => ProxyView[];
+  /** What the daemon's kernel offers (probed at start). */
+  readonly kernel: KernelInfo;
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -31,6 +35,8 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     services: ctx.table.listServices().length,
     startedAt: ctx.startedAt,
   }));
+
+  registerInfoRoute(app, ctx);
 
   app.get("/v1/apps", async () => ({ items: ctx.table.listApps().map((a) => appView(a, ctx.table)) }));
 

@@ -38,6 +38,7 @@ import { VERSION } from "../core/version.js";
 import { runDaemon } from "../daemon/daemon.js";
 import { parseDnsServers } from "../dns/index.js";
 import { get } from "./get.js";
+import { registerInfo } from "./info.js";
 import { run } from "./run.js";
 import { resolveGroup } from "./users.js";
 
@@ -201,6 +202,8 @@ export function buildProgram(): Command {
     .action(async (resource: string, o) => {
       process.stdout.write(`${await get(socketPath(program.opts().socket), resource, o.output)}\n`);
     });
+
+  registerInfo(program, () => socketPath(program.opts().socket));
 
   program
     .command("version")

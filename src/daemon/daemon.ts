@@ -3,6 +3,7 @@
 //   config      validated options (core/config.ts)
 //   logger      structured lines on stdout (core/log.ts)
 //   addon       the syscalls Node cannot make (native/addon.ts)
+//   kernel      what the kernel offers, probed once; a kernel without a requirement is refused (daemon/kernel-probe.ts)
 //   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
@@ -18,7 +19,8 @@
 
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
-import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
+import { KernelError, messageOf, PermissionError, SockswitchError } from "../core/errors.js";
+import { HIDE_ENV, missingRequirement, parseHidden } from "../core/kernel-info.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
@@ -31,6 +33,7 @@ import { AppManager, parentPid } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
+import { logKernel, probeKernel, trapKernel } from "./kernel-probe.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
 import { Reconciler } from "./reconcile.js";
 import { SocketServer } from "./socket-server.js";
@@ -68,9 +71,14 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     );
   }
   const addon = loadAddon();
+  const hidden = parseHidden(process.env[HIDE_ENV]);
+  const kernelInfo = probeKernel(addon, hidden);
+  logKernel(kernelInfo, hidden, log);
+  const missing = missingRequirement(kernelInfo);
+  if (missing) throw new KernelError(missing);
   const store = createStore(config, log);
   const snapshot = await store.open();
-  const host = new Host(addon, config, store, log);
+  const host = new Host(addon, config, store, log, trapKernel(kernelInfo));
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
@@ -138,6 +146,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     store: store.kind,
     startedAt: new Date().toISOString(),
     proxies: () => ingress.list(),
+    kernel: kernelInfo,
   };
   const api = await createApiServer(ctx);
   const server = new SocketServer(addon, api.http, launch, log);
