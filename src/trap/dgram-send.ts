@@ -23,7 +23,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import { recordSource, routeOf, useSourceBlock } from "./connect.js";
+import { recordSource, routeOf } from "./connect.js";
 import { handleFastOpen } from "./fastopen.js";
 import {
   gather,
@@ -37,6 +37,7 @@ import {
 } from "./msghdr.js";
 import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
+import { useSourceBlock } from "./source-block.js";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_FASTOPEN = 0x20000000;
@@ -82,8 +83,11 @@ function sendOne(
   const route = routeOf(s, "udp", domain, d, local?.ip);
   if (typeof route === "number") return -route;
   const unbound = local === null || local.port === 0;
-  // Autobound for another node: from the app's source-port block (see connect.ts).
-  if (unbound && route.remote) useSourceBlock(s, dup);
+  // Autobound for another node: from the app's source-port block (source-block.ts).
+  if (unbound && route.remote) {
+    const b = useSourceBlock(s, dup, domain);
+    if (b < 0) return b;
+  }
   const hostLen = encodeFor(s, domain, route.host);
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
   // The kernel autobound the socket: remember whose it is, so replies show the app's address.

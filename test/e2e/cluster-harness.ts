@@ -27,6 +27,8 @@ export interface ClusterOptions {
   daemonArgs?: string[];
   /** etcd with client TLS: certificates made for the test (openssl), client certs required. */
   tls?: boolean;
+  /** Extra environment for the daemons: the same for each, or by host index (0-based). */
+  env?: Record<string, string> | ((host: number) => Record<string, string> | undefined);
 }
 
 /** A CA, etcd's server certificate (for ip) and a client certificate, in dir (openssl). */
@@ -276,6 +278,7 @@ export class TestCluster {
         ...(this.opts.daemonArgs ?? []),
         ...extra,
       ],
+      env: typeof this.opts.env === "function" ? this.opts.env(i) : this.opts.env,
     });
   }
 
