@@ -76,7 +76,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   logKernel(kernelInfo, hidden, log);
   const missing = missingRequirement(kernelInfo);
   if (missing) throw new KernelError(missing);
-  const store = createStore(config, log);
+  const store = await createStore(config, log);
   const snapshot = await store.open();
   const host = new Host(addon, config, store, log, trapKernel(kernelInfo));
 
