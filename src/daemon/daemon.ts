@@ -20,7 +20,7 @@
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
 import { KernelError, messageOf, PermissionError, SockswitchError } from "../core/errors.js";
-import { HIDE_ENV, missingRequirement, parseHidden } from "../core/kernel-info.js";
+import { feature, HIDE_ENV, missingRequirement, parseHidden } from "../core/kernel-info.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
@@ -89,7 +89,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
-  const kernel = kernelLists(addon, log);
+  const kernel = kernelLists(addon, log, feature(kernelInfo, "sock_diag").available !== false);
   apps.restore(snapshot, snapshot.apps.length > 0 ? await kernel.allButTimeWait() : []);
 
   const launch: LaunchHandler = {
