@@ -1,7 +1,8 @@
 // End-to-end: the kernel feature probe. The daemon logs it once, `sockswitch info` and
 // GET /v1/info show it, and it agrees with the same questions asked independently (a python
 // program, findmnt, uname); a kernel without a required feature (hidden for the test) makes
-// the daemon refuse to start with one sentence naming it (several at once: unit tests).
+// the daemon refuse to start with one sentence naming it (several at once, and a name that
+// is not a feature: unit tests).
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -67,30 +68,28 @@ describe("kernel feature probe", () => {
   });
 
   test("a kernel without a required feature: the daemon refuses to start with one sentence naming it", () => {
-    const start = (hide: string) =>
-      spawnSync(
-        "ip",
-        [
-          "netns",
-          "exec",
-          host.ns,
-          process.execPath,
-          CLI,
-          "--socket",
-          join(host.dir, "x.sock"),
-          "daemon",
-        ].concat(["--state-dir", join(host.dir, "state-x")]),
-        { encoding: "utf8", timeout: 30_000 * TIME_SCALE, env: { ...process.env, [HIDE]: hide } },
-      );
-    const r = start("SECCOMP_ADDFD_FLAG_SEND");
+    const r = spawnSync(
+      "ip",
+      [
+        "netns",
+        "exec",
+        host.ns,
+        process.execPath,
+        CLI,
+        "--socket",
+        join(host.dir, "x.sock"),
+        "daemon",
+      ].concat(["--state-dir", join(host.dir, "state-x")]),
+      {
+        encoding: "utf8",
+        timeout: 30_000 * TIME_SCALE,
+        env: { ...process.env, [HIDE]: "SECCOMP_ADDFD_FLAG_SEND" },
+      },
+    );
     assert.equal(r.status, 1, r.stderr + r.stdout);
     assert.match(
       r.stderr,
       /^sockswitch: this kernel \(Linux \S+\) lacks SECCOMP_ADDFD_FLAG_SEND \(Linux 5\.14\), which sockswitch needs; run the daemon on Linux 5\.14 or later\n$/,
     );
-    const bad = start("NO_SUCH_THING");
-    assert.equal(bad.status, 2);
-    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
-    assert.match(bad.stderr, /SOCKSWITCH_TEST_HIDE_FEATURES names "NO_SUCH_THING"/);
   });
 });
