@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TestCluster } from "./cluster-harness.js";
-import { FIXTURES, type Proc, PYTHON, type TestHost, waitFor } from "./harness.js";
+import { FIXTURES, type Proc, PYTHON, type TestHost, TIME_SCALE, waitFor } from "./harness.js";
 import { api, HIDE, hasFeature, hasServiceAt } from "./kernel-helpers.js";
 
 const ECHO_SERVER = `${FIXTURES}/echo-server.py`;
@@ -56,7 +56,8 @@ const CLIENTS = [
 describe("cross-host client identity through source-port blocks", () => {
   const c = new TestCluster({
     hosts: 3,
-    ttl: 3,
+    // A lease kept alive every ttl/3 s: longer where the tests run emulated (TIME_SCALE).
+    ttl: Math.min(300, 3 * TIME_SCALE),
     daemonArgs: ["--client-block", "8"],
     env: (i) => (i === 2 ? { [HIDE]: "IP_LOCAL_PORT_RANGE" } : undefined),
   });

@@ -17,10 +17,10 @@ export const FIXTURES = join(ROOT, "test", "fixtures");
 export const PYTHON = "/usr/bin/python3";
 
 /**
- * Every bound on a wait is multiplied by SSW_TEST_TIME_SCALE (default 1): the kernel VM run
+ * Every bound on a wait is multiplied by SOCKSWITCH_TEST_TIME_SCALE (default 1): the kernel VM run
  * (`npm run test:kernels`) is emulated, several times slower than the host.
  */
-export const TIME_SCALE = Math.max(1, Number(process.env.SSW_TEST_TIME_SCALE) || 1);
+export const TIME_SCALE = Math.max(1, Number(process.env.SOCKSWITCH_TEST_TIME_SCALE) || 1);
 
 export interface Result {
   code: number | null;
