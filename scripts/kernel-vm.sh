@@ -4,7 +4,12 @@
 # overlay. Use it to test sockswitch on the kernels users run (no PIDFD_THREAD before 6.9,
 # no IP_LOCAL_PORT_RANGE before 6.3, ...).
 #
-#   sudo scripts/kernel-vm.sh [--kernel-pkg NAME] [--timeout S] SCRIPT
+#   sudo scripts/kernel-vm.sh [--kernel-pkg NAME] [--suite SUITE] [--timeout S] SCRIPT
+#
+# NAME is a Debian kernel image package, or a pattern with * for the ABI number
+# (linux-image-6.1.0-*-amd64-unsigned: the newest one there is); --suite takes it from that Debian release
+# (bullseye, trixie, …: deb.debian.org and its security archive, through apt lists kept
+# apart from the system's) instead of the system's apt sources.
 #
 # SCRIPT is a path on this machine; it runs as root inside the guest with /work, /usr, ...
 # visible as on the host (read-only below, writable overlay on top, changes are discarded),
@@ -19,17 +24,19 @@
 # (The project's copy of ../shared/tools/kernel-vm/run-in-kernel.sh, written for it; loads
 # the initramfs modules in dependency order, which later 6.1 packages need.)
 set -euo pipefail
-PKG=linux-image-6.1.0-47-amd64-unsigned
+PKG="linux-image-6.1.0-*-amd64-unsigned"
 TIMEOUT=600
+SUITE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel-pkg) PKG=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --suite) SUITE=$2; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[ $# -eq 1 ] || { echo "usage: $0 [--kernel-pkg NAME] [--timeout S] SCRIPT" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 [--kernel-pkg NAME] [--suite SUITE] [--timeout S] SCRIPT" >&2; exit 2; }
 SCRIPT=$(readlink -f "$1"); [ -f "$SCRIPT" ] || { echo "no such script: $1" >&2; exit 2; }
 
 need=()
@@ -42,10 +49,35 @@ fi
 
 # FORMAT changes when the initramfs below does: a cache made by an older script is rebuilt.
 FORMAT=3
+apt=(apt-get)
+acache=(apt-cache)
+if [ -n "$SUITE" ]; then
+  # Another Debian release's packages: apt with a sources list and lists of its own.
+  A=${KERNEL_VM_CACHE:-/var/cache/sockswitch-kernel-vm}/apt-$SUITE
+  mkdir -p "$A/lists/partial"
+  key=/usr/share/keyrings/debian-archive-keyring.gpg
+  printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\ndeb [signed-by=%s] http://deb.debian.org/debian-security %s-security main\n' \
+    "$key" "$SUITE" "$key" "$SUITE" >"$A/sources.list"
+  o=(-o "Dir::Etc::SourceList=$A/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$A/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+  apt=(apt-get "${o[@]}")
+  acache=(apt-cache "${o[@]}")
+  [ -n "$(ls "$A/lists" | grep -v partial)" ] || "${apt[@]}" update -qq
+fi
+if [[ "$PKG" == *"*"* ]]; then
+  re="^$(printf '%s' "$PKG" | sed 's/[.+]/\\&/g; s/\*/[0-9]+/g')\$"
+  newest() { "${acache[@]}" search --names-only "$re" | awk '{print $1}' | sort -V | tail -n 1; }
+  name=$(newest)
+  [ -n "$name" ] || { "${apt[@]}" update -qq; name=$(newest); }
+  [ -n "$name" ] || { echo "kernel-vm: no package matches $PKG" >&2; exit 2; }
+  PKG=$name
+fi
+echo "kernel-vm: package $PKG${SUITE:+ from $SUITE}"
 CACHE=${KERNEL_VM_CACHE:-/var/cache/sockswitch-kernel-vm}/$PKG
 if [ "$(cat "$CACHE/ready" 2>/dev/null)" != "$FORMAT" ]; then
   mkdir -p "$CACHE" && rm -rf "$CACHE"/*
-  (cd "$CACHE" && apt-get download "$PKG" >/dev/null 2>&1) || { apt-get update -qq; (cd "$CACHE" && apt-get download "$PKG" >/dev/null); }
+  (cd "$CACHE" && "${apt[@]}" download "$PKG" >/dev/null 2>&1) ||
+    { "${apt[@]}" update -qq; (cd "$CACHE" && "${apt[@]}" download "$PKG" >/dev/null); }
   dpkg-deb -x "$CACHE"/*.deb "$CACHE/x"
   KVER=$(ls "$CACHE/x/lib/modules")
   /sbin/depmod -b "$CACHE/x" "$KVER"
