@@ -58,6 +58,7 @@ describe("cross-host client identity through source-port blocks", () => {
     hosts: 3,
     // A lease kept alive every ttl/3 s: longer where the tests run emulated (TIME_SCALE).
     ttl: Math.min(300, 3 * TIME_SCALE),
+    sequential: TIME_SCALE > 1,
     daemonArgs: ["--client-block", "8"],
     env: (i) => (i === 2 ? { [HIDE]: "IP_LOCAL_PORT_RANGE" } : undefined),
   });
