@@ -2,6 +2,7 @@
 // life-cycle operations, the event stream and the readiness checks. The daemon wiring
 // implements it; routes never reach into the daemon's modules.
 
+import type { KernelInfo } from "../core/kernel-info.js";
 import type { ProxyView } from "../gateway/ingress.js";
 import type { Requirement } from "../table/selector.js";
 import type { SocketRegistry } from "../table/sockets.js";
@@ -81,4 +82,6 @@ export interface ApiContext {
   readonly events: EventSource;
   /** The peer of a request's connection, when it came over the UNIX socket. */
   readonly callerOf: (socket: unknown) => Caller | null;
+  /** What the daemon's kernel offers (probed at start). */
+  readonly kernel: KernelInfo;
 }

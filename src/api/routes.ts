@@ -7,6 +7,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import { kernelSockets } from "../net/proc-net.js";
 import { matchesSelector, parseSelector, type Requirement } from "../table/selector.js";
 import type { ApiContext } from "./context.js";
+import { registerInfoRoute } from "./info.js";
 import { errors, refs } from "./schemas.js";
 import { nodeView, serviceView, socketViews } from "./views.js";
 
@@ -59,6 +60,8 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       return { status: ok ? "ok" : "failing", checks };
     },
   );
+
+  registerInfoRoute(app, ctx);
 
   app.get(
     "/v1/health",

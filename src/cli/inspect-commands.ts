@@ -1,4 +1,4 @@
-// `get`, `describe`, `events` and `version`: registration only (see main.ts); the
+// `get`, `info`, `describe`, `events` and `version`: registration only (see main.ts); the
 // implementations are imported when a command runs.
 
 import type { Command } from "commander";
@@ -18,6 +18,16 @@ export function registerInspectCommands(program: Command): void {
   ).action(async (resource: string, names: string[], o, c: Command) => {
     const { get } = await import("./get.js");
     await get(socketOf(c), resource, names, o);
+  });
+
+  withGlobals(
+    program
+      .command("info")
+      .description("show the daemon's node and version and what its kernel offers")
+      .option("-o, --output <format>", "table or json", "table"),
+  ).action(async (o, c: Command) => {
+    const { info } = await import("./info.js");
+    print(await info(socketOf(c), o.output));
   });
 
   withGlobals(

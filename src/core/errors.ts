@@ -84,6 +84,13 @@ export class RunError extends SockswitchError {
   }
 }
 
+/** The kernel lacks something the daemon cannot run without (core/kernel-info.ts). */
+export class KernelError extends SockswitchError {
+  constructor(message: string) {
+    super("SOCKSWITCH_ERR_KERNEL", message, 500);
+  }
+}
+
 /** The message of anything thrown, for logs and the CLI. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -5,6 +5,7 @@
 //   containment uncaught exceptions logged, never fatal (daemon/containment.ts)
 //   addon       the syscalls Node cannot make (native/addon.ts)
 //   instance    directories, one daemon per socket and state dir (daemon/instance.ts)
+//   kernel      what the kernel offers, probed once; a kernel without a requirement is refused (daemon/kernel-probe.ts)
 //   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
@@ -27,7 +28,8 @@
 
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
-import { messageOf, NativeError, PermissionError, SockswitchError } from "../core/errors.js";
+import { KernelError, messageOf, NativeError, PermissionError, SockswitchError } from "../core/errors.js";
+import { feature, HIDE_ENV, missingRequirement, parseHidden } from "../core/kernel-info.js";
 import { createLogger, type LogTap } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
@@ -46,6 +48,7 @@ import { DaemonDns } from "./dns.js";
 import { EventBus, tableEvents } from "./event-bus.js";
 import { Host } from "./host.js";
 import { claimInstance } from "./instance.js";
+import { logKernel, probeKernel, trapKernel } from "./kernel-probe.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
 import { checkPublish } from "./publish-check.js";
 import { readiness } from "./readiness.js";
@@ -130,12 +133,17 @@ async function serve(
   } catch (err) {
     throw new NativeError(`${messageOf(err).split("\n")[0]}; run \`npm install\` to build it`);
   }
+  const hidden = parseHidden(process.env[HIDE_ENV]);
+  const kernelInfo = probeKernel(addon, hidden);
+  logKernel(kernelInfo, hidden, log);
+  const missing = missingRequirement(kernelInfo);
+  if (missing) throw new KernelError(missing);
   const systemd = new SdNotify(addon);
   await claimInstance(addon, config.socket, config.stateDir);
-  const store = createStore(config, log);
+  const store = await createStore(config, log);
   const snapshot = await store.open();
   cleanups.push(() => store.close());
-  const host = new Host(addon, config, store, log);
+  const host = new Host(addon, config, store, log, trapKernel(kernelInfo));
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
@@ -147,7 +155,7 @@ async function serve(
   host.resolver = dns?.resolver ?? null;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
-  const kernel = kernelLists(addon, log);
+  const kernel = kernelLists(addon, log, feature(kernelInfo, "sock_diag").available !== false);
   // Apps that ended while the daemon was down are told to the history once it serves.
   const endedWhileDown: App[] = [];
   apps.onRemoved = (app) => endedWhileDown.push(app);
@@ -246,6 +254,7 @@ async function serve(
     apps: control,
     events,
     callerOf,
+    kernel: kernelInfo,
   };
   const server = new SocketServer(addon, launch, log);
   const api = await createApiServer(ctx);

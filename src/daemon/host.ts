@@ -11,7 +11,7 @@ import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
-import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
+import type { Resolver, TrapConfig, TrapHost, TrapKernel } from "../trap/host.js";
 import type { AppSession } from "../trap/session.js";
 
 export class Host implements TrapHost {
@@ -37,6 +37,8 @@ export class Host implements TrapHost {
     readonly daemonConfig: DaemonConfig,
     readonly store: Store,
     readonly log: Logger,
+    /** What the kernel offers (daemon/kernel-probe.ts). */
+    readonly kernel: TrapKernel,
   ) {
     this.config = {
       nodeIp: daemonConfig.nodeIp,

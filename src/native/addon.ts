@@ -235,6 +235,14 @@ export interface Addon {
   setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): number;
   /** Interrupts the system call thread tid is blocked in (PTRACE_SEIZE + PTRACE_INTERRUPT, wait, PTRACE_DETACH) so the kernel restarts it: 0 or -errno. */
   interruptSyscall(tid: number): number;
+  /** kcmp(2): 0 when the two tasks' resources (type: KCMP_FILES 2, KCMP_FILE 0 with fds idx1/idx2) are the same, 1-3 when not, or -errno. */
+  kcmp(pid1: number, pid2: number, type: number, idx1: number, idx2: number): number;
+  /** seccomp(SECCOMP_SET_MODE_FILTER, flags, NULL): -EFAULT when the kernel knows every flag (nothing is installed), -EINVAL when not, or another -errno. */
+  seccompFlagsProbe(flags: number): number;
+  /** A seccomp notification listener of a filter that allows everything, made by a short-lived child (for probing the listener ioctls): fd or -errno. */
+  seccompListenerProbe(): number;
+  /** bpf(BPF_PROG_LOAD) of a two-instruction program of progType for expectedAttachType, closed at once: 0 when it loads, or -errno. */
+  bpfProgLoadProbe(progType: number, expectedAttachType: number): number;
   /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */
   peerCred(fd: number, out: Int32Array): number;
   /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */

@@ -23,7 +23,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import { recordSource, useSourceBlock } from "./connect.js";
+import { recordSource } from "./connect.js";
 import { continueOther } from "./continue.js";
 import { handleFastOpen } from "./fastopen.js";
 import {
@@ -39,6 +39,7 @@ import {
 import type { Notification } from "./notification.js";
 import { boundLoopbackError, clientAddress, dialedOf, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
+import { useSourceBlock } from "./source-block.js";
 import { streamSend } from "./stream-send.js";
 
 const MSG_DONTWAIT = 0x40;
@@ -99,8 +100,11 @@ function sendOne(
   const stuck = bound?.loopback && !route.loopback ? boundLoopbackError(s, "udp", bound, route.dialed) : 0;
   if (stuck !== 0) return -stuck;
   const unbound = local === null || local.port === 0;
-  // Autobound for another node: from the app's source-port block (see connect.ts).
-  if (unbound && route.remote) useSourceBlock(s, dup);
+  // Autobound for another node: from the app's source-port block (source-block.ts).
+  if (unbound && route.remote) {
+    const b = useSourceBlock(s, dup, domain);
+    if (b < 0) return b;
+  }
   if (route.drop) return m.data.length;
   const hostLen = encodeFor(s, domain, route.host);
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
