@@ -18,19 +18,20 @@
 
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
-import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
+import { InvalidArgumentError, messageOf, PermissionError, SockswitchError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
 import { loadAddon } from "../native/addon.js";
 import { kernelLists } from "../net/sock-diag.js";
-import { specFromJson } from "../table/app-spec.js";
+import { specFromRegistration } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
-import { AppManager, parentPid } from "./apps.js";
+import { AppManager } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
+import { appOfLauncher, mustBeListener } from "./identity.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
 import { Reconciler } from "./reconcile.js";
 import { SocketServer } from "./socket-server.js";
@@ -85,33 +86,31 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   apps.restore(snapshot, snapshot.apps.length > 0 ? await kernel.allButTimeWait() : []);
 
   const launch: LaunchHandler = {
-    hello(meta, cred) {
+    hello(registration, cred) {
       let json: unknown;
       try {
-        json = JSON.parse(meta);
+        json = JSON.parse(registration);
       } catch {
         throw new Error("bad app registration: not JSON");
       }
       const inside = apps.appOfProcess(cred.pid);
       if (inside)
         throw new Error(`a managed app may not start apps (the launcher runs inside app ${inside.id})`);
-      const spec = specFromJson(json);
+      const spec = specFromRegistration(json);
       if (host.resolver && spec.ips.includes(host.resolver.ip))
-        throw new Error(
+        throw new InvalidArgumentError(
           `${host.resolver.ip} is the address of sockswitch's DNS server (--dns-ip); choose another --ip`,
         );
       const ips = apps.assignIps(spec);
       log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
       return { spec, ips, filter };
     },
-    handover(p: Pending, childPid, listenerFd, cred) {
-      if (parentPid(childPid) !== cred.pid) {
-        throw new Error(`process ${childPid} is not a child of the launcher ${cred.pid}`);
-      }
-      return apps.start(p.spec, p.ips, childPid, listenerFd).id;
+    handover(p: Pending, listenerFd, pidfd, cred) {
+      mustBeListener(listenerFd);
+      return apps.start(p.spec, p.ips, appOfLauncher(pidfd, cred.pid), listenerFd).id;
     },
-    reattach(appId, pid, listenerFd, cred) {
-      apps.adopt(appId, pid, listenerFd, cred.pid);
+    reattach(appId, listenerFd, pidfd, cred) {
+      apps.adopt(appId, pidfd, listenerFd, cred.pid);
     },
     abandon(p) {
       apps.releaseIps(p.ips);
