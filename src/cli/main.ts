@@ -1,4 +1,4 @@
-// The `sockswitch` command line: daemon, run, get, version. Every mistake a user can make
+// The `sockswitch` command line: daemon, run, get, inject, version. Every mistake a user can make
 // ends in one sentence on stderr that says what to do and a non-zero exit (2 for usage,
 // 1 for everything else); never a stack trace.
 
@@ -38,6 +38,7 @@ import { VERSION } from "../core/version.js";
 import { runDaemon } from "../daemon/daemon.js";
 import { parseDnsServers } from "../dns/index.js";
 import { get } from "./get.js";
+import { registerInject } from "./inject.js";
 import { run } from "./run.js";
 import { resolveGroup } from "./users.js";
 
@@ -201,6 +202,8 @@ export function buildProgram(): Command {
     .action(async (resource: string, o) => {
       process.stdout.write(`${await get(socketPath(program.opts().socket), resource, o.output)}\n`);
     });
+
+  registerInject(program);
 
   program
     .command("version")

@@ -8,14 +8,19 @@
 // registry); podman keeps all its state in a temporary directory (podman.ts).
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { parse as parseYaml } from "yaml";
+import { injectText } from "../../src/cli/inject.js";
 import { nsPids, parentPid } from "../../src/daemon/identity.js";
 import { CLI, PYTHON, type Result, ROOT, sh, TestHost, waitFor } from "./harness.js";
 import { Podman, podmanMissing } from "./podman.js";
 
 const LAUNCHER = join(ROOT, "build", "sockswitch-launch");
+
+// biome-ignore lint/suspicious/noExplicitAny: manifests are free-form here
+type Manifest = Record<string, any>;
 
 interface AppRow {
   id: string;
@@ -244,6 +249,84 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
     assert.equal(pod.must(["inspect", "--format", "{{.State.ExitCode}}", "srv-web"]).trim(), "143");
     await waitFor("the app's removal", () => !apps().some((a) => a.name === "web2"), 5_000);
     assert.ok(!served("10.77.132.1:8080"));
+  });
+
+  /**
+   * Runs the first container of a pod manifest, after `sockswitch inject`, the way a kubelet
+   * would: its command as the entrypoint, its args, its hostPath volume mounts, a resolv.conf
+   * from its dnsConfig; --network none stands for the pod's own network, which nothing under
+   * sockswitch uses. Detached when name is given.
+   */
+  const runInjected = (manifest: string, name?: string): Result => {
+    const injected = parseYaml(
+      injectText(manifest, "pod.yaml", {
+        launcherPath: LAUNCHER,
+        socketDir: host.dir,
+        dnsIp: "10.77.0.53",
+        dnsDomain: "sockswitch.local",
+      }),
+    ) as { metadata: { name: string }; spec: Manifest };
+    const spec = injected.spec;
+    const c = spec.containers[0];
+    const hostPaths = new Map<string, string>(spec.volumes.map((v: Manifest) => [v.name, v.hostPath.path]));
+    const mounts = c.volumeMounts.flatMap((m: Manifest) => [
+      "-v",
+      `${hostPaths.get(m.name)}:${m.mountPath}${m.readOnly ? ":ro" : ""}`,
+    ]);
+    const resolv = join(pod.dir, `resolv-${injected.metadata.name}.conf`);
+    const dns = spec.dnsConfig;
+    writeFileSync(
+      resolv,
+      `nameserver ${dns.nameservers.join(" ")}\nsearch ${dns.searches.join(" ")}\noptions ndots:${dns.options[0].value}\n`,
+    );
+    return pod.run([
+      "run",
+      ...(name ? ["-d", "--name", name] : ["--rm"]),
+      "--network",
+      "none",
+      ...mounts,
+      "-v",
+      `${resolv}:/etc/resolv.conf:ro`,
+      "--entrypoint",
+      c.command[0],
+      c.image,
+      ...c.args,
+    ]);
+  };
+
+  test("pods rewritten by sockswitch inject run as apps with the pod's name and labels", async () => {
+    const server = `apiVersion: v1
+kind: Pod
+metadata:
+  name: k8s-web
+  labels: {zone: k8s, tier: front}
+spec:
+  containers:
+    - name: httpd
+      image: ${image}
+      command: [httpd]
+      args: [-f, -p, "8080", -h, /www]
+`;
+    const client = `apiVersion: v1
+kind: Pod
+metadata: {name: k8s-client, labels: {zone: k8s}}
+spec:
+  restartPolicy: Never
+  containers:
+    - {name: wget, image: ${image}, command: [wget, -q, -O-, "http://k8s-web:8080/cgi-bin/ip"]}
+`;
+    const started = runInjected(server, "k8s-web");
+    assert.equal(started.code, 0, started.stderr);
+    await waitFor("the pod's app", () => apps().some((a) => a.name === "k8s-web"), 30_000);
+    const row = host
+      .getJson<{ name: string; labels: Record<string, string>; ips: string[] }>("apps")
+      .find((a) => a.name === "k8s-web");
+    assert.deepEqual(row?.labels, { zone: "k8s", tier: "front" });
+    await waitFor("its service", () => served(`${row?.ips[0]}:8080`), 30_000);
+    const r = runInjected(client);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.trim(), /^\[::ffff:10\.77\.\d+\.\d+\]$/);
+    pod.run(["rm", "-f", "-t", "0", "k8s-web"]);
   });
 
   test("inside a container the launcher says what is wrong, as sockswitch run does", () => {
