@@ -15,10 +15,13 @@
 //   - hostPath volumes for the launcher (a file on the node, put there by the daemon's
 //     DaemonSet) and the daemon's socket directory, mounted into each container;
 //   - `dnsPolicy: None` and a dnsConfig that names the daemon's DNS server;
+//   - probes that connect to the pod's IP (httpGet, tcpSocket, grpc) are refused: nothing
+//     listens there, an app's sockets are the node's;
 //   - the annotation `sockswitch.io/injected: "true"`; a template that has it is left as it
 //     is, so injecting twice changes nothing.
 // NAME is the pod's name (a Pod) or the workload's (so that every replica answers to it);
-// `sockswitch.io/ip` on the pod template gives every container of it that virtual IP.
+// `sockswitch.io/ip` on the pod template gives every container of it that virtual IP, and
+// `sockswitch.io/publish: "[HOST_IP:]HOST_PORT:APP_PORT,…"` publishes ports on the nodes.
 // Kubernetes objects: https://kubernetes.io/docs/reference/kubernetes-api/ (PodSpec, Container,
 // Volume, PodDNSConfig).
 
@@ -27,7 +30,7 @@ import type { IPodDNSConfig } from "kubernetes-models/v1/PodDNSConfig";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
 import { InvalidArgumentError } from "../core/errors.js";
-import { parseAppIps, validateName } from "../table/app-spec.js";
+import { parseAppIps, parsePublish, validateName } from "../table/app-spec.js";
 import { parseLabels } from "../table/policy.js";
 
 export interface InjectOptions {
@@ -45,6 +48,7 @@ export const LAUNCHER_IN_CONTAINER = "/sockswitch-launch";
 export const SOCKET_DIR_IN_CONTAINER = "/run/sockswitch";
 export const INJECTED = "sockswitch.io/injected";
 export const IP_ANNOTATION = "sockswitch.io/ip";
+export const PUBLISH_ANNOTATION = "sockswitch.io/publish";
 export const IMAGE_ANNOTATION_PREFIX = "image.sockswitch.io/";
 const LAUNCHER_VOLUME = "sockswitch-launch";
 const SOCKET_VOLUME = "sockswitch-run";
@@ -153,6 +157,14 @@ function injectPod(meta: Obj, spec: Obj, name: string, where: string, o: InjectO
     ipText === undefined
       ? []
       : within(where, () => parseAppIps([String(ipText)]), `the annotation ${IP_ANNOTATION}: `);
+  const publishText = annotations[PUBLISH_ANNOTATION];
+  const publish =
+    publishText === undefined
+      ? []
+      : String(publishText)
+          .split(",")
+          .map((p) => p.trim());
+  for (const p of publish) within(where, () => parsePublish(p), `the annotation ${PUBLISH_ANNOTATION}: `);
 
   const volumes = spec.volumes === undefined ? [] : spec.volumes;
   if (!Array.isArray(volumes)) bad(where, "volumes must be a list");
@@ -172,10 +184,21 @@ function injectPod(meta: Obj, spec: Obj, name: string, where: string, o: InjectO
     for (const c of list as unknown[]) {
       if (!isObj(c) || typeof c.name !== "string") bad(where, `each of ${field} needs a name`);
       const at = `${where}, container "${c.name}"`;
+      for (const probe of ["livenessProbe", "readinessProbe", "startupProbe"])
+        if (
+          isObj(c[probe]) &&
+          ["httpGet", "tcpSocket", "grpc"].some((k) => (c[probe] as Obj)[k] !== undefined)
+        )
+          bad(
+            at,
+            `its ${probe} connects to the pod's IP, where an app under sockswitch does not listen ` +
+              "(its sockets are the node's); remove it or use an exec probe",
+          );
       const runs = commandOf(c, annotations, at);
       const args = ["run", "--new-netns=false", "--dns-override=false", "--name", appName];
       if (labelText !== "") args.push("--labels", labelText);
       if (ips.length > 0) args.push("--ip", ips.join(","));
+      for (const p of publish) args.push("--publish", p);
       const rewritten: IContainer = {
         ...(c as unknown as IContainer),
         command: [LAUNCHER_IN_CONTAINER],

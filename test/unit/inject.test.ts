@@ -129,7 +129,7 @@ describe("sockswitch inject", () => {
     }
   });
 
-  test("$(VAR) in the container's own args is left to Kubernetes; the ip annotation is used", () => {
+  test("$(VAR) in the container's own args is left to Kubernetes; the ip and publish annotations are used", () => {
     const redis = output[2]?.spec.template.spec.containers[0];
     assert.deepEqual(redis.args, [
       "run",
@@ -141,6 +141,8 @@ describe("sockswitch inject", () => {
       "app=redis,zone=front",
       "--ip",
       "10.77.40.1",
+      "--publish",
+      "127.0.0.1:16379:6379",
       "--",
       "redis-server",
       "--appendonly",
@@ -237,6 +239,10 @@ items:
       /^Pod "p": its labels cannot be an app's: label "a=x y"/,
     );
     refused(
+      pod(`{${c}}`, "name: p, annotations: {sockswitch.io/publish: '8080'}"),
+      /^Pod "p": the annotation sockswitch\.io\/publish: --publish "8080" needs HOST_PORT:APP_PORT/,
+    );
+    refused(
       pod(`{${c}}`, "name: p, annotations: {sockswitch.io/ip: 127.0.0.1}"),
       /^Pod "p": the annotation sockswitch\.io\/ip: --ip 127\.0\.0\.1 cannot be/,
     );
@@ -245,6 +251,10 @@ items:
       /the annotation image\.sockswitch\.io\/c is not JSON/,
     );
     refused(`kind: Deployment\nmetadata: {name: d}\nspec: {}\n`, /^Deployment "d": has no pod template/);
+    refused(
+      pod("{containers: [{name: c, image: i, command: [x], livenessProbe: {tcpSocket: {port: 80}}}]}"),
+      /^Pod "p", container "c": its livenessProbe connects to the pod's IP, where an app under sockswitch does not listen/,
+    );
     refused("a: [1, 2\n", /^in\.yaml is not valid YAML: /);
   });
 });
