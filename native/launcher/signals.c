@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETRY_MIN_MS 50
@@ -104,6 +105,12 @@ static bool reap(pid_t app, int *status) {
   }
 }
 
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /*
  * Waits for the app to end and returns the launcher's exit code, reaping on the way every
  * process that ends orphaned in the app's PID namespace. While the app runs, the daemon
@@ -120,10 +127,12 @@ int signals_supervise(pid_t pid, struct daemon_conn *dc) {
   if (sfd < 0) fail(EXIT_LAUNCHER, "signalfd failed: %s", strerror(errno));
   int status = 0;
   struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = dc->fd, .events = POLLIN}};
-  int retry_ms = -1; /* -1: connected */
+  int retry_ms = RETRY_MIN_MS;
+  long long next_retry = -1; /* when to try to reattach (monotonic ms); -1: connected */
   /* A child that ended before the signalfd existed left SIGCHLD pending: it shows. */
   while (!reap(pid, &status)) {
-    int r = poll(p, 2, retry_ms);
+    long long left = next_retry < 0 ? 0 : next_retry - now_ms();
+    int r = poll(p, 2, next_retry < 0 ? -1 : left > 0 ? (int)left : 0);
     if (r < 0) {
       if (errno == EINTR) continue;
       fail(EXIT_LAUNCHER, "waiting for the app failed: %s", strerror(errno));
@@ -132,20 +141,21 @@ int signals_supervise(pid_t pid, struct daemon_conn *dc) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
       }
-      continue;
     }
-    if (r == 0) {
+    if (p[1].fd >= 0 && p[1].revents && !handshake_poll_daemon(dc)) {
+      p[1].fd = -1; /* poll ignores it until a new daemon takes the app */
+      retry_ms = RETRY_MIN_MS;
+      if (dc->app_id[0]) next_retry = now_ms() + retry_ms;
+    }
+    /* Checked on every wake-up, so that an app that forks often cannot starve it. */
+    if (next_retry >= 0 && now_ms() >= next_retry) {
       if (handshake_reattach(dc)) {
         p[1].fd = dc->fd;
-        retry_ms = -1;
+        next_retry = -1;
       } else {
         retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+        next_retry = now_ms() + retry_ms;
       }
-      continue;
-    }
-    if (p[1].revents && !handshake_poll_daemon(dc)) {
-      p[1].fd = -1; /* poll ignores it until a new daemon takes the app */
-      retry_ms = dc->app_id[0] ? RETRY_MIN_MS : -1;
     }
   }
   close(sfd);

@@ -1,12 +1,10 @@
 // `sockswitch inject -f FILE|-`: reads Kubernetes manifests (YAML, any number of documents;
 // `-` is standard input), rewrites every pod template to run its containers under the static
-// launcher (src/kube/inject.ts), and writes the result to standard output, like
-// `istioctl kube-inject`: `sockswitch inject -f app.yaml | kubectl apply -f -`. Comments are
-// not kept. A mistake in the input gets one sentence that names the object (exit 2).
+// launcher (src/kube/inject.ts, through src/kube/manifests.ts), and writes the result to
+// standard output, like `istioctl kube-inject`: `sockswitch inject -f app.yaml | kubectl
+// apply -f -`. A mistake in the input gets one sentence that names the object (exit 2).
 
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { parseAllDocuments, stringify } from "yaml";
 import {
   DEFAULT_DNS_DOMAIN,
   DEFAULT_VIP_CIDR,
@@ -15,38 +13,12 @@ import {
   parseDnsIp,
   parseVipCidr,
 } from "../core/config.js";
-import { InvalidArgumentError, messageOf } from "../core/errors.js";
-import { type InjectOptions, injectDocument } from "../kube/inject.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { InjectOptions } from "../kube/inject.js";
 
 /** Where the daemon's DaemonSet puts the launcher on each node (deploy/kubernetes/). */
 export const DEFAULT_NODE_LAUNCHER = "/opt/sockswitch/bin/sockswitch-launch";
 export const DEFAULT_NODE_SOCKET_DIR = "/run/sockswitch";
-
-/** The manifests in text (YAML documents), rewritten; source names the input in errors. */
-export function injectText(text: string, source: string, o: InjectOptions): string {
-  const docs = parseAllDocuments(text);
-  if (!Array.isArray(docs)) return text; // no document at all
-  const out: string[] = [];
-  for (const doc of docs) {
-    const err = doc.errors[0];
-    if (err) throw new InvalidArgumentError(`${source} is not valid YAML: ${err.message.split("\n")[0]}`);
-    const value = injectDocument(doc.toJS(), o);
-    if (value === null || value === undefined) continue;
-    out.push(stringify(value, { lineWidth: 0 }));
-  }
-  return out.join("---\n");
-}
-
-function readInput(file: string): string {
-  try {
-    return readFileSync(file === "-" ? 0 : file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InvalidArgumentError(
-      code === "ENOENT" ? `-f ${file}: no such file` : `cannot read -f ${file}: ${messageOf(err)}`,
-    );
-  }
-}
 
 /** Adds the `inject` command to the CLI. */
 export function registerInject(program: Command): void {
@@ -59,7 +31,7 @@ export function registerInject(program: Command): void {
     .option("--dns-ip <ip>", "the daemon's --dns-ip (default: the 53rd address of --vip-cidr)")
     .option("--vip-cidr <cidr>", "the daemon's --vip-cidr, for the default --dns-ip", DEFAULT_VIP_CIDR)
     .option("--dns-domain <domain>", "the daemon's --dns-domain", DEFAULT_DNS_DOMAIN)
-    .action((o) => {
+    .action(async (o) => {
       for (const [flag, path] of [
         ["--launcher", o.launcher],
         ["--socket-dir", o.socketDir],
@@ -73,6 +45,8 @@ export function registerInject(program: Command): void {
         dnsDomain: parseDnsDomain(o.dnsDomain),
       };
       const file = o.filename as string;
-      process.stdout.write(injectText(readInput(file), file === "-" ? "standard input" : file, options));
+      // Loaded here, not with the CLI: the YAML library is for this command only.
+      const { injectText, readManifests } = await import("../kube/manifests.js");
+      process.stdout.write(injectText(readManifests(file), file === "-" ? "standard input" : file, options));
     });
 }

@@ -12,8 +12,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { injectText } from "../../src/cli/inject.js";
 import { nsPids, parentPid } from "../../src/daemon/identity.js";
+import { injectText } from "../../src/kube/manifests.js";
 import { CLI, PYTHON, type Result, ROOT, sh, TestHost, waitFor } from "./harness.js";
 import { Podman, podmanMissing } from "./podman.js";
 

@@ -13,9 +13,9 @@ import { DaemonSet, Deployment, ReplicaSet, StatefulSet } from "kubernetes-model
 import { CronJob, Job } from "kubernetes-models/batch/v1";
 import { Namespace, Pod, ReplicationController, Service } from "kubernetes-models/v1";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { injectText } from "../../src/cli/inject.js";
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import type { InjectOptions } from "../../src/kube/inject.js";
+import { injectText } from "../../src/kube/manifests.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const O: InjectOptions = {
