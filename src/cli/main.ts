@@ -14,6 +14,7 @@ import { Command, CommanderError } from "commander";
 import { registerAppCommands } from "./app-commands.js";
 import { registerCompletion } from "./completion.js";
 import { registerDaemon } from "./daemon-command.js";
+import { registerInject } from "./inject.js";
 import { registerInspectCommands } from "./inspect-commands.js";
 import { registerRun } from "./run-command.js";
 import { CLI_VERSION, isUsageError, sentenceOf } from "./shared.js";
@@ -26,6 +27,7 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerInspectCommands,
   registerAppCommands,
   registerStackCommands,
+  registerInject,
   registerCompletion,
 ];
 

@@ -5,8 +5,8 @@
 import { apiRequest } from "../api/client.js";
 import type { RunRequestBody } from "../api/context.js";
 import type { AppView } from "../api/views.js";
-import { exposeText } from "../table/app-spec.js";
-import { buildSpec, type RunOptions } from "./run.js";
+import { buildSpec, exposeText } from "../table/app-spec.js";
+import type { RunOptions } from "./run.js";
 import { resolveUser } from "./users.js";
 
 export interface DetachedOptions extends RunOptions {

@@ -6,7 +6,7 @@
 import type { AppControl, Caller, RunRequestBody } from "../api/context.js";
 import { type AppLife, type AppView, appView, RUNNING } from "../api/views.js";
 import { ConflictError, NotFoundError, PermissionError } from "../core/errors.js";
-import { specFromJson } from "../table/app-spec.js";
+import { buildSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import type { AppHistory, Finished } from "./app-history.js";
 import type { EventBus } from "./event-bus.js";
@@ -129,15 +129,22 @@ export class DaemonApps implements AppControl {
         "run -d needs root: the daemon starts the app's launcher, which makes its network namespace, as the caller",
       );
     // The launcher's registration is checked again; this gives the caller the sentence at once.
-    specFromJson({
-      name: req.name ?? "",
-      ips: req.ips ?? [],
-      labels: req.labels,
-      expose: req.expose ?? [],
-      lb: req.lb ?? null,
-      command: req.command,
-      user: req.user ?? null,
-    });
+    buildSpec(
+      {
+        ip: req.ips ?? [],
+        name: req.name || undefined,
+        labels:
+          req.labels && Object.keys(req.labels).length > 0
+            ? Object.entries(req.labels)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(",")
+            : undefined,
+        expose: req.expose ?? [],
+        lb: req.lb ?? undefined,
+        user: req.user ?? undefined,
+      },
+      req.command,
+    );
     const id = await this.runner.start(req);
     return this.get(id);
   }

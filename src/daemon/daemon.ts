@@ -28,25 +28,33 @@
 
 import { createApiServer } from "../api/server.js";
 import type { DaemonConfig } from "../core/config.js";
-import { KernelError, messageOf, NativeError, PermissionError, SockswitchError } from "../core/errors.js";
+import {
+  InvalidArgumentError,
+  KernelError,
+  messageOf,
+  NativeError,
+  PermissionError,
+  SockswitchError,
+} from "../core/errors.js";
 import { feature, HIDE_ENV, missingRequirement, parseHidden } from "../core/kernel-info.js";
 import { createLogger, type LogTap } from "../core/log.js";
 import { VERSION } from "../core/version.js";
 import { Ingress } from "../gateway/ingress.js";
 import { loadAddon } from "../native/addon.js";
 import { kernelLists } from "../net/sock-diag.js";
-import { specFromJson } from "../table/app-spec.js";
+import { specFromRegistration } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { DaemonApps } from "./app-control.js";
 import { AppHistory } from "./app-history.js";
-import { AppManager, parentPid } from "./apps.js";
+import { AppManager } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
 import { containUncaught } from "./containment.js";
 import { DaemonDns } from "./dns.js";
 import { EventBus, tableEvents } from "./event-bus.js";
 import { Host } from "./host.js";
+import { appOfLauncher, mustBeListener, parentPid } from "./identity.js";
 import { claimInstance } from "./instance.js";
 import { logKernel, probeKernel, trapKernel } from "./kernel-probe.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
@@ -180,19 +188,19 @@ async function serve(
   host.table.observer = tableEvents(events, host, config.nodeName);
 
   const launch: LaunchHandler = {
-    hello(meta, cred) {
+    hello(registration, cred) {
       let json: unknown;
       try {
-        json = JSON.parse(meta);
+        json = JSON.parse(registration);
       } catch {
         throw new Error("bad app registration: not JSON");
       }
       const inside = apps.appOfProcess(cred.pid);
       if (inside)
         throw new Error(`a managed app may not start apps (the launcher runs inside app ${inside.id})`);
-      const spec = specFromJson(json);
+      const spec = specFromRegistration(json);
       if (host.resolver && spec.ips.includes(host.resolver.ip))
-        throw new Error(
+        throw new InvalidArgumentError(
           `${host.resolver.ip} is the address of sockswitch's DNS server (--dns-ip); choose another --ip`,
         );
       checkPublish(host, spec, new Set(ingress.list().map((p) => Number(p.listen.split(":").pop()))));
@@ -200,12 +208,13 @@ async function serve(
       log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
       return { spec, ips, filter };
     },
-    handover(p: Pending, childPid, listenerFd, cred) {
-      if (parentPid(childPid) !== cred.pid) {
-        throw new Error(`process ${childPid} is not a child of the launcher ${cred.pid}`);
-      }
-      const app = apps.start(p.spec, p.ips, childPid, listenerFd);
-      if (runner.isOurs(cred.pid)) runner.registered(cred.pid, app.id);
+    handover(p: Pending, listenerFd, pidfd, cred) {
+      mustBeListener(listenerFd);
+      const app = apps.start(p.spec, p.ips, appOfLauncher(pidfd, cred.pid), listenerFd);
+      // A launcher the daemon started (run -d) is the one it spawned, or on a host the init
+      // of the app's PID namespace that launcher forked (native/launcher/pidns.c).
+      const spawned = runner.isOurs(cred.pid) ? cred.pid : parentPid(cred.pid);
+      if (spawned !== null && runner.isOurs(spawned)) runner.registered(spawned, app.id);
       else
         history.started(app.id, {
           detached: false,
@@ -217,8 +226,8 @@ async function serve(
       control.started(app);
       return app.id;
     },
-    reattach(appId, pid, listenerFd, cred) {
-      apps.adopt(appId, pid, listenerFd, cred.pid);
+    reattach(appId, listenerFd, pidfd, cred) {
+      apps.adopt(appId, pidfd, listenerFd, cred.pid);
     },
     exited: (appId, status) => history.exited(appId, status),
     abandon(p) {

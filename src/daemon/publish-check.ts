@@ -6,7 +6,7 @@
 // non-blocking. A port held by this node's own ingress proxy is not a conflict (the proxy
 // gives way when the app binds). A rule on another node's address is that node's to check.
 
-import { InvalidArgumentError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError } from "../core/errors.js";
 import { parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6, encodeSockaddr, SOCKADDR_MAX } from "../net/sockaddr.js";
 import type { AppSpec } from "../table/app-spec.js";
@@ -30,14 +30,18 @@ function overlaps(a: ExposeRule, b: ExposeRule, nodeIp: string): boolean {
   return ia === ib || any(ia) || any(ib);
 }
 
-/** Throws one sentence when a rule of spec cannot get its host port on this node. */
+/**
+ * Throws one sentence when a rule of spec cannot get its host port on this node: a
+ * ConflictError when another app or process holds it (the launcher exits 125, as `docker
+ * run -p` does), an InvalidArgumentError for an address that is not this host's (exit 2).
+ */
 export function checkPublish(host: Host, spec: AppSpec, proxyPorts: ReadonlySet<number>): void {
   const nodeIp = host.config.nodeIp;
   for (const rule of spec.expose) {
     for (const other of host.table.listApps()) {
       const clash = other.expose.find((e) => overlaps(e, rule, nodeIp));
       if (clash && other.node === host.config.nodeName)
-        throw new InvalidArgumentError(
+        throw new ConflictError(
           `host port ${where(rule, nodeIp)} is already published by app ${other.name || other.id}; choose another host port`,
         );
     }
@@ -46,7 +50,7 @@ export function checkPublish(host: Host, spec: AppSpec, proxyPorts: ReadonlySet<
     if (proxyPorts.has(rule.hostPort)) continue;
     const err = trialBind(host, ip, rule.hostPort, rule.proto ?? "tcp");
     if (err === EADDRINUSE)
-      throw new InvalidArgumentError(
+      throw new ConflictError(
         `host port ${where(rule, nodeIp)}${rule.proto === "udp" ? "/udp" : ""} is taken on this host; choose another host port or stop what holds it`,
       );
     if (err === EADDRNOTAVAIL)

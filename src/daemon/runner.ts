@@ -26,7 +26,6 @@ import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { RunRequestBody } from "../api/context.js";
 import { launcherPath } from "../cli/run.js";
-import { resolvConfPath } from "../core/config.js";
 import { messageOf, NativeError, RunError, StateError } from "../core/errors.js";
 
 const REGISTER_MS = 30_000;
@@ -206,21 +205,24 @@ export class Runner {
         new NativeError(`the launcher ${launcher} is missing; run \`npm install\` to build it`),
       );
     const r = run.req;
-    const meta = JSON.stringify({
-      name: r.name ?? "",
-      ips: r.ips ?? [],
-      ...(r.labels && Object.keys(r.labels).length > 0 ? { labels: r.labels } : {}),
-      expose: r.expose ?? [],
-      lb: r.lb ?? null,
-      command: r.command,
-      user: r.user ?? null,
-      ...(r.rm ? { rm: true } : {}),
-    });
-    const argv = ["--socket", this.socket, "--meta", meta];
-    if (!r.newNetns) argv.push("--no-netns");
-    const resolv = resolvConfPath(this.socket);
-    if (r.dnsOverride !== false && existsSync(resolv)) argv.push("--resolv-conf", resolv);
-    if (r.userIds) argv.push("--user", r.userIds);
+    // `sockswitch-launch run` with the options of `sockswitch run` (native/launcher/options.c).
+    const argv = ["--socket", this.socket, "run"];
+    for (const ip of r.ips ?? []) argv.push("--ip", ip);
+    if (r.name) argv.push("--name", r.name);
+    if (r.labels && Object.keys(r.labels).length > 0)
+      argv.push(
+        "--labels",
+        Object.entries(r.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(","),
+      );
+    for (const e of r.expose ?? []) argv.push("--expose", e);
+    if (r.lb) argv.push("--lb", r.lb);
+    // Resolved by the launcher from this host's /etc/passwd, as for `sockswitch run`.
+    if (r.user) argv.push("--user", r.user);
+    if (!r.newNetns) argv.push("--new-netns=false");
+    if (r.dnsOverride !== null) argv.push(`--dns-override=${r.dnsOverride}`);
+    if (r.rm) argv.push("--rm");
     argv.push("--", ...r.command);
     const out = openSync(run.log, "a", 0o600);
     let child: ChildProcess;

@@ -7,7 +7,7 @@
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { App } from "../table/types.js";
-import { processStart } from "./apps.js";
+import { processStart } from "./identity.js";
 
 /** A process as first seen: pid and start time. */
 interface Proc {

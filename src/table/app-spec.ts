@@ -1,12 +1,15 @@
-// What an app asks for when it starts (`sockswitch run` options, carried to the daemon in
-// the launcher's handshake): name, virtual IPs, labels, exposed ports, load-balancing mode.
-// Parsed on the CLI for early, clear errors, and validated again by the daemon, which
-// trusts nothing that arrives on its socket.
+// What an app asks for when it starts: the options of `sockswitch run` (and of
+// `sockswitch-launch run`, which takes the same), carried to the daemon as given in the
+// launcher's handshake: name, virtual IPs, labels, published ports, load-balancing mode.
+// Parsed by the Node CLI for early, clear errors, and by the daemon (which trusts nothing
+// that arrives on its socket) with the same functions, so that both say the same sentence
+// for the same mistake.
 
+import { parseLb } from "../core/config.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { parsePort } from "../net/port-pool.js";
-import { DEFAULT_LABELS, validateLabels } from "./policy.js";
+import { DEFAULT_LABELS, parseLabels } from "./policy.js";
 import type { ExposeRule, Labels, LbMode } from "./types.js";
 
 export interface AppSpec {
@@ -126,6 +129,44 @@ export function parseExpose(input: string): ExposeRule {
   return proto ? { appPort, hostIp, hostPort, proto } : { appPort, hostIp, hostPort };
 }
 
+/** The options of `sockswitch run` as written on its command line (before any parsing). */
+export interface RunOptions {
+  readonly ip?: readonly string[];
+  readonly name?: string;
+  readonly labels?: string;
+  readonly expose?: readonly string[];
+  readonly publish?: readonly string[];
+  readonly user?: string;
+  readonly lb?: string;
+  /** run --rm: not kept as a finished app when it ends. */
+  readonly rm?: boolean;
+}
+
+/**
+ * The app's registration from the options of `sockswitch run` and its command; throws an
+ * InvalidArgumentError with the sentence for the first bad option (in this order: command,
+ * --expose, --publish, --name, --ip, --labels, --lb). --user is kept as written: it is
+ * resolved where the app runs.
+ */
+export function buildSpec(opts: RunOptions, command: readonly string[]): AppSpec {
+  if (command.length === 0) {
+    throw new InvalidArgumentError(
+      "sockswitch run needs a command: sockswitch run [options] -- COMMAND [ARGS...]",
+    );
+  }
+  const expose = [...(opts.expose ?? []).map(parseExpose), ...(opts.publish ?? []).map(parsePublish)];
+  return {
+    ...(opts.rm ? { rm: true } : {}),
+    name: opts.name === undefined ? "" : validateName(opts.name),
+    ips: parseAppIps(opts.ip ?? []),
+    labels: opts.labels === undefined ? DEFAULT_LABELS : parseLabels(opts.labels),
+    expose,
+    lb: opts.lb === undefined ? null : parseLb(opts.lb),
+    command: [...command],
+    user: opts.user ?? null,
+  };
+}
+
 function fail(what: string): never {
   throw new InvalidArgumentError(`bad app registration: ${what}`);
 }
@@ -135,34 +176,51 @@ function strings(v: unknown, what: string): string[] {
   return v as string[];
 }
 
-/** Validates a registration that arrived on the daemon's socket. */
-export function specFromJson(v: unknown): AppSpec {
+function text(v: unknown, what: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") fail(`${what} must be a string`);
+  return v;
+}
+
+function flag(v: unknown, what: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "boolean") fail(`${what} must be true or false`);
+  return v;
+}
+
+const REGISTRATION_KEYS = new Set([
+  "ip",
+  "name",
+  "labels",
+  "expose",
+  "publish",
+  "user",
+  "lb",
+  "rm",
+  "command",
+]);
+
+/**
+ * Validates a registration that arrived on the daemon's socket: a JSON object of the run
+ * options as written (`ip`, `expose`, `publish`: lists of strings; `name`, `labels`,
+ * `user`, `lb`: strings; `rm`: a boolean; each optional) and the `command` (a list of strings). Throws an
+ * InvalidArgumentError: `bad app registration: …` for a malformed object, else the
+ * sentence `sockswitch run` gives for the same option.
+ */
+export function specFromRegistration(v: unknown): AppSpec {
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail("not a JSON object");
   const o = v as Record<string, unknown>;
-  const name = o.name ?? "";
-  if (typeof name !== "string") fail("name must be a string");
-  if (name !== "") validateName(name);
-  const ips = parseAppIps(strings(o.ips ?? [], "ips"));
-  let labels: Labels = DEFAULT_LABELS;
-  if (o.labels !== undefined) {
-    if (typeof o.labels !== "object" || o.labels === null || Array.isArray(o.labels))
-      fail("labels must be an object");
-    const entries = Object.entries(o.labels as Record<string, unknown>);
-    if (entries.some(([, val]) => typeof val !== "string")) fail("label values must be strings");
-    labels = entries.length === 0 ? DEFAULT_LABELS : validateLabels(entries as Array<[string, string]>);
-  }
-  const expose = strings(o.expose ?? [], "expose").map(parseExpose);
-  const lb = o.lb ?? null;
-  if (lb !== null && lb !== "random" && lb !== "round-robin") fail("lb must be random or round-robin");
-  const command = strings(o.command ?? [], "command");
-  const user = o.user ?? null;
-  if (user !== null && typeof user !== "string") fail("user must be a string");
-  const rm = o.rm ?? false;
-  if (typeof rm !== "boolean") fail("rm must be true or false");
-  const known = new Set(["name", "ips", "labels", "expose", "lb", "command", "user", "rm"]);
-  const unknown = Object.keys(o).filter((k) => !known.has(k));
+  const unknown = Object.keys(o).filter((k) => !REGISTRATION_KEYS.has(k));
   if (unknown.length > 0) fail(`unknown field(s) ${unknown.join(", ")}`);
-  return rm
-    ? { name, ips, labels, expose, lb, command, user, rm }
-    : { name, ips, labels, expose, lb, command, user };
+  const opts: RunOptions = {
+    ip: o.ip === undefined ? undefined : strings(o.ip, "ip"),
+    name: text(o.name, "name"),
+    labels: text(o.labels, "labels"),
+    expose: o.expose === undefined ? undefined : strings(o.expose, "expose"),
+    publish: o.publish === undefined ? undefined : strings(o.publish, "publish"),
+    user: text(o.user, "user"),
+    lb: text(o.lb, "lb"),
+    rm: flag(o.rm, "rm"),
+  };
+  return buildSpec(opts, strings(o.command ?? [], "command"));
 }
