@@ -8,11 +8,14 @@
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",
+        "native/addon/kernel.c",
+        "native/addon/netns.c",
         "native/addon/notify.c",
         "native/addon/poll.c",
         "native/addon/proc.c",
         "native/addon/ptrace.c",
-        "native/addon/unix.c"
+        "native/addon/unix.c",
+        "native/shared/rtnl.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],

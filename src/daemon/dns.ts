@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import { type DnsConfig, resolvConfPath } from "../core/config.js";
 import { messageOf } from "../core/errors.js";
 import type { Limits } from "../core/limits.js";
-import { type DnsPeer, DnsServer, readResolvConf } from "../dns/index.js";
+import { type DnsPeer, DnsServer, readResolvConf, type Upstream } from "../dns/index.js";
 import { parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import { sharesLabel } from "../table/policy.js";
@@ -109,6 +109,11 @@ export class DaemonDns {
     writeFileSync(this.file, text, { mode: 0o644 });
   }
 
+  /** New upstreams (SIGHUP): the resolver's own address is never one of them. */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    this.server.setUpstreams(upstreams.filter((u) => u.host !== this.resolver.ip));
+  }
+
   async close(): Promise<void> {
     rmSync(this.file, { force: true });
     await this.server.close().catch((err) => this.log.warn({ err: messageOf(err) }, "closing DNS"));
@@ -147,6 +152,8 @@ function resolverBinding(r: Resolver, proto: "udp" | "tcp"): Binding {
     exposed: false,
     listening: true,
     serviceIds: [],
+    shadowFd: -1,
+    connectedTo: null,
   };
 }
 

@@ -12,19 +12,26 @@ import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
-import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
+import type { Resolver, TrapConfig, TrapHost, TrapKernel } from "../trap/host.js";
+import type { AppSession } from "../trap/session.js";
 
 export class Host implements TrapHost {
-  readonly config: TrapConfig;
+  /** Replaced (never mutated) when SIGHUP changes --egress. */
+  config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
+  readonly refusePort: number;
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
   readonly limited: LogLimiter;
+  /** Set when the kernel guard is loaded (see trap/continue.ts). */
+  guard: { readonly available: boolean } | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
+  /** Set by the app manager: the session of a running app. */
+  sessions: ((appId: string) => AppSession | undefined) | null = null;
   private readonly local = new Set<string>();
 
   constructor(
@@ -32,6 +39,8 @@ export class Host implements TrapHost {
     readonly daemonConfig: DaemonConfig,
     readonly store: Store,
     readonly log: Logger,
+    /** What the kernel offers (daemon/kernel-probe.ts). */
+    readonly kernel: TrapKernel,
   ) {
     this.config = {
       nodeIp: daemonConfig.nodeIp,
@@ -40,6 +49,7 @@ export class Host implements TrapHost {
       egress: daemonConfig.egress,
       waitsPerApp: daemonConfig.limits.waitsPerApp,
       portsPerApp: daemonConfig.limits.portsPerApp,
+      strictUnixSockets: daemonConfig.strictUnixSockets,
     };
     this.table = new ServiceTable(
       [daemonConfig.vipCidr],
@@ -48,6 +58,8 @@ export class Host implements TrapHost {
     );
     this.pool = new PortPool(daemonConfig.ports);
     this.limited = new LogLimiter(log);
+    this.refusePort = daemonConfig.ports.last;
+    this.pool.claim(this.refusePort);
     this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
   }
@@ -72,6 +84,10 @@ export class Host implements TrapHost {
   nodeIpOf(node: string): string | null {
     if (node === this.config.nodeName) return this.config.nodeIp;
     return this.table.getNode(node)?.ip ?? null;
+  }
+
+  sessionOf(appId: string): AppSession | undefined {
+    return this.sessions?.(appId);
   }
 
   releaseProxyPort(port: number): void {

@@ -7,14 +7,16 @@
 
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
-import { type KernelSocket, kernelSockets } from "../net/proc-net.js";
+import { type KernelSocket, kernelSockets, openSocketInodes } from "../net/proc-net.js";
+import type { Binding } from "../table/sockets.js";
 import { withdrawBinding } from "../trap/binding.js";
 import type { Host } from "./host.js";
 
 const INTERVAL_MS = 500;
 
-function key(proto: string, ip: string, port: number, inode: number): string {
-  return `${proto}|${ip}|${port}|${inode}`;
+/** By port and inode, not address: a UDP socket bound to a wildcard that connects gets a specific one. */
+function key(proto: string, port: number, inode: number): string {
+  return `${proto}|${port}|${inode}`;
 }
 
 export class Reconciler {
@@ -37,20 +39,49 @@ export class Reconciler {
     this.timer = null;
   }
 
+  /** Withdraws bound-only TCP bindings whose sockets their apps no longer hold; how many. */
+  private boundOnlyGone(bindings: Binding[]): number {
+    if (bindings.length === 0) return 0;
+    const held = new Map<string, Set<number>>();
+    let gone = 0;
+    for (const b of bindings) {
+      let inodes = held.get(b.appId);
+      if (!inodes) {
+        const s = this.host.sessionOf(b.appId);
+        if (!s) continue;
+        inodes = openSocketInodes(s.pids());
+        held.set(b.appId, inodes);
+      }
+      if (inodes.has(b.inode) || this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
+      withdrawBinding(this.host, b);
+      gone++;
+    }
+    return gone;
+  }
+
   /** One pass; the records checked are those that existed before the kernel was read. */
   async tick(): Promise<number> {
     if (this.running) return 0;
-    const checked = this.host.sockets
-      .allBindings()
-      .filter((b) => b.appId !== "" && b.inode !== 0 && (b.proto === "udp" || b.listening));
+    const checked = this.host.sockets.allBindings().filter((b) => b.appId !== "" && b.inode !== 0);
     if (checked.length === 0) return 0;
     this.running = true;
     try {
       const live = new Set<string>();
-      for (const s of await this.read()) live.add(key(s.proto, s.localIp, s.localPort, s.inode));
-      let gone = 0;
+      const inodes = new Set<number>();
+      for (const s of await this.read()) {
+        live.add(key(s.proto, s.localPort, s.inode));
+        inodes.add(s.inode);
+      }
+      let closed = 0;
+      const boundOnly: Binding[] = [];
       for (const b of checked) {
-        if (live.has(key(b.proto, b.hostIp, b.hostPort, b.inode))) continue;
+        if (live.has(key(b.proto, b.hostPort, b.inode))) continue;
+        // A TCP socket bound but not listening is in none of the kernel's lists (unless it
+        // connected): look for it among its app's fds below.
+        if (b.proto === "tcp" && !b.listening) {
+          if (!inodes.has(b.inode)) boundOnly.push(b);
+          continue;
+        }
         // Still the same record (not replaced meanwhile)?
         if (this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
         this.log.info(
@@ -58,9 +89,9 @@ export class Reconciler {
           "socket closed by the app; its services are withdrawn",
         );
         withdrawBinding(this.host, b);
-        gone++;
+        closed++;
       }
-      return gone;
+      return closed + this.boundOnlyGone(boundOnly);
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, "reading the kernel's socket list failed");
       return 0;

@@ -2,9 +2,11 @@
 // seccomp listener): the socket records rebuilt from the restored services and the
 // kernel's socket list (listening and bound sockets from the services; the apps' client
 // connections from the sockets their processes hold, so that a connection made before the
-// restart and accepted after it is still admitted and named), and the app's threads kicked out of trapped calls that the
-// previous daemon had received but never answered. The kernel never delivers such a
-// notification again; interrupted, the call restarts and is trapped anew (it never ran).
+// restart and accepted after it is still admitted and named), and the app's threads kicked
+// out of trapped calls that the previous daemon had received but never answered. The kernel
+// never delivers such a notification again; interrupted, the call restarts and is trapped
+// anew (it never ran). The app's processes are its launcher's subtree (the init of its PID
+// namespace), found through the daemon's own /proc: pids of the daemon's namespace.
 
 import { readdirSync, readFileSync } from "node:fs";
 import { type KernelSocket, openSocketInodes } from "../net/proc-net.js";
@@ -12,6 +14,7 @@ import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { App } from "../table/types.js";
 import { appIp, ipOf } from "../trap/addresses.js";
 import type { Host } from "./host.js";
+import { nsPids, parentPid } from "./identity.js";
 
 /** Re-creates the bound-socket records of an app's services that still exist in the kernel. */
 export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSocket[]): number {
@@ -19,29 +22,32 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
   const byHost = new Map<string, string[]>();
   for (const svc of host.table.servicesOfApp(app.id)) {
     if (svc.node !== host.config.nodeName) continue;
-    const key = `${svc.proto}|${svc.hostIp}|${svc.hostPort}`;
+    const key = `${svc.proto}|${svc.hostPort}`; // one socket per host port (a dual-stack one serves two host IPs)
     byHost.set(key, [...(byHost.get(key) ?? []), svc.id]);
   }
   for (const ids of byHost.values()) {
     const svc = host.table.getService(ids[0] as string);
     if (!svc) continue;
+    // By port: a dual-stack socket is bound to the host's `::`, its services name the node IP.
     const k = kernel.find(
       (s) =>
         s.proto === svc.proto &&
         s.localPort === svc.hostPort &&
-        s.localIp === svc.hostIp &&
         (svc.proto === "udp" || s.state === "LISTEN"),
     );
     if (!k) continue;
+    const wildcard = ids.length > 1 || svc.wildcard === true;
+    const v6 = k.localIp.includes(":") || ids.some((id) => host.table.getService(id)?.vip.includes(":"));
     host.sockets.addBinding({
       appId: app.id,
       proto: svc.proto,
       inode: k.inode,
-      vip: ids.length > 1 ? (svc.vip.includes(":") ? "::" : "0.0.0.0") : svc.vip,
+      vip: wildcard ? (v6 ? "::" : "0.0.0.0") : svc.vip,
       vport: svc.vport,
-      hostIp: svc.hostIp,
+      hostIp: k.localIp,
       hostPort: svc.hostPort,
-      domain: svc.hostIp.includes(":") ? AF_INET6 : AF_INET,
+      // Guessed from the kernel's list; the shadow's restore reads them off the socket itself.
+      domain: k.localIp.includes(":") ? AF_INET6 : AF_INET,
       reusePort: false,
       reuseAddr: false,
       loopback: false,
@@ -49,6 +55,8 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
       exposed: svc.exposed,
       listening: svc.proto === "tcp",
       serviceIds: ids,
+      shadowFd: -1,
+      connectedTo: null,
     });
     rebuilt++;
   }
@@ -61,7 +69,7 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
  * loopback listener, or (egress) the real destination. Returns how many.
  */
 export function rebuildSources(host: Host, app: App, kernel: readonly KernelSocket[]): number {
-  const inodes = openSocketInodes(processTree(app.pid));
+  const inodes = openSocketInodes(processTree(appRoot(app)));
   let rebuilt = 0;
   for (const k of kernel) {
     if (k.inode === 0 || !inodes.has(k.inode) || k.state === "LISTEN" || k.state === "BOUND") continue;
@@ -91,7 +99,19 @@ export function rebuildSources(host: Host, app: App, kernel: readonly KernelSock
   return rebuilt;
 }
 
-/** The app's process and all its descendants. */
+/**
+ * The root of an app's process tree: its launcher, the first process of the app's PID
+ * namespace, whose subtree holds every process of the app, orphans included (they are
+ * reparented to it). The app's own pid for an app whose parent is no such launcher.
+ */
+export function appRoot(app: App): number {
+  const launcher = parentPid(app.pid);
+  if (launcher === null || launcher <= 0) return app.pid;
+  const ns = nsPids(launcher);
+  return ns !== null && ns.length > 1 && ns[ns.length - 1] === 1 ? launcher : app.pid;
+}
+
+/** A process and all its descendants. */
 function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync("/proc")) {
@@ -127,7 +147,7 @@ function waitsOnSeccomp(pid: number, tid: number): boolean {
 /** Kicks every thread of the app's tree that waits on a trapped call; returns how many. */
 export function kickTrappedThreads(host: Host, app: App): number {
   let kicked = 0;
-  for (const pid of processTree(app.pid)) {
+  for (const pid of processTree(appRoot(app))) {
     let tids: string[];
     try {
       tids = readdirSync(`/proc/${pid}/task`);

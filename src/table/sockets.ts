@@ -8,6 +8,7 @@
 // socket on the same host address replaces the old record.
 
 import type { Proto } from "./types.js";
+import { UdpClients } from "./udp-clients.js";
 
 export interface VAddr {
   readonly ip: string;
@@ -36,6 +37,10 @@ export interface Binding {
   readonly exposed: boolean;
   listening: boolean;
   serviceIds: string[];
+  /** The shadow socket that holds the virtual address in the app's shadow namespace; -1: none. */
+  shadowFd: number;
+  /** UDP: the virtual peer the socket is connect()ed to (it then serves only that peer); null: none. */
+  connectedTo: VAddr | null;
   /** UDP: unmanaged peers this socket sent to, whose replies it admits (bounded). */
   egressPeers?: Set<string>;
 }
@@ -70,10 +75,28 @@ export interface Source {
    * connected elsewhere (connect() shares a local port between destinations), newest first.
    */
   previous?: Source;
+  /**
+   * When the app exited (ms since the epoch): the record is retired. It still names what
+   * its socket sent before it was gone and a server reads later (admission.ts), it routes
+   * nothing (replies to it reach nobody, as the kernel's would), and it is forgotten
+   * RETIRED_MS later (daemon/apps.ts). Unset while the app runs.
+   */
+  retiredAt?: number;
+  /**
+   * UDP: a time (µs since the epoch, CLOCK_REALTIME, the clock of the kernel's receive
+   * timestamps) at or before which the socket took its host address, and one at or after
+   * which it still held it (its last send through the daemon, or the last time the kernel
+   * found it there). A datagram from that address that the kernel received between the two
+   * came from this socket, even once it is gone (admission.ts). Unset: unknown.
+   */
+  heldSince?: number;
+  heldUntil?: number;
 }
 
 /** Earlier records kept behind a source (see Source.previous). */
 const PREVIOUS_MAX = 3;
+/** How many host keys may hold the sender of a datagram (see datagramCandidate). */
+export const DATAGRAM_CANDIDATES = 3;
 
 function hostKey(proto: Proto, ip: string, port: number): string {
   return `${proto}|${ip}|${port}`;
@@ -84,6 +107,8 @@ function portKey(b: Binding): string {
 }
 
 export class SocketRegistry {
+  /** Connected UDP client sockets, re-routed when their destination's service changes. */
+  readonly udpClients = new UdpClients();
   private readonly bindings = new Map<string, Binding>();
   private readonly sources = new Map<string, Source>();
   /** proto|virtual ip|port of a source → its host address (for UDP replies to clients). */
@@ -91,6 +116,10 @@ export class SocketRegistry {
   private readonly byApp = new Map<string, Set<string>>();
   /** app|proto|virtual port → host keys of its bindings (bind looks there for conflicts). */
   private readonly byPort = new Map<string, Set<string>>();
+  /** Host keys whose records (or earlier records behind them) are retired: see removeApp. */
+  private readonly retired = new Set<string>();
+  /** UDP bindings connect()ed to a peer, by virtual port|peer ip|peer port. */
+  private readonly byConnectedPeer = new Map<string, Set<Binding>>();
 
   addBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
@@ -104,6 +133,7 @@ export class SocketRegistry {
     if (stale) {
       this.unindexSource(b.proto, stale, key);
       this.sources.delete(key);
+      this.retired.delete(key);
     }
     let keys = this.byApp.get(b.appId);
     if (!keys) {
@@ -131,9 +161,51 @@ export class SocketRegistry {
     return this.bindings.get(hostKey(proto, hostIp, hostPort));
   }
 
+  /**
+   * The binding that receives what is sent to host address ip:port: one bound there, or a
+   * dual-stack one bound to the host's wildcard `::` on that port.
+   */
+  bindingAt(proto: Proto, hostIp: string, hostPort: number): Binding | undefined {
+    return (
+      this.bindings.get(hostKey(proto, hostIp, hostPort)) ?? this.bindings.get(hostKey(proto, "::", hostPort))
+    );
+  }
+
+  /** Marks a UDP binding connected to virtual peer (null: not connected any more). */
+  setConnected(b: Binding, peer: VAddr | null): void {
+    if (b.connectedTo) {
+      const k = `${b.vport}|${b.connectedTo.ip}|${b.connectedTo.port}`;
+      const set = this.byConnectedPeer.get(k);
+      set?.delete(b);
+      if (set?.size === 0) this.byConnectedPeer.delete(k);
+    }
+    b.connectedTo = peer;
+    if (!peer) return;
+    const k = `${b.vport}|${peer.ip}|${peer.port}`;
+    let set = this.byConnectedPeer.get(k);
+    if (!set) {
+      set = new Set();
+      this.byConnectedPeer.set(k, set);
+    }
+    set.add(b);
+  }
+
+  /**
+   * A UDP binding for virtual ip:port that is connected to `from`: it gets from's datagrams
+   * (the kernel's lookup prefers a connected socket). Wildcard bindings match any ip of
+   * their app; the caller checks the family.
+   */
+  connectedTo(ip: string, port: number, from: VAddr): Binding | undefined {
+    for (const b of this.byConnectedPeer.get(`${port}|${from.ip}|${from.port}`) ?? []) {
+      if (b.vip === ip || b.vip === "0.0.0.0" || b.vip === "::") return b;
+    }
+    return undefined;
+  }
+
   removeBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
     if (this.bindings.get(key) !== b) return;
+    if (b.connectedTo) this.setConnected(b, null);
     this.bindings.delete(key);
     this.byApp.get(b.appId)?.delete(key);
     this.unindexPort(b, key);
@@ -177,6 +249,11 @@ export class SocketRegistry {
         let last: Source = s;
         for (let depth = 0; depth < PREVIOUS_MAX && last.previous; depth++) last = last.previous;
         last.previous = undefined;
+      } else {
+        // The same socket again (a UDP socket is recorded at each send): it has held the
+        // address since its first record.
+        s.previous = previous.previous;
+        if (previous.heldSince !== undefined) s.heldSince = previous.heldSince;
       }
     }
     this.sources.set(key, s);
@@ -216,19 +293,41 @@ export class SocketRegistry {
    * wildcard address on the same port (an unbound UDP socket that the kernel autobound).
    */
   sourceOfDatagram(hostIp: string, hostPort: number): Source | undefined {
-    return (
-      this.sources.get(hostKey("udp", hostIp, hostPort)) ??
-      this.sources.get(hostKey("udp", "0.0.0.0", hostPort)) ??
-      this.sources.get(hostKey("udp", "::", hostPort))
-    );
+    // A record of an exited app yields to a live one: the port may have been taken again
+    // since (a specific address and the wildcard of one port cannot both be held by live
+    // sockets without SO_REUSEADDR, so the live one is the sender).
+    let retired: Source | undefined;
+    for (let i = 0; i < DATAGRAM_CANDIDATES; i++) {
+      const found = this.datagramCandidate(hostIp, hostPort, i);
+      if (!found) continue;
+      if (found.retiredAt === undefined) return found;
+      retired ??= found;
+    }
+    return retired;
   }
 
-  /** The host address of a client socket that an app sees as virtual ip:port (UDP replies). */
+  /**
+   * The records that may have sent a datagram from host ip:port, candidate i of
+   * DATAGRAM_CANDIDATES (each with the earlier records behind it): 0 the socket at that
+   * exact address, 1 one bound to the IPv4 wildcard, 2 one bound to `::` (from an IPv6
+   * address only an AF_INET6 socket can have sent it). No allocation but the key.
+   */
+  datagramCandidate(hostIp: string, hostPort: number, i: number): Source | undefined {
+    if (i === 0) return this.sources.get(hostKey("udp", hostIp, hostPort));
+    if (i === 1)
+      return hostIp.includes(":") ? undefined : this.sources.get(hostKey("udp", "0.0.0.0", hostPort));
+    return this.sources.get(hostKey("udp", "::", hostPort));
+  }
+
+  /**
+   * The host address of a client socket that an app sees as virtual ip:port (UDP replies).
+   * Not a retired record's: its app is gone, and its host port may be anyone's by now.
+   */
   hostOfSource(proto: Proto, ip: string, port: number): { host: VAddr; source: Source } | undefined {
     const host = this.byVirtual.get(hostKey(proto, ip, port));
     if (!host) return undefined;
     const source = this.sources.get(hostKey(proto, host.ip, host.port));
-    return source ? { host, source } : undefined;
+    return source && source.retiredAt === undefined ? { host, source } : undefined;
   }
 
   private unindexSource(proto: Proto, s: Source, key: string): void {
@@ -241,16 +340,48 @@ export class SocketRegistry {
     return [...this.sources.entries()];
   }
 
-  /** Forgets everything of an app; returns its bindings. */
-  removeApp(appId: string): Binding[] {
+  /**
+   * Forgets an app's bindings (its sockets are gone: it exited); returns them. Its client
+   * records stay, retired at `now` (ms), so that what its sockets sent before the exit and is
+   * still queued at a server (datagrams, a connection not yet accepted) is still known as
+   * its: the kernel delivers that traffic too (admission.ts decides what a retired record
+   * may still name). forgetRetired drops them later.
+   */
+  removeApp(appId: string, now: number): Binding[] {
+    this.udpClients.removeApp(appId);
     const removed = this.bindingsOf(appId);
     for (const b of removed) this.removeBinding(b);
     this.byApp.delete(appId);
-    for (const [key, s] of this.sources) {
-      if (s.appId !== appId) continue;
-      this.unindexSource(key.slice(0, key.indexOf("|")) as Proto, s, key);
-      this.sources.delete(key);
+    for (const [key, first] of this.sources) {
+      for (let r: Source | undefined = first; r; r = r.previous) {
+        if (r.appId !== appId || r.retiredAt !== undefined) continue;
+        r.retiredAt = now;
+        this.retired.add(key);
+      }
     }
     return removed;
+  }
+
+  /** Drops the client records retired before `before` (ms); returns how many. */
+  forgetRetired(before: number): number {
+    let n = 0;
+    for (const key of this.retired) {
+      let left = false;
+      const [proto, ip, port] = key.split("|") as [Proto, string, string];
+      for (let r = this.sources.get(key); r; r = r.previous) {
+        if (r.retiredAt === undefined) continue;
+        if (r.retiredAt >= before) left = true;
+        else {
+          this.removeSource(proto, ip, Number(port), r);
+          n++;
+        }
+      }
+      if (!left) this.retired.delete(key);
+    }
+    return n;
+  }
+
+  get retiredCount(): number {
+    return this.retired.size;
   }
 }

@@ -26,6 +26,14 @@ export type Lookup =
   | { kind: "denied"; candidates: number }
   | { kind: "not-virtual" };
 
+/** What changed in the table: a record put (added or updated) or removed. */
+export type TableChange =
+  | { readonly kind: "app"; readonly op: "put" | "remove"; readonly app: App }
+  | { readonly kind: "service"; readonly op: "put" | "remove"; readonly service: Service }
+  | { readonly kind: "node"; readonly op: "put" | "remove"; readonly node: NodeInfo };
+
+export type TableObserver = (change: TableChange) => void;
+
 export class ServiceTable {
   private readonly apps = new Map<string, App>();
   private readonly appsByIp = new Map<string, Set<string>>();
@@ -52,6 +60,14 @@ export class ServiceTable {
     this.selector = new Selector(defaultLb);
   }
 
+  /** Told of every change after it is made (the API's event stream); must not throw. */
+  observer: TableObserver | null = null;
+
+  /** The load-balancing mode of services whose app set none (--lb; SIGHUP may change it). */
+  setDefaultLb(mode: LbMode): void {
+    this.selector.defaultMode = mode;
+  }
+
   // ---- nodes (the cluster's members; on one host, only this one) ----
 
   putNode(node: NodeInfo): void {
@@ -59,6 +75,8 @@ export class ServiceTable {
     if (old && this.nodesByIp.get(old.ip) === old.name) this.nodesByIp.delete(old.ip);
     this.nodes.set(node.name, node);
     this.nodesByIp.set(node.ip, node.name);
+    if (this.observer && (!old || JSON.stringify(old) !== JSON.stringify(node)))
+      this.observer({ kind: "node", op: "put", node });
   }
 
   removeNode(name: string): NodeInfo | undefined {
@@ -66,6 +84,7 @@ export class ServiceTable {
     if (!node) return undefined;
     this.nodes.delete(name);
     if (this.nodesByIp.get(node.ip) === name) this.nodesByIp.delete(node.ip);
+    this.observer?.({ kind: "node", op: "remove", node });
     return node;
   }
 
@@ -130,6 +149,7 @@ export class ServiceTable {
       }
       set.add(app.id);
     }
+    this.observer?.({ kind: "app", op: "put", app });
   }
 
   /** Removes the app and its services; returns the services removed. */
@@ -143,6 +163,7 @@ export class ServiceTable {
     if (!app) return removed;
     this.apps.delete(id);
     this.unindex(app);
+    this.observer?.({ kind: "app", op: "remove", app });
     return removed;
   }
 
@@ -197,6 +218,7 @@ export class ServiceTable {
     }
     ids.add(svc.id);
     this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
+    this.observer?.({ kind: "service", op: "put", service: svc });
   }
 
   removeService(id: string): Service | undefined {
@@ -225,6 +247,7 @@ export class ServiceTable {
       }
     }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
+    this.observer?.({ kind: "service", op: "remove", service: svc });
     return svc;
   }
 
@@ -252,8 +275,9 @@ export class ServiceTable {
   /**
    * The connect-time decision for a client with `labels` dialing vip:vport: a backend that
    * policy allows, chosen by the service's load-balancing mode; or why there is none.
+   * flow: the client's own virtual address, for a UDP app with several sockets on the port.
    */
-  resolve(proto: Proto, vip: string, vport: number, labels: Labels): Lookup {
+  resolve(proto: Proto, vip: string, vport: number, labels: Labels, flow = ""): Lookup {
     const key = serviceKey(proto, vip, vport);
     const all = this.byKey.get(key);
     if (!all || all.length === 0)
@@ -267,10 +291,57 @@ export class ServiceTable {
       }
     }
     if (allowed === null) return { kind: "denied", candidates: all.length };
+    if (allowed.length > 1) allowed = mostSpecific(allowed);
+    if (proto === "udp" && allowed.length > 1) allowed = oneSocketPerApp(allowed, flow);
     if (this.preferNode !== null && allowed.length > 1) {
       const mine = allowed.filter((svc) => svc.node === this.preferNode);
       if (mine.length > 0) allowed = mine;
     }
     return { kind: "backend", service: this.selector.pick(key, allowed) };
   }
+}
+
+/**
+ * Within one app, a socket bound to the virtual IP itself is picked before one bound to a
+ * wildcard, as the kernel's socket lookup picks the most specific match; different apps stay
+ * peers for load balancing.
+ */
+function mostSpecific(services: Service[]): Service[] {
+  const specific = new Set<string>();
+  for (const svc of services) if (!svc.wildcard) specific.add(svc.appId);
+  if (specific.size === 0) return services;
+  return services.filter((svc) => !svc.wildcard || !specific.has(svc.appId));
+}
+
+/**
+ * UDP: within one app, every datagram to a virtual ip:port goes to one of its sockets there,
+ * as the kernel's UDP lookup delivers it: in an SO_REUSEPORT group, the socket the flow's
+ * hash picks (the same one for every datagram of a flow); otherwise the socket bound last
+ * (the kernel's lookup meets the newest first). Different apps stay peers for load balancing.
+ */
+function oneSocketPerApp(services: Service[], flow: string): Service[] {
+  const byApp = new Map<string, Service[]>();
+  for (const svc of services) {
+    const list = byApp.get(svc.appId);
+    if (list) list.push(svc);
+    else byApp.set(svc.appId, [svc]);
+  }
+  if (byApp.size === services.length) return services;
+  const out: Service[] = [];
+  for (const list of byApp.values()) {
+    const group = list.filter((svc) => svc.reusePort);
+    out.push(
+      group.length > 1
+        ? (group[flowHash(flow) % group.length] as Service)
+        : (list[list.length - 1] as Service),
+    );
+  }
+  return out;
+}
+
+/** FNV-1a of a flow's key: stable, cheap, spread enough over a handful of sockets. */
+export function flowHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }

@@ -11,6 +11,11 @@ export interface ExposeRule {
   /** Host address to listen on; null means the node IP. */
   readonly hostIp: string | null;
   readonly hostPort: number;
+  /**
+   * The protocol named in the rule (`--publish 53:53/udp`), which `run` checks the host port
+   * for; the rule itself applies to whichever protocol the app binds on appPort.
+   */
+  readonly proto?: Proto;
 }
 
 export interface App {
@@ -74,6 +79,13 @@ export interface Service {
   readonly node: string;
   /** True when the host port is an --expose port (reachable by unmanaged clients). */
   readonly exposed: boolean;
+  /**
+   * True when the socket is bound to a wildcard: the app's sockets bound to this very
+   * virtual IP are picked before it, as the kernel's socket lookup does. Absent: false.
+   */
+  readonly wildcard?: boolean;
+  /** True when the socket is in an SO_REUSEPORT group (see table.ts). Absent: false. */
+  readonly reusePort?: boolean;
   readonly createdAt: string;
 }
 

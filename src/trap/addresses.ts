@@ -3,10 +3,11 @@
 // (getsockname, getpeername, accept). Lookups only; the records come from the registry.
 
 import { constants } from "node:os";
-import { type IpAddr, isLoopback, parseIp } from "../net/ip.js";
+import { type IpAddr, isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6, encodeSockaddr, readKernelSockaddr } from "../net/sockaddr.js";
-import type { VAddr } from "../table/sockets.js";
+import type { Source, VAddr } from "../table/sockets.js";
 import type { App, Proto } from "../table/types.js";
+import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
 const E = constants.errno;
@@ -69,37 +70,48 @@ export function hostName(s: AppSession, fd: number, peer: boolean): VAddr | null
   return readKernelSockaddr(s.outBuf, len);
 }
 
-/** What the app sees as the local address of its socket whose host address is host. */
+/**
+ * What the app sees as the local address of its socket (getsockname): the host address
+ * `host` translated. A connected client shows the virtual address it connects from; a
+ * connection accepted by a listener, the virtual address its client dialed; a bound socket,
+ * the virtual address it was bound to; anything unbound or only autobound (an unconnected UDP
+ * socket after a send) the kernel's own wildcard and port.
+ */
 export function virtualLocal(s: AppSession, fd: number, proto: Proto, host: VAddr): VAddr {
+  if (host.port === 0) return host;
   const reg = s.host.sockets;
-  const b = reg.binding(proto, host.ip, host.port);
-  if (b) {
-    const listening = s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_ACCEPTCONN) === 1;
-    const peer = listening || proto === "udp" ? null : hostName(s, fd, true);
-    if (peer === null) return { ip: b.vip, port: b.vport };
-    // An accepted connection: the address the client dialed, when it is a managed client.
-    const src = reg.source(proto, peer.ip, peer.port);
-    if (src && src.peer.port === b.vport) return src.peer;
-    const family = ipOf(peer.ip).family;
-    if (b.loopback) return { ip: family === 4 ? "127.0.0.1" : "::1", port: b.vport };
-    if (b.vip === "0.0.0.0" || b.vip === "::") return { ip: appIp(s.app, family), port: b.vport };
-    return { ip: b.vip, port: b.vport };
-  }
+  const peer = hostName(s, fd, true);
   const src = reg.source(proto, host.ip, host.port);
+  const b = reg.bindingAt(proto, host.ip, host.port);
+  if (peer === null) {
+    // A TCP client whose connection failed keeps the address it had (a refused non-blocking
+    // connect); one that was disconnected is back on the wildcard. (A UDP socket's source
+    // records are per datagram: its bound address is what it shows.)
+    if (src && proto === "tcp" && !isUnspecified(host.ip)) return src.local;
+    return b ? { ip: b.vip, port: b.vport } : host;
+  }
   if (src) return src.local;
-  return host;
+  if (!b) return host;
+  if (!isUnspecified(b.vip)) return { ip: b.vip, port: b.vport };
+  if (b.connectedTo !== null) return { ip: appIp(s.app, ipOf(b.connectedTo.ip).family), port: b.vport };
+  // Accepted on a wildcard listener: the address the client dialed.
+  const theirs = reg.source(proto, peer.ip, peer.port);
+  if (theirs && theirs.peer.port === b.vport) return theirs.peer;
+  return { ip: appIp(s.app, ipOf(peer.ip).family), port: b.vport };
 }
 
 /** What the app sees as the peer of its connected socket (host local and peer given). */
 export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, peer: VAddr): VAddr {
   const reg = s.host.sockets;
-  // A socket on a bound host address is the server side: its local address names no client.
-  if (local && !reg.binding(proto, local.ip, local.port)) {
+  if (local) {
     const mine = reg.source(proto, local.ip, local.port);
-    if (mine) return mine.peer;
+    if (mine) return mine.peer; // a client: what it dialed
   }
-  const theirs = reg.source(proto, peer.ip, peer.port);
+  const theirs =
+    proto === "udp" ? reg.sourceOfDatagram(peer.ip, peer.port) : reg.source(proto, peer.ip, peer.port);
   if (theirs) return theirs.local;
+  const b = local ? reg.bindingAt(proto, local.ip, local.port) : undefined;
+  if (b?.connectedTo) return b.connectedTo;
   // A client on another node, known by its app's published source-port block.
   const remote =
     proto === "tcp" && !s.host.isLocalAddress(peer.ip)
@@ -111,21 +123,19 @@ export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, pe
 
 /**
  * What an app sees as the sender of a datagram from host address `from`: the virtual
- * address of a managed socket bound there (a server), of a managed client socket there,
- * or `from` itself for an unmanaged sender.
+ * address of the managed client socket that sent it (src, as admission.ts's checkSender
+ * found it; null: none), of a managed socket bound there (a server), or `from` itself for
+ * an unmanaged sender.
  */
-export function virtualSource(s: AppSession, from: VAddr): VAddr {
+export function virtualSource(s: AppSession, from: VAddr, src: Source | null): VAddr {
   const reg = s.host.sockets;
-  const b = reg.binding("udp", from.ip, from.port);
-  if (b) {
-    const family = ipOf(from.ip).family;
-    if (b.loopback) return { ip: family === 4 ? "127.0.0.1" : "::1", port: b.vport };
-    if (b.vip !== "0.0.0.0" && b.vip !== "::") return { ip: b.vip, port: b.vport };
-    const owner = s.host.table.getApp(b.appId);
-    return { ip: owner ? appIp(owner, family) : from.ip, port: b.vport };
-  }
-  const src = reg.sourceOfDatagram(from.ip, from.port);
   if (src) return src.local;
+  const b = reg.bindingAt("udp", from.ip, from.port);
+  if (b) {
+    if (!isUnspecified(b.vip)) return { ip: b.vip, port: b.vport };
+    const owner = s.host.table.getApp(b.appId);
+    return { ip: owner ? appIp(owner, ipOf(from.ip).family) : from.ip, port: b.vport };
+  }
   if (s.host.isLocalAddress(from.ip)) return from;
   // Another node's: a server's service, or a client by its app's source-port block.
   const svc = s.host.table.serviceAtHost("udp", from.ip, from.port);
@@ -134,27 +144,34 @@ export function virtualSource(s: AppSession, from: VAddr): VAddr {
   return remote ? { ip: appIp(remote, ipOf(from.ip).family), port: from.port } : from;
 }
 
-/** True when a datagram from host address `from` comes from a socket sockswitch made. */
-export function isManagedSender(s: AppSession, from: VAddr): boolean {
+/**
+ * True when a datagram from host address `from` comes from a socket sockswitch made: a
+ * bound one, or the client socket of record src (admission.ts's checkSender; null: none).
+ */
+export function isManagedSender(s: AppSession, from: VAddr, src: Source | null): boolean {
   const reg = s.host.sockets;
-  if (reg.binding("udp", from.ip, from.port) !== undefined) return true;
-  if (reg.sourceOfDatagram(from.ip, from.port) !== undefined) return true;
+  if (reg.bindingAt("udp", from.ip, from.port) !== undefined) return true;
+  if (src !== null) return true;
   if (s.host.isLocalAddress(from.ip)) return false;
   const t = s.host.table;
   return t.isRemoteManaged(from.ip, from.port) || t.serviceAtHost("udp", from.ip, from.port) !== undefined;
 }
 
+/**
+ * Writes the kernel's own local (or peer) address of fd into the app's addr/addrlen, as
+ * getsockname(2)/getpeername(2) would: for sockets with nothing to translate (UNIX,
+ * netlink). 0 or -errno.
+ */
+export function writeKernelName(s: AppSession, n: Notification, fd: number, peer: boolean): number {
+  const a = s.host.addon;
+  const len = peer ? a.getpeername(fd, s.outBuf) : a.getsockname(fd, s.outBuf);
+  if (len < 0) return len;
+  return s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, Math.min(len, s.outBuf.length));
+}
+
 /** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */
 export function encodeFor(s: AppSession, domain: number, v: VAddr): number {
   return encodeSockaddr(domain, ipOf(v.ip), v.port, s.outBuf);
-}
-
-/** Host address that a socket of `domain` binds to for a virtual bind; null when none fits. */
-export function hostBindIp(s: AppSession, domain: number, v6only: boolean, loopback: boolean): string | null {
-  const cfg = s.host.config;
-  if (loopback) return domain === AF_INET6 && v6only ? "::1" : "127.0.0.1";
-  if (domain === AF_INET6 && v6only) return cfg.nodeIp6;
-  return cfg.nodeIp;
 }
 
 export function isLoopbackOrAny(ip: string): boolean {

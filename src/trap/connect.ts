@@ -1,60 +1,27 @@
-// connect(2). For AF_INET/AF_INET6 the destination is looked up: a virtual ip:port goes
-// through label policy and load balancing to a backend's host ip:port; 127.0.0.1/::1 reach
-// only the app's own listeners; anything else is egress (allowed or refused by --egress,
-// and never to this host's pool ports). The daemon connects its duplicate of the app's
-// socket with its own copy of the address. A blocking socket is answered when the
-// connection completes, without blocking the daemon: it is switched to non-blocking for the
-// connect() alone and then watched for writability. UNIX sockets are left to the kernel.
-
-import { AF_INET, decodeSockaddr, SOCKADDR_MAX, type SockAddr } from "../net/sockaddr.js";
-import { sharesLabel } from "../table/policy.js";
-import type { VAddr } from "../table/sockets.js";
+import { decodeSockaddr, SOCKADDR_MAX, type SockAddr } from "../net/sockaddr.js";
+import type { Binding, VAddr } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
 import {
-  appIp,
   domainOf,
   E,
   encodeFor,
   F_GETFL,
   F_SETFL,
   hostName,
-  ipOf,
   isInet,
-  isLoopbackOrAny,
   O_NONBLOCK,
   protoOf,
   SO_ERROR,
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import { socketCookie } from "./admission.js";
+import { keepReceiveTimes, socketCookie } from "./admission.js";
+import { publish, rerouteServed, unpublish } from "./binding.js";
+import { continueOther } from "./continue.js";
 import type { Notification } from "./notification.js";
+import { boundLoopbackError, clientAddress, dialedOf, type Route, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
-
-/**
- * Where a connect goes on the host, or the errno that refuses it. remote: the backend runs
- * on another node (the connection then leaves from the app's source-port block).
- */
-export type Route = { host: VAddr; loopback: boolean; remote?: boolean } | number;
-
-const SOL_IP = 0;
-const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
-/** The option's value, reused by every connect (no allocation on the trapped path). */
-const RANGE = new Uint8Array(4);
-const RANGE_VIEW = new DataView(RANGE.buffer);
-
-/**
- * Makes the kernel pick the socket's local port from the app's source-port block, so that
- * the server's node can tell this app from the peer's (node IP, port). Ignored by the
- * kernel for a socket that is already bound.
- */
-export function useSourceBlock(s: AppSession, fd: number): void {
-  const b = s.app.srcPorts;
-  if (!b) return;
-  RANGE_VIEW.setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
-  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, RANGE);
-  if (r < 0) s.host.log.warn({ app: s.app.id, errno: -r }, "IP_LOCAL_PORT_RANGE failed (Linux 6.3 or later)");
-}
+import { useSourceBlock } from "./source-block.js";
 
 export function handleConnect(s: AppSession, n: Notification): void {
   const len = n.uint(2);
@@ -65,7 +32,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return continueOther(s, n);
     if (len > SOCKADDR_MAX) return s.fail(n, E.EINVAL);
     const r = s.read(n, n.ptr(1), s.addrBuf, len);
     if (r < 0) return s.fail(n, -r);
@@ -73,18 +40,26 @@ export function handleConnect(s: AppSession, n: Notification): void {
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     // An AF_INET6 UDP socket may connect to a sockaddr_in (ip6_datagram_connect); TCP may not.
     const d = decodeSockaddr(domain, s.addrBuf, len, proto === "udp");
-    if (d === "unspec") return s.settle(n, a.connect(dup, s.addrBuf, len));
+    if (d === "unspec") return s.settle(n, disconnectUdp(s, dup, proto, a.connect(dup, s.addrBuf, len)));
     if (typeof d === "number") return s.fail(n, d);
-    const route = routeOf(s, proto, domain, d);
+    const local = hostName(s, dup, false);
+    const bound = local ? s.host.sockets.binding(proto, local.ip, local.port) : undefined;
+    const route = routeOf(s, proto, domain, d, clientAddress(s, bound, local, dialedOf(d, bound)), bound);
     if (typeof route === "number") return s.fail(n, route);
-    if (route.remote) useSourceBlock(s, dup);
+    const stuck = bound?.loopback && !route.loopback ? boundLoopbackError(s, proto, bound, route.dialed) : 0;
+    if (stuck !== 0) return s.fail(n, stuck);
+    if (route.remote) {
+      const b = useSourceBlock(s, dup, domain);
+      if (b < 0) return s.fail(n, -b);
+    }
     const hostLen = encodeFor(s, domain, route.host);
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;
     if (blocking) a.fcntl(dup, F_SETFL, flags | O_NONBLOCK);
+    const since = Date.now() * 1000; // before the connect that may bind it (rounded down)
     const c = a.connect(dup, s.outBuf, hostLen);
     if (blocking) a.fcntl(dup, F_SETFL, flags);
-    if (c === 0 || c === -E.EINPROGRESS) recordSource(s, dup, proto, d, route.loopback);
+    if (c === 0 || c === -E.EINPROGRESS) connected(s, dup, domain, proto, route, bound, since);
     if (blocking && (c === -E.EINPROGRESS || c === -E.EALREADY)) {
       // On this host (loopback, the node's own address) the handshake is usually done by
       // the time connect() returns: answer at once, without a trip through the event loop.
@@ -92,140 +67,105 @@ export function handleConnect(s: AppSession, n: Notification): void {
       owned = false;
       s.wait(n, dup, WRITABLE, () => {
         const err = a.getsockoptInt(dup, SOL_SOCKET, SO_ERROR);
+        // A blocking connect that fails leaves the socket disconnected (its address reset),
+        // as the kernel's own wait does (__inet_stream_connect → tcp_disconnect).
+        if (err > 0) disconnect(s, dup);
         s.settle(n, err > 0 ? -err : Math.min(err, 0));
         return true;
       });
       return;
     }
+    if (blocking && c < 0) disconnect(s, dup);
     s.settle(n, c);
   } finally {
     if (owned) a.closeShared(dup);
   }
 }
 
-export function routeOf(s: AppSession, proto: Proto, domain: number, d: SockAddr, fromIp?: string): Route {
-  const { host, app } = s;
-  const ip = d.ip.text;
-  if (isLoopbackOrAny(ip)) return loopbackRoute(s, proto, domain, d);
-  // The resolver's well-known address: open to every app, whatever its labels.
-  const dns = host.resolver;
-  if (dns !== null && d.port === 53 && ip === dns.ip) {
-    if (domain === AF_INET && ipOf(dns.hostIp).family === 6) return E.ECONNREFUSED;
-    return { host: { ip: dns.hostIp, port: dns.hostPort }, loopback: false };
-  }
-  const look = host.table.resolve(proto, ip, d.port, app.labels);
-  if (proto === "udp" && (look.kind === "no-backend" || look.kind === "not-virtual")) {
-    const reply = replyRoute(s, ip, d.port, fromIp);
-    if (reply !== null) return reply;
-  }
-  switch (look.kind) {
-    case "backend": {
-      const svc = look.service;
-      const remote = svc.node !== host.config.nodeName;
-      // An --expose on 0.0.0.0 is bound to the wildcard: reach it on its node's IP.
-      const hostIp = isLoopbackOrAny(svc.hostIp) ? host.nodeIpOf(svc.node) : svc.hostIp;
-      if (hostIp === null) return E.ECONNREFUSED;
-      if (domain === AF_INET && ipOf(hostIp).family === 6) return E.ECONNREFUSED;
-      return { host: { ip: hostIp, port: svc.hostPort }, loopback: false, remote };
-    }
-    case "no-backend":
-      return E.ECONNREFUSED;
-    case "denied":
-      host.log.warn(
-        { app: app.id, name: app.name, dst: `${ip}:${d.port}`, proto, backends: look.candidates },
-        "connection denied by label policy",
-      );
-      return E.EACCES;
-    case "not-virtual":
-      if ((host.isLocalAddress(ip) || host.table.isNodeIp(ip)) && host.pool.contains(d.port)) {
-        host.log.warn({ app: app.id, dst: `${ip}:${d.port}` }, "connection to a host pool port refused");
-        return E.EACCES;
-      }
-      if (host.config.egress === "deny") {
-        host.log.warn({ app: app.id, dst: `${ip}:${d.port}`, proto }, "egress denied (--egress deny)");
-        return E.EACCES;
-      }
-      return { host: { ip, port: d.port }, loopback: false };
-  }
+const UNSPEC = new Uint8Array(16);
+
+/** connect(AF_UNSPEC): dissolves the association, as connect(2) documents. */
+function disconnect(s: AppSession, fd: number): number {
+  return s.host.addon.connect(fd, UNSPEC, UNSPEC.length);
 }
 
-/**
- * A datagram to a client's virtual ip:port (a UDP server answering whoever wrote to it):
- * the client socket's host address, if the two apps share a label. null: not a client.
- */
-function replyRoute(s: AppSession, ip: string, port: number, fromIp?: string): Route | null {
-  const found = s.host.sockets.hostOfSource("udp", ip, port);
-  if (!found) return remoteReplyRoute(s, ip, port);
-  const peer = s.host.table.getApp(found.source.appId);
-  if (peer && peer.id !== s.app.id && !sharesLabel(s.app.labels, peer.labels)) {
-    s.host.log.warn(
-      { app: s.app.id, dst: `${ip}:${port}`, proto: "udp" },
-      "datagram to a client denied by label policy",
-    );
-    return E.EACCES;
-  }
-  let host = found.host;
-  // An autobound client socket listens on the wildcard: reach it on the node address of
-  // the sending socket's family (a socket bound to an IPv4 host address cannot reach ::1).
-  if (host.ip === "0.0.0.0" || host.ip === "::") {
-    const fromV6 =
-      fromIp !== undefined && fromIp !== "0.0.0.0" && fromIp !== "::"
-        ? ipOf(fromIp).family === 6
-        : ipOf(ip).family === 6;
-    const v6 = host.ip === "::" && fromV6 && s.host.config.nodeIp6 !== null;
-    host = { ip: v6 ? (s.host.config.nodeIp6 as string) : s.host.config.nodeIp, port: host.port };
-  }
-  return { host, loopback: false };
-}
-
-/**
- * A datagram to a client on another node, by its virtual ip:port: the app with that IP
- * whose published source-port block holds the port, at its node's IP. null: none.
- */
-function remoteReplyRoute(s: AppSession, ip: string, port: number): Route | null {
-  const { host } = s;
-  for (const peer of host.table.appsWithIp(ip)) {
-    const b = peer.srcPorts;
-    if (peer.node === host.config.nodeName || !b || port < b.first || port > b.last) continue;
-    const nodeIp = host.nodeIpOf(peer.node);
-    if (nodeIp === null) continue;
-    if (!sharesLabel(s.app.labels, peer.labels)) {
-      host.log.warn(
-        { app: s.app.id, dst: `${ip}:${port}`, proto: "udp" },
-        "datagram to a client denied by label policy",
-      );
-      return E.EACCES;
-    }
-    return { host: { ip: nodeIp, port }, loopback: false, remote: true };
-  }
-  return null;
-}
-
-/** 127.0.0.1/::1 (and 0.0.0.0) inside an app: only the app's own listeners answer. */
-function loopbackRoute(s: AppSession, proto: Proto, domain: number, d: SockAddr): Route {
-  const v4 = d.ip.family === 4;
-  for (const b of s.host.sockets.bindingsOn(s.app.id, proto, d.port)) {
-    if (proto === "tcp" && !b.listening) continue;
-    const any = b.vip === "0.0.0.0" || b.vip === "::";
-    const fits = b.loopback || any;
-    if (!fits) continue;
-    if (v4 && b.v6only) continue;
-    if (!v4 && ipOf(b.hostIp).family === 4 && domain === AF_INET) continue;
-    return { host: { ip: b.hostIp, port: b.hostPort }, loopback: true };
-  }
-  return E.ECONNREFUSED;
-}
-
-/** Remembers which app (and virtual destination) this host connection belongs to. */
-export function recordSource(s: AppSession, fd: number, proto: Proto, d: SockAddr, loopback: boolean): void {
+/** After connect(AF_UNSPEC) on a UDP socket: a server socket serves every peer again. */
+function disconnectUdp(s: AppSession, fd: number, proto: Proto, result: number): number {
+  if (result < 0 || proto !== "udp") return result;
   const local = hostName(s, fd, false);
-  if (!local) return;
-  const family = d.ip.family;
-  const ip = loopback ? (family === 4 ? "127.0.0.1" : "::1") : appIp(s.app, family);
-  s.host.sockets.addSource(proto, local.ip, local.port, {
+  const b = local ? s.host.sockets.binding(proto, local.ip, local.port) : undefined;
+  if (b?.connectedTo) {
+    s.host.sockets.setConnected(b, null);
+    publish(s, b);
+    rerouteServed(s.host, b);
+  }
+  return result;
+}
+
+/**
+ * Remembers what a connected socket stands for: which app (and virtual destination) this
+ * host connection belongs to; a UDP server socket connected to a client serves only it.
+ */
+function connected(
+  s: AppSession,
+  fd: number,
+  domain: number,
+  proto: Proto,
+  route: Exclude<Route, number>,
+  bound: Binding | undefined,
+  since: number,
+): void {
+  const source = recordSource(s, fd, proto, route.dialed, bound, since);
+  if (proto !== "udp") return;
+  if (bound && bound.appId === s.app.id && bound.connectedTo === null) {
+    unpublish(s.host, bound);
+    s.host.sockets.setConnected(bound, { ip: route.dialed.ip.text, port: route.dialed.port });
+    rerouteServed(s.host, bound);
+  }
+  if (source && s.host.addon.fstat(fd, fstatBuf) === 0) {
+    s.host.sockets.udpClients.add({
+      appId: s.app.id,
+      inode: fstatBuf[1] as number,
+      domain,
+      host: source.host,
+      local: source.local,
+      dialed: { ip: route.dialed.ip.text, port: route.dialed.port },
+      target: route.host,
+    });
+  }
+}
+
+const fstatBuf = new Float64Array(3);
+
+/**
+ * Records the client socket at fd's host address: its virtual local address, what it
+ * dialed, its cookie, and for UDP (admission.ts) since when and until when it is known to
+ * hold the address: `since` (µs since the epoch) was read before the connect or send that
+ * may have bound it, and the time now (after it) extends the hold.
+ */
+export function recordSource(
+  s: AppSession,
+  fd: number,
+  proto: Proto,
+  dialed: SockAddr,
+  bound: Binding | undefined,
+  since: number,
+): { host: VAddr; local: VAddr } | null {
+  const host = hostName(s, fd, false);
+  if (!host) return null;
+  const local = clientAddress(s, bound, host, dialed);
+  const cookie = socketCookie(s.host, fd);
+  const udp = proto === "udp";
+  // A socket recorded for the first time keeps its datagrams' receive times from now on.
+  if (udp && s.host.sockets.source(proto, host.ip, host.port)?.cookie !== cookie)
+    keepReceiveTimes(s.host, fd);
+  s.host.sockets.addSource(proto, host.ip, host.port, {
     appId: s.app.id,
-    local: { ip, port: local.port },
-    peer: { ip: d.ip.text, port: d.port },
-    cookie: socketCookie(s.host, fd),
+    local,
+    peer: { ip: dialed.ip.text, port: dialed.port },
+    cookie,
+    heldSince: udp ? since : undefined,
+    heldUntil: udp ? s.host.addon.realtimeUs() : undefined,
   });
+  return { host, local };
 }

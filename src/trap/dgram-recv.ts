@@ -6,7 +6,7 @@
 // ask for no address, and calls on TCP or UNIX sockets, are left to the kernel.
 
 import { readKernelSockaddr } from "../net/sockaddr.js";
-import type { VAddr } from "../table/sockets.js";
+import type { Source, VAddr } from "../table/sockets.js";
 import {
   domainOf,
   E,
@@ -39,6 +39,8 @@ import { type AppSession, READABLE } from "./session.js";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_PEEK = 0x2;
+/** The socket's error queue (ip(7) IP_RECVERR): never waits; EAGAIN when it is empty. */
+const MSG_ERRQUEUE = 0x2000;
 const SO_RCVTIMEO = 20;
 
 /** Scratch space, used only synchronously between a receive and the copy into the app. */
@@ -86,6 +88,7 @@ function receive(
   const a = s.host.addon;
   let r: number;
   let from: ReturnType<typeof readKernelSockaddr>;
+  let src: Source | null = null;
   for (let tries = 0; ; tries++) {
     r = a.recvmsg(
       dup,
@@ -97,31 +100,32 @@ function receive(
     );
     if (r < 0) return r;
     from = readKernelSockaddr(name, info[0] as number);
-    // Records that name the sender must belong to the socket there now (admission.ts).
+    // The client record that names the sender: its socket's now, or when the kernel
+    // received the datagram (admission.ts); null: none does.
     const local = from === null ? null : hostName(s, dup, false);
-    if (from !== null && local !== null) checkSender(s.host, local, from);
+    src = from !== null && local !== null ? checkSender(s.host, dup, local, from) : null;
     // A pool port admits only managed senders: an unmanaged datagram is dropped, unseen.
-    if (from === null || (flags & MSG_PEEK) !== 0 || admits(s, dup, from)) break;
+    if (from === null || (flags & (MSG_PEEK | MSG_ERRQUEUE)) !== 0 || admits(s, local, from, src)) break;
     s.host.log.debug(
       { app: s.app.id, from: `${from.ip}:${from.port}` },
       "datagram from an unmanaged sender dropped",
     );
     if (tries >= 64) return -E.EAGAIN;
   }
-  const nameLen = from ? encodeFor(s, domain, virtualSource(s, from)) : 0;
+  const nameLen = from ? encodeFor(s, domain, virtualSource(s, from, src)) : 0;
   const w = deliver({ bytes: r, nameLen, controlLen: info[1] as number, flags: info[2] as number });
   return w < 0 ? w : r;
 }
 
 /**
  * Whether a datagram from `from` may reach the app: anything for a socket not on a pool
- * port (an --expose port, an autobound client); on a pool port, only managed senders and
- * the unmanaged peers this socket itself sent to (replies to its egress traffic).
+ * port (an --expose port, an autobound client); on a pool port, only managed senders (src:
+ * the client record that names it, see checkSender) and the unmanaged peers this socket
+ * itself sent to (replies to its egress traffic).
  */
-function admits(s: AppSession, dup: number, from: VAddr): boolean {
-  const local = hostName(s, dup, false);
+function admits(s: AppSession, local: VAddr | null, from: VAddr, src: Source | null): boolean {
   const b = local ? s.host.sockets.binding("udp", local.ip, local.port) : undefined;
-  if (!b || b.exposed || isManagedSender(s, from)) return true;
+  if (!b || b.exposed || isManagedSender(s, from, src)) return true;
   return b.egressPeers?.has(`${from.ip}|${from.port}`) === true;
 }
 
@@ -149,7 +153,7 @@ function receiveAndAnswer(
   const finish = (r: number): void => s.settle(n, r < 0 ? r : answer(r));
   const r = receive(s, dup, domain, cap, ccap, flags, deliver);
   const fl = a.fcntl(dup, F_GETFL, 0);
-  const blocking = (flags & MSG_DONTWAIT) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
+  const blocking = (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
   if (r !== -E.EAGAIN || !blocking) {
     finish(r);
     a.closeShared(dup);

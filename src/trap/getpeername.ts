@@ -12,6 +12,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
   virtualPeer,
+  writeKernelName,
 } from "./addresses.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
@@ -24,12 +25,14 @@ export function handleGetpeername(s: AppSession, n: Notification): void {
     if (!s.idValid(n)) return;
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return s.settle(n, writeKernelName(s, n, dup, true));
     const peer = hostName(s, dup, true);
     if (!peer) return s.fail(n, E.ENOTCONN);
     const local = hostName(s, dup, false);
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     const v = virtualPeer(s, proto, local, peer);
+    // A UDP socket connected to port 0 has no peer (inet_getname: no destination port).
+    if (v.port === 0) return s.fail(n, E.ENOTCONN);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));
   } finally {
     a.closeShared(dup);

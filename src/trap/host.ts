@@ -9,6 +9,7 @@ import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
 import type { Service } from "../table/types.js";
+import type { AppSession } from "./session.js";
 
 export interface TrapConfig {
   /** IPv4 address that managed listeners bind to on this host. */
@@ -21,6 +22,21 @@ export interface TrapConfig {
   readonly waitsPerApp: number;
   /** Host ports one app may hold (--max-ports-per-app). */
   readonly portsPerApp: number;
+  /** --strict-unix-sockets: no continued call of a multithreaded app without the guard. */
+  readonly strictUnixSockets: boolean;
+}
+
+/**
+ * What this kernel offers that changes how calls are carried out (probed once at daemon
+ * start, src/daemon/kernel-probe.ts; docs/how-it-works.md, Kernels).
+ */
+export interface TrapKernel {
+  /** pidfd_open(tid, PIDFD_THREAD) (Linux 6.9): a pidfd for any thread. */
+  readonly pidfdThread: boolean;
+  /** kcmp(2) with KCMP_FILES: does a thread share its process's file table. */
+  readonly kcmp: boolean;
+  /** IP_LOCAL_PORT_RANGE (Linux 6.3): the kernel picks a source port within a range. */
+  readonly ipLocalPortRange: boolean;
 }
 
 /** The daemon's DNS server: its well-known virtual IP (port 53) and where it really listens. */
@@ -33,9 +49,15 @@ export interface Resolver {
 export interface TrapHost {
   readonly addon: Addon;
   readonly config: TrapConfig;
+  readonly kernel: TrapKernel;
   readonly table: ServiceTable;
   readonly sockets: SocketRegistry;
   readonly pool: PortPool;
+  /**
+   * A pool port where nothing ever listens (never handed out): connects to a virtual address
+   * with nothing behind it go there, so that the kernel refuses them as it would.
+   */
+  readonly refusePort: number;
   readonly log: Logger;
   /** For events an app can repeat at will (a bound reached): rate-limited warnings. */
   readonly limited: LogLimiter;
@@ -49,6 +71,13 @@ export interface TrapHost {
   isLocalAddress(ip: string): boolean;
   /** The IP of a cluster node (this one's node IP for itself); null when unknown. */
   nodeIpOf(node: string): string | null;
+  /**
+   * The kernel guard that makes continued calls on non-INET sockets safe (BPF programs that
+   * refuse bind, connect and sends on app sockets from anyone but the daemon); null: none.
+   */
+  readonly guard: { readonly available: boolean } | null;
+  /** The trap side of a running app of this node, if it is served here. */
+  sessionOf(appId: string): AppSession | undefined;
   /** Frees a host port that an ingress proxy holds, before a local app binds it. */
   releaseProxyPort(port: number): void;
 }

@@ -8,7 +8,7 @@
 
 import { readFileSync } from "node:fs";
 import { openSocketInodes } from "../net/proc-net.js";
-import { forget } from "./binding.js";
+import { withdrawBinding } from "./binding.js";
 import type { AppSession } from "./session.js";
 
 /** How often the descriptor limit is read again (prlimit(1) can change it at any time). */
@@ -71,7 +71,8 @@ export function mayTakePort(s: AppSession): boolean {
   const reg = s.host.sockets;
   if (reg.countOf(s.app.id) < cap) return true;
   const live = openSocketInodes(s.pids());
-  for (const b of reg.bindingsOf(s.app.id)) if (b.inode !== 0 && !live.has(b.inode)) forget(s, b);
+  for (const b of reg.bindingsOf(s.app.id))
+    if (b.inode !== 0 && !live.has(b.inode)) withdrawBinding(s.host, b);
   if (reg.countOf(s.app.id) < cap) return true;
   s.host.limited.warn(
     `ports|${s.app.id}`,

@@ -5,9 +5,9 @@
 // services the listener provides are registered.
 
 import { ipFromBytes } from "../net/ip.js";
-import { AF_INET6 } from "../net/sockaddr.js";
+import { AF_INET6, encodeSockaddr } from "../net/sockaddr.js";
 import { domainOf, E, hostName, isInet, protoOf, SO_TYPE, SOL_SOCKET } from "./addresses.js";
-import { bindVirtual, publish } from "./binding.js";
+import { bindVirtual, listenVirtual, publish } from "./binding.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
@@ -26,15 +26,21 @@ export function handleListen(s: AppSession, n: Notification): void {
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     let local = hostName(s, dup, false);
     if (local && local.port === 0 && proto === "tcp") {
+      // Autobind, as the kernel's listen does: the wildcard and a port the kernel picks.
       if (a.fstat(dup, stat) < 0) return s.fail(n, E.EBADF);
       const any = ipFromBytes(new Uint8Array(domain === AF_INET6 ? 16 : 4));
-      const r = bindVirtual(s, dup, domain, proto, stat[1] as number, any, 0);
+      const len = encodeSockaddr(domain, any, 0, s.addrBuf);
+      const r = bindVirtual(s, n.pid, dup, domain, proto, stat[1] as number, s.addrBuf, len, any);
       if (r < 0) return s.fail(n, -r);
       local = hostName(s, dup, false);
     }
+    const b = local ? s.host.sockets.binding(proto, local.ip, local.port) : undefined;
+    if (b && proto === "tcp") {
+      const r = listenVirtual(s, dup, b, backlog);
+      if (r < 0) return s.fail(n, -r);
+    }
     const r = a.listen(dup, backlog);
     if (r < 0) return s.fail(n, -r);
-    const b = local ? s.host.sockets.binding(proto, local.ip, local.port) : undefined;
     if (b && !b.listening) {
       b.listening = true;
       publish(s, b);

@@ -8,18 +8,16 @@
 // waiter that inherits it, with closeShared: the app can make the daemon's close the last
 // one of a lingering socket, and that close must not run on the event loop.
 
+import { readdirSync, readlinkSync } from "node:fs";
 import { constants } from "node:os";
 import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
 import { mayWait, waitEnded } from "./limits.js";
 import type { Notification } from "./notification.js";
+import { ThreadFds } from "./thread-fds.js";
 
 const E = constants.errno;
-const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
-/** Pidfds cached per app (each is a descriptor of the daemon's); beyond, the oldest goes. */
-const MAX_PIDFDS = 32;
-/** Thread ids remembered per app (to find its open sockets in /proc). */
-const MAX_TIDS = 1024;
+const statBuf = new Float64Array(3);
 
 export const READABLE = 1;
 export const WRITABLE = 2;
@@ -42,16 +40,18 @@ export class AppSession {
   readonly addrBuf = new Uint8Array(128);
   readonly outBuf = new Uint8Array(128);
   readonly lenBuf = new Uint8Array(4);
-  private readonly pidfds = new Map<number, number>();
+  /** The app's shadow network namespace (shadow.ts), made on its first bind; -1: none yet. */
+  shadowNs = -1;
+  /** The pidfds that reach the app's threads' fds (thread-fds.ts: every kernel). */
+  private readonly fds: ThreadFds;
   private readonly waiters = new Set<Waiter>();
-  /** Thread ids seen in notifications, to find the app's open fds in /proc. */
-  private readonly tids = new Set<number>();
   private closed = false;
 
   constructor(host: TrapHost, app: App, listenerFd: number) {
     this.host = host;
     this.app = app;
     this.listenerFd = listenerFd;
+    this.fds = new ThreadFds(host, app);
     // Trapped calls are a ping-pong between the app's thread and the daemon: let the kernel
     // switch between them on one CPU (Linux 6.6; older kernels refuse, and it is only slower).
     host.addon.notifSyncWakeUp(listenerFd);
@@ -94,54 +94,56 @@ export class AppSession {
 
   /** Processes (thread ids) of the app seen so far, its main process first. */
   pids(): number[] {
-    return [this.app.pid, ...this.tids];
-  }
-
-  private pidfd(tid: number): number {
-    let fd = this.pidfds.get(tid);
-    if (fd !== undefined) return fd;
-    if (this.tids.size < MAX_TIDS) this.tids.add(tid);
-    if (this.pidfds.size >= MAX_PIDFDS) this.dropOldestPidfd();
-    const a = this.host.addon;
-    fd = a.pidfdOpen(tid, 0);
-    // A thread that is not its group's leader: EINVAL or ENOENT without PIDFD_THREAD.
-    if (fd === -E.EINVAL || fd === -E.ENOENT) fd = a.pidfdOpen(tid, PIDFD_THREAD);
-    if (fd >= 0) this.pidfds.set(tid, fd);
-    return fd;
-  }
-
-  /** Makes room in the cache: the pidfd cached first goes (it may be opened again). */
-  private dropOldestPidfd(): void {
-    for (const [tid, fd] of this.pidfds) {
-      this.host.addon.close(fd);
-      this.pidfds.delete(tid);
-      return;
-    }
-  }
-
-  private dropPidfds(): void {
-    for (const fd of this.pidfds.values()) this.host.addon.close(fd);
-    this.pidfds.clear();
+    return [this.app.pid, ...this.fds.tids];
   }
 
   /**
-   * A duplicate of the app's fd (the same open file), or -errno. The caller closes it. The
+   * A duplicate of the app's fd (the same open file), or -errno (EOPNOTSUPP: a thread the
+   * kernel gives no way to reach, see thread-fds.ts). The caller closes it. The
    * notification must be checked with idValid after this (the tid may have been reused).
    */
   takeFd(n: Notification, fd: number): number {
     if (fd < 0) return -E.EBADF;
-    let pidfd = this.pidfd(n.pid);
-    if (pidfd < 0) return -E.ESRCH;
-    let dup = this.host.addon.pidfdGetfd(pidfd, fd);
-    if (dup === -E.ESRCH) {
-      // A cached pidfd of a thread that has exited; its tid now names another thread.
-      this.host.addon.close(pidfd);
-      this.pidfds.delete(n.pid);
-      pidfd = this.pidfd(n.pid);
-      if (pidfd < 0) return -E.ESRCH;
-      dup = this.host.addon.pidfdGetfd(pidfd, fd);
+    return this.fds.take(n.pid, fd);
+  }
+
+  /**
+   * A duplicate of fd number `fd` of the app's process (or thread) pid, or -errno: for work
+   * the daemon does outside a trapped call (re-routing a socket). The caller closes it and
+   * checks that it is the socket it looked for (the number may have been reused).
+   */
+  takeProcessFd(pid: number, fd: number): number {
+    return this.fds.take(pid, fd);
+  }
+
+  /**
+   * A duplicate of the app's socket with inode `inode`, found among the fds of its processes
+   * seen so far (/proc/PID/fd), or -1 when none holds it any more. The caller closes it.
+   */
+  findSocket(inode: number): number {
+    const want = `socket:[${inode}]`;
+    for (const pid of this.pids()) {
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (link !== want) continue;
+        const dup = this.takeProcessFd(pid, Number(fd));
+        if (dup < 0) continue;
+        if (this.host.addon.fstat(dup, statBuf) === 0 && statBuf[1] === inode) return dup;
+        this.host.addon.closeShared(dup);
+      }
     }
-    return dup;
+    return -1;
   }
 
   /** Reads len bytes at ptr in the app into buf; -errno (EFAULT for a bad pointer). */
@@ -188,7 +190,14 @@ export class AppSession {
    * it answers. A notification that becomes invalid meanwhile (the app was interrupted or
    * died) drops the wait and closes fd.
    */
-  wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
+  wait(
+    n: Notification,
+    fd: number,
+    events: number,
+    onReady: () => boolean,
+    timeoutMs = 0,
+    onTimeout: () => void = () => this.fail(n, E.EAGAIN),
+  ): void {
     // Each wait holds fd in the daemon: bounded per app and for all (trap/limits.ts).
     if (!mayWait(this)) {
       this.host.addon.closeShared(fd);
@@ -197,9 +206,9 @@ export class AppSession {
     }
     const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
     if (timeoutMs > 0) {
-      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up with EAGAIN.
+      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up (EAGAIN by default).
       w.timer = setTimeout(() => {
-        if (this.idValid(n)) this.fail(n, E.EAGAIN);
+        if (this.idValid(n)) onTimeout();
         this.endWait(w);
       }, timeoutMs);
     }
@@ -248,7 +257,8 @@ export class AppSession {
     if (this.closed) return;
     this.closed = true;
     for (const w of [...this.waiters]) this.endWait(w);
-    this.dropPidfds();
+    this.fds.close();
+    if (this.shadowNs >= 0) this.host.addon.close(this.shadowNs);
     this.host.addon.close(this.listenerFd);
   }
 }

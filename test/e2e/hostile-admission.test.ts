@@ -3,7 +3,9 @@
 // connects once and closes; an unmanaged process on the test host then binds that client's
 // old host port and tries to pass for it: at a pool port of another zone (the handed case
 // stale-source-admission), over UDP, and at an --expose port (where anyone may come in,
-// but must not be named as the client). The DNS server on its pool port answers no
+// but must not be named as the client). What a client sent before its app exited is still
+// its own (the kernel's queues), never what a process sends from its port afterwards. The
+// DNS server on its pool port answers no
 // unmanaged peer, and answers an app only the names of apps it may reach.
 
 import assert from "node:assert/strict";
@@ -16,6 +18,33 @@ const NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"
 function lastJson<T>(text: string): T {
   return JSON.parse(text.trim().split("\n").pop() ?? "") as T;
 }
+
+/** A UDP and a TCP server that read what is queued when the test says so. */
+const QUEUED_SERVER = `
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7101))
+t = socket.socket(); t.bind(("0.0.0.0", 7102)); t.listen(16)
+print("ready", flush=True)
+sys.stdin.readline()
+u.settimeout(1)
+try:
+    while True:
+        d, a = u.recvfrom(100); print("udp", d.decode(), a[0], flush=True)
+except socket.timeout:
+    pass
+t.settimeout(3)
+c, a = t.accept(); print("tcp", c.recv(100).decode().strip(), a[0], flush=True)
+print("done", flush=True)
+`;
+
+/** A client that sends three datagrams and a line on a connection, prints its host ports, and exits. */
+const FIRE_AND_EXIT = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): s.sendto(b"m%d" % i, ("10.77.0.90", 7101))
+c = socket.create_connection(("10.77.0.90", 7102)); c.sendall(b"line\\n")
+print(s.getsockname()[1], c.getsockname()[1])
+`;
 
 describe("admission by a live connection", () => {
   let host: TestHost;
@@ -127,6 +156,43 @@ print(s.getsockname()[1], flush=True); s.close(); time.sleep(60)`;
       .pop();
     assert.deepEqual(last?.accept_peer, ["127.0.0.1", old]);
     exposed.kill();
+  });
+
+  test("an exited client's queued datagrams and connection keep its name; an impostor on its port after the exit gets nothing", async () => {
+    // The server reads only when told: the client has exited and the impostor has sent by then.
+    const srv = host.steered(
+      ["--user", "nobody", "--ip", "10.77.0.90", "--labels", "zone=q"],
+      [PYTHON, "-u", "-c", QUEUED_SERVER],
+    );
+    await waitFor("the queued-traffic server", () => srv.stdout.includes("ready"));
+    const cli = await host.runToEnd(
+      ["--user", "nobody", "--ip", "10.77.0.91", "--labels", "zone=q"],
+      [PYTHON, "-c", FIRE_AND_EXIT],
+    );
+    assert.equal(cli.code, 0, cli.stderr);
+    const [udpPort, tcpPort] = cli.stdout.trim().split(" ").map(Number) as [number, number];
+    await waitFor(
+      "the client's removal (its records retired)",
+      () => !host.getJson<{ ips: string[] }>("apps").some((a) => a.ips.includes("10.77.0.91")),
+    );
+    // The unmanaged process takes the client's freed UDP port and sends to the same server.
+    assert.deepEqual(peer("udp", String(udpPort), String(hostPortOf("10.77.0.90:7101", "udp"))), {
+      reply: null,
+    });
+    // Its TCP port is still the client's (the connection's end lingers until the server
+    // closes): the kernel refuses the bind, as it would anywhere.
+    const t = peer("tcp", String(tcpPort), String(hostPortOf("10.77.0.90:7102")));
+    assert.equal(t.reply, undefined, JSON.stringify(t));
+    srv.go();
+    await waitFor("the server's reads", () => srv.stdout.includes("done"));
+    assert.deepEqual(srv.stdout.trim().split("\n").slice(1), [
+      "udp m0 10.77.0.91",
+      "udp m1 10.77.0.91",
+      "udp m2 10.77.0.91",
+      "tcp line 10.77.0.91",
+      "done",
+    ]);
+    srv.kill();
   });
 
   test("the DNS server answers no unmanaged peer, over UDP or TCP", async () => {

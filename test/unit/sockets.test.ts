@@ -33,6 +33,8 @@ function binding(o: BOpts): Binding {
     exposed: false,
     listening: false,
     serviceIds: [],
+    shadowFd: -1,
+    connectedTo: null,
   };
 }
 
@@ -202,7 +204,7 @@ describe("SocketRegistry sources", () => {
 });
 
 describe("SocketRegistry removeApp", () => {
-  test("forgets the app's bindings and sources, returns its bindings, keeps others", () => {
+  test("forgets the app's bindings, retires its sources, returns its bindings, keeps others", () => {
     const r = new SocketRegistry();
     const a1 = binding({ appId: "a", hostPort: 40000, vport: 80 });
     const a2 = binding({ appId: "a", hostPort: 40001, vport: 53, proto: "udp" });
@@ -210,12 +212,15 @@ describe("SocketRegistry removeApp", () => {
     for (const b of [a1, a2, b1]) r.addBinding(b);
     r.addSource("tcp", "192.0.2.1", 40100, source("a", 40100));
     r.addSource("tcp", "192.0.2.1", 40101, source("b", 40101));
-    const removed = r.removeApp("a");
+    const removed = r.removeApp("a", 1000);
     assert.deepEqual(removed, [a1, a2]);
     assert.equal(r.binding("tcp", "192.0.2.1", 40000), undefined);
     assert.equal(r.binding("udp", "192.0.2.1", 40001), undefined);
     assert.deepEqual(r.bindingsOf("a"), []);
     assert.deepEqual(r.bindingsOn("a", "tcp", 80), []);
+    assert.ok(r.source("tcp", "192.0.2.1", 40100), "a client record outlives its app for a while");
+    assert.equal(r.forgetRetired(1000), 0, "not retired before 1000");
+    assert.equal(r.forgetRetired(1001), 1);
     assert.equal(r.source("tcp", "192.0.2.1", 40100), undefined);
     assert.equal(r.binding("tcp", "192.0.2.1", 40002), b1);
     assert.ok(r.source("tcp", "192.0.2.1", 40101));
@@ -225,7 +230,7 @@ describe("SocketRegistry removeApp", () => {
   test("removeApp of an unknown app changes nothing", () => {
     const r = new SocketRegistry();
     r.addBinding(binding({ appId: "a", hostPort: 40000, vport: 80 }));
-    assert.deepEqual(r.removeApp("zzz"), []);
+    assert.deepEqual(r.removeApp("zzz", 0), []);
     assert.equal(r.allBindings().length, 1);
   });
 
@@ -236,7 +241,55 @@ describe("SocketRegistry removeApp", () => {
     r.addBinding(stale);
     r.addBinding(fresh); // same host address: replaces a's record
     assert.deepEqual(r.bindingsOn("a", "tcp", 8080), [], "a no longer owns 18080");
-    assert.deepEqual(r.removeApp("a"), [], "a's removal must not return b's binding");
+    assert.deepEqual(r.removeApp("a", 0), [], "a's removal must not return b's binding");
     assert.equal(r.binding("tcp", "192.0.2.1", 18080), fresh, "b's binding survives a's removal");
+  });
+
+  test("a retired client record replaced by a new one at its host address is not forgotten", () => {
+    const r = new SocketRegistry();
+    r.addSource("udp", "0.0.0.0", 40100, source("a", 40100));
+    r.removeApp("a", 5);
+    r.addSource("udp", "0.0.0.0", 40100, source("b", 40100));
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.previous?.appId, "a", "a's record behind b's");
+    assert.equal(r.forgetRetired(10), 1, "only a's retired record goes");
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.appId, "b");
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.previous, undefined);
+    assert.equal(r.retiredCount, 0);
+  });
+
+  test("a retired record routes no reply, and records behind another app's are retired too", () => {
+    const r = new SocketRegistry();
+    r.addSource("udp", "192.0.2.1", 40100, source("a", 40100));
+    assert.ok(r.hostOfSource("udp", "10.77.0.10", 40100), "a running client is reached");
+    r.removeApp("a", 5);
+    assert.equal(r.hostOfSource("udp", "10.77.0.10", 40100), undefined, "its app exited");
+    assert.equal(r.source("udp", "192.0.2.1", 40100)?.retiredAt, 5, "still there, retired");
+    r.addSource("tcp", "192.0.2.1", 40200, source("c", 40200));
+    r.addSource("tcp", "192.0.2.1", 40200, source("d", 40200));
+    r.removeApp("c", 7);
+    assert.equal(r.source("tcp", "192.0.2.1", 40200)?.previous?.retiredAt, 7);
+    assert.equal(r.forgetRetired(6), 1, "a's, retired at 5");
+    assert.equal(r.forgetRetired(8), 1, "c's, behind d's");
+    assert.equal(r.source("tcp", "192.0.2.1", 40200)?.appId, "d");
+    assert.equal(r.retiredCount, 0);
+  });
+
+  test("a datagram's sender: a live socket on the wildcard wins over a retired record at the exact address", () => {
+    const r = new SocketRegistry();
+    // An exited app's connected UDP socket had 127.0.0.1:40200; a new app's unbound socket
+    // was autobound to 0.0.0.0:40200 since (the kernel reuses ephemeral ports).
+    r.addSource("udp", "127.0.0.1", 40200, source("old", 40200));
+    r.removeApp("old", 5);
+    r.addSource("udp", "0.0.0.0", 40200, source("new", 40200));
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40200)?.appId, "new");
+    // The same with the IPv6 wildcard.
+    r.addSource("udp", "127.0.0.1", 40201, source("old2", 40201));
+    r.removeApp("old2", 5);
+    r.addSource("udp", "::", 40201, source("new2", 40201));
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40201)?.appId, "new2");
+    // With no live record, the retired one still names what was sent before the exit.
+    r.addSource("udp", "127.0.0.1", 40202, source("gone", 40202));
+    r.removeApp("gone", 5);
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40202)?.appId, "gone");
   });
 });
