@@ -63,19 +63,26 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (blocking && (c === -E.EINPROGRESS || c === -E.EALREADY)) {
       // On this host (loopback, the node's own address) the handshake is usually done by
       // the time connect() returns: answer at once, without a trip through the event loop.
-      if (a.getpeername(dup, s.outBuf) >= 0) return s.respond(n, 0);
+      const hostAddr = s.outBuf.slice(0, hostLen);
+      if (a.getpeername(dup, s.outBuf) >= 0) {
+        completeConnect(s, dup, flags, hostAddr);
+        return s.respond(n, 0);
+      }
       owned = false;
       s.wait(n, dup, WRITABLE, () => {
         const err = a.getsockoptInt(dup, SOL_SOCKET, SO_ERROR);
         // A blocking connect that fails leaves the socket disconnected (its address reset),
         // as the kernel's own wait does (__inet_stream_connect → tcp_disconnect).
         if (err > 0) disconnect(s, dup);
+        else if (err === 0) completeConnect(s, dup, flags, hostAddr);
         s.settle(n, err > 0 ? -err : Math.min(err, 0));
         return true;
       });
       return;
     }
-    if (blocking && c < 0) disconnect(s, dup);
+    // An error at once is the kernel's own answer, and it has already done what its wait
+    // would have (a refused handshake on this host disconnects the socket): EISCONN on a
+    // listener or a connected socket must leave it as it is.
     s.settle(n, c);
   } finally {
     if (owned) a.closeShared(dup);
@@ -83,6 +90,19 @@ export function handleConnect(s: AppSession, n: Notification): void {
 }
 
 const UNSPEC = new Uint8Array(16);
+
+/**
+ * After a blocking connect the daemon made without blocking: connects once more, so the
+ * kernel marks the socket connected (SS_CONNECTED) as its own wait would have. Without it
+ * the socket stays "connecting", and the app's next connect() would return 0 (and be
+ * recorded as a new destination) where the kernel says EISCONN (inet_stream_connect(2)).
+ */
+function completeConnect(s: AppSession, fd: number, flags: number, hostAddr: Uint8Array): void {
+  const a = s.host.addon;
+  a.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  a.connect(fd, hostAddr, hostAddr.length);
+  a.fcntl(fd, F_SETFL, flags);
+}
 
 /** connect(AF_UNSPEC): dissolves the association, as connect(2) documents. */
 function disconnect(s: AppSession, fd: number): number {

@@ -196,6 +196,42 @@ const rebindAfterTimeWait: Sequence = {
   ],
 };
 
+/**
+ * connect() on a listening or connected TCP socket is EISCONN and changes nothing: the
+ * listener still serves, the connection keeps its peer (blocking connects, as most programs
+ * make them; the daemon makes them without blocking and must leave the socket as the
+ * kernel's own wait does).
+ */
+const connectAgain: Sequence = {
+  name: "connect() again on a listener or a connected socket: EISCONN, nothing changes",
+  steps: [
+    ...sock(A, "l", 4, "tcp", "reuseaddr"),
+    A({ op: "bind", s: "l", addr: "A4", port: 9220 }),
+    A({ op: "listen", s: "l" }),
+    ...sock(A, "l2", 4, "tcp", "reuseaddr"),
+    A({ op: "bind", s: "l2", addr: "A4", port: 9221 }),
+    A({ op: "listen", s: "l2" }),
+    A({ op: "connectblock", s: "l", addr: "A4", port: 9999 }),
+    ...sock(B, "c", 4, "tcp"),
+    B({ op: "connectblock", s: "c", addr: "A4", port: 9220 }),
+    A({ op: "accept", s: "l", as: "a" }),
+    B({ op: "connectblock", s: "c", addr: "A4", port: 9220 }),
+    B({ op: "connectblock", s: "c", addr: "A4", port: 9221 }),
+    B({ op: "connectblock", s: "c", addr: "A4", port: 9239 }),
+    B({ op: "getpeername", s: "c" }),
+    B({ op: "send", s: "c", data: "hi" }),
+    A({ op: "recv", s: "a" }),
+    A({ op: "getsockname", s: "l" }),
+    ...sock(B, "d", 4, "tcp"),
+    B({ op: "connectblock", s: "d", addr: "A4", port: 9220 }),
+    B({ op: "shutdown", s: "d" }),
+    B({ op: "connectblock", s: "d", addr: "A4", port: 9221 }),
+    B({ op: "getpeername", s: "d" }),
+    A({ op: "accept", s: "l", as: "b" }),
+    A({ op: "getpeername", s: "b" }),
+  ],
+};
+
 export const CASES: readonly Sequence[] = [
   dualBind("tcp", true, "v6only,reuseaddr"),
   dualBind("tcp", false, "v6only,reuseaddr"),
@@ -219,4 +255,5 @@ export const CASES: readonly Sequence[] = [
   udpServerAgain(""),
   udpServerAgain("reuseaddr"),
   rebindAfterTimeWait,
+  connectAgain,
 ];

@@ -6,7 +6,7 @@
 # ({"A4": "10.77.0.10", "lo6": "::1", ...}). Each input line is one call:
 #   {"op": "socket", "s": "s1", "family": 4|6, "type": "tcp"|"udp"}
 #   {"op": "setsockopt", "s": .., "opt": "reuseaddr"|"reuseport"|"v6only", "val": 0|1}
-#   {"op": "bind"|"connect"|"sendto", "s": .., "addr": SYMBOL, "port": N | {"of": SOCKET}, ["data": ..]}
+#   {"op": "bind"|"connect"|"connectblock"|"sendto", "s": .., "addr": SYMBOL, "port": N | {"of": SOCKET}, ["data": ..]}
 #   {"op": "listen"|"getsockname"|"getpeername"|"close"|"recv"|"recvfrom"|"send"|"shutdown", "s": .., ["data"]}
 #   {"op": "accept", "s": .., "as": NEW_SOCKET}
 #   {"op": "reply"|"connectpeer", "s": .., ["data"]}: sendto / connect to the sender of the
@@ -93,6 +93,15 @@ def call(c):
             s.connect(target(s, c))
         finally:
             s.settimeout(None)
+        return {"ok": True}
+    if op == "connectblock":
+        # A plain blocking connect (settimeout makes the fd non-blocking, which the kernel
+        # answers differently afterwards: a second connect returns 0, not EISCONN).
+        signal.alarm(3)
+        try:
+            s.connect(target(s, c))
+        finally:
+            signal.alarm(0)
         return {"ok": True}
     if op == "accept":
         if not ready(s):
