@@ -46,7 +46,14 @@ export function checkPublish(host: Host, spec: AppSpec, proxyPorts: ReadonlySet<
         );
     }
     const ip = rule.hostIp ?? nodeIp;
-    if (ip !== "0.0.0.0" && ip !== "::" && !host.isLocalAddress(ip)) continue;
+    if (ip !== "0.0.0.0" && ip !== "::" && !host.isLocalAddress(ip)) {
+      // Another node's IP: that node's ingress forwards to this one (docs/cluster.md). Any
+      // other address would leave the port published on this node's IP instead.
+      if (host.table.listNodes().some((n) => n.ip === ip || n.ip6 === ip)) continue;
+      throw new InvalidArgumentError(
+        `${ip} in --publish ${where(rule, nodeIp)} is not an address of this host or of a node of its cluster; use one of them, or leave HOST_IP out`,
+      );
+    }
     if (proxyPorts.has(rule.hostPort)) continue;
     const err = trialBind(host, ip, rule.hostPort, rule.proto ?? "tcp");
     if (err === EADDRINUSE)

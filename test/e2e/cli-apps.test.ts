@@ -239,6 +239,13 @@ describe("app life cycle and inspection from the command line", () => {
       taken.stderr,
       /host port 127\.0\.0\.1:18081 is taken on this host; choose another host port or stop what holds it/,
     );
+    // A HOST_IP that is neither this host's nor a node's (TEST-NET-1; nothing is sent to it).
+    const elsewhere = await host.runToEnd(["-p", "192.0.2.1:18092:80"], ["true"]);
+    assert.equal(elsewhere.code, 2);
+    assert.match(
+      elsewhere.stderr,
+      /192\.0\.2\.1 in --publish 192\.0\.2\.1:18092 is not an address of this host or of a node of its cluster/,
+    );
     const bad = host.cli(["run", "--publish", "8080", "--", "true"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--publish "8080" needs HOST_PORT:APP_PORT/);
