@@ -3,9 +3,11 @@
 // joins the service table (running apps), the history (finished ones), the runner
 // (detached ones) and the stopper.
 
+import { readFileSync, readlinkSync } from "node:fs";
 import type { AppControl, Caller, RunRequestBody } from "../api/context.js";
 import { type AppLife, type AppView, appView, RUNNING } from "../api/views.js";
-import { ConflictError, NotFoundError, PermissionError } from "../core/errors.js";
+import { launcherPath } from "../cli/run.js";
+import { ConflictError, NotFoundError, PermissionError, RunError } from "../core/errors.js";
 import { buildSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import type { AppHistory, Finished } from "./app-history.js";
@@ -16,6 +18,8 @@ import { stopApp } from "./stopper.js";
 
 /** How long a finished app's exit status may lag behind its end before restart decides without it. */
 const STATUS_WAIT_MS = 1000;
+/** How long run -d waits for the app's command to be exec'd (or to fail to be). */
+const EXEC_WAIT_MS = 3000;
 
 export class DaemonApps implements AppControl {
   private readonly gone = new Map<string, (() => void)[]>();
@@ -146,7 +150,53 @@ export class DaemonApps implements AppControl {
       req.command,
     );
     const id = await this.runner.start(req);
+    await this.execOf(id);
     return this.get(id);
+  }
+
+  /**
+   * Resolves once the app's process runs its command (its /proc/PID/exe is no longer the
+   * launcher), or after EXEC_WAIT_MS; rejects with the launcher's sentence when the command
+   * could not run (exit 126 or 127), as `docker run -d` refuses a command it cannot start.
+   * The finished app stays listed, and is not started again by its restart policy.
+   */
+  private execOf(id: string): Promise<void> {
+    const launcher = launcherPath();
+    const end = Date.now() + EXEC_WAIT_MS;
+    return new Promise((resolve, reject) => {
+      const poll = () => {
+        const app = this.host.table.getApp(id);
+        if (app) {
+          let exe = launcher;
+          try {
+            exe = readlinkSync(`/proc/${app.pid}/exe`);
+          } catch {
+            // Gone meanwhile: its status comes next.
+          }
+          if (exe !== launcher || Date.now() > end) return resolve();
+          return void setTimeout(poll, 20);
+        }
+        void this.statusOf(id).then(() => {
+          const code = this.history.get(id)?.life.exitCode;
+          if (code !== 126 && code !== 127) return resolve();
+          this.runner.stop(id);
+          reject(new RunError(this.lastLine(id) ?? `the command could not run (exit ${code})`));
+        });
+      };
+      poll();
+    });
+  }
+
+  /** The last line a detached app wrote (its launcher's sentence, when it could not start). */
+  private lastLine(id: string): string | null {
+    const file = this.runner.runOf(id)?.log;
+    if (!file) return null;
+    try {
+      const lines = readFileSync(file, "utf8").trim().split("\n");
+      return lines[lines.length - 1]?.replace(/^sockswitch: /, "") || null;
+    } catch {
+      return null;
+    }
   }
 
   /** Resolves when the app with this id has finished (left the table). */

@@ -16,6 +16,7 @@ interface App {
   detached: boolean;
   restarts: number;
   labels: Record<string, string>;
+  command: string[];
 }
 
 describe("app life cycle and inspection from the command line", () => {
@@ -75,6 +76,18 @@ describe("app life cycle and inspection from the command line", () => {
     assert.equal(a?.exitCode, 143, "SIGTERM: 128+15");
     assert.match(ok(["get", "apps", "-a"]), /talker\s+Exited \(143\)/);
     assert.doesNotMatch(ok(["get", "apps"]), /talker/, "without -a only running apps");
+    // A command that cannot run: the launcher's sentence and exit 1, as for any failed start.
+    for (const [cmd, code] of [
+      ["/nonexistent", 127],
+      ["/etc/passwd", 126],
+    ] as const) {
+      const r = host.cli(["run", "-d", "--restart", "on-failure", "--", cmd]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`^sockswitch: cannot run ${cmd}: `));
+      await waitFor("the failed app's status", () =>
+        getApps("-a").some((x) => x.command[0] === cmd && x.exitCode === code),
+      );
+    }
   });
 
   test("rm removes a finished app; a running one needs -f; run --rm leaves nothing", async () => {
