@@ -23,7 +23,7 @@
 
 #define USAGE                                                                                          \
   "usage: sockswitch-launch run [--socket PATH] [--ip IP]... [--name NAME] [--labels K=V,...]\n"       \
-  "         [--publish [HOST_IP:]HOST_PORT:APP_PORT]... [--expose APP_PORT:[HOST_IP:]HOST_PORT]...\n" \
+  "         [-p|--publish [HOST_IP:]HOST_PORT:APP_PORT]... [--expose APP_PORT:[HOST_IP:]HOST_PORT]...\n" \
   "         [--user USER[:GROUP]] [--lb round-robin|random] [--new-netns[=BOOL]]\n"                    \
   "         [--dns-override[=BOOL]] [--rm] -- CMD [ARG...]\n"                                                 \
   "The options of `sockswitch run` (docs/cli.md); the daemon's socket is --socket, else\n"             \
@@ -145,6 +145,7 @@ void options_parse(int argc, char **argv, struct options *o) {
   size_t counts[NSPECS] = {0};
   for (; i < argc; i++) {
     const char *a = argv[i];
+    if (strcmp(a, "-p") == 0) a = "--publish"; /* the short flag of `sockswitch run` */
     if (strcmp(a, "--") == 0) {
       i++;
       break;
