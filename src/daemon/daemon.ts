@@ -5,6 +5,7 @@
 //   addon       the syscalls Node cannot make (native/addon.ts)
 //   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
+//   guard       the CONTINUE guard: BPF programs that keep continued calls off app sockets (bpf/guard.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
 //   dns         the embedded DNS server and its well-known virtual IP (daemon/dns.ts)
 //   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
@@ -16,7 +17,10 @@
 // Shutdown (SIGTERM/SIGINT): stop accepting, flush the store, close sessions. Apps keep
 // running; their listeners are kernel sockets and keep serving.
 
+import { mkdirSync } from "node:fs";
 import { createApiServer } from "../api/server.js";
+import { openGuard } from "../bpf/guard.js";
+import { pinDirOf, removePins } from "../bpf/system.js";
 import type { DaemonConfig } from "../core/config.js";
 import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
@@ -71,6 +75,15 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   const store = createStore(config, log);
   const snapshot = await store.open();
   const host = new Host(addon, config, store, log);
+  // The state dir names the daemon's BPF pins (bpf/system.ts): it must exist while they do.
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  if (config.clean) removePins(pinDirOf(config.stateDir));
+  host.guard = openGuard(addon, log, { stateDir: config.stateDir });
+  if (!host.guard.available)
+    log.warn(
+      { reason: host.guard.reason },
+      "the CONTINUE guard is off: a call on a UNIX socket that the daemon lets the kernel run can be swapped onto an app's host socket (docs/security.md)",
+    );
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
@@ -171,6 +184,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       restoredApps: snapshot.apps.length,
       dns: dns ? `${dns.resolver.ip}:53` : "off",
       api: config.api ? `${config.api.host}:${config.api.port}` : "unix socket only",
+      continueGuard: host.guard.available ? "on" : "off",
     },
     "sockswitch daemon ready",
   );
@@ -186,6 +200,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       leave();
       ingress.close();
       apps.closeAll();
+      host.guard.close();
       Promise.all([store.close(), api.fastify.close(), tcpApi?.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))
         .finally(resolve);

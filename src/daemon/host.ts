@@ -3,6 +3,7 @@
 
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
+import { noGuard, type SocketGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
@@ -23,6 +24,7 @@ export class Host implements TrapHost {
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
+  guard: SocketGuard = noGuard("not loaded yet");
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
   /** Set by the app manager: the session of a running app. */

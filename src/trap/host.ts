@@ -3,6 +3,7 @@
 // wiring implements it; handlers never import the store or the API.
 
 import type { Logger } from "pino";
+import type { SocketGuard } from "../bpf/guard.js";
 import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
@@ -40,6 +41,12 @@ export interface TrapHost {
   readonly log: Logger;
   /** The DNS server, when the daemon runs one. */
   readonly resolver: Resolver | null;
+  /**
+   * The CONTINUE guard (bpf/guard.ts): every socket made for an app is marked, so that a call
+   * answered with CONTINUE cannot bind, connect or send on it once another thread has swapped
+   * it in under the call's fd number.
+   */
+  readonly guard: SocketGuard;
   /** Adds a service to the table and the store. */
   registerService(svc: Service): void;
   /** Removes a service from the table and the store. */

@@ -1,7 +1,9 @@
 // socket(2) for AF_INET/AF_INET6 (the filter traps no other family but AF_PACKET): the
 // daemon makes a socket of the same domain, type, protocol and flags in the host network
 // namespace and installs it in the app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND,
-// which is also the call's return value. Raw, packet and ICMP sockets are refused.
+// which is also the call's return value. Raw, packet and ICMP sockets are refused. Each socket
+// is marked for the CONTINUE guard (bpf/guard.ts) before the app can see it; a socket that
+// cannot be marked while the guard is on is not handed out (the errno of the failed mark).
 
 import { AF_INET6, AF_PACKET } from "../net/sockaddr.js";
 import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from "./addresses.js";
@@ -40,6 +42,12 @@ export function handleSocket(s: AppSession, n: Notification): void {
   const a = s.host.addon;
   const fd = a.socket(domain === AF_INET6 ? AF_INET6 : domain, type, protocol);
   if (fd < 0) return s.fail(n, -fd);
+  const m = s.host.guard.mark(fd);
+  if (m < 0) {
+    a.close(fd);
+    s.host.log.warn({ app: s.app.id, errno: -m }, "socket refused: marking it for the CONTINUE guard failed");
+    return s.fail(n, -m);
+  }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
   a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);

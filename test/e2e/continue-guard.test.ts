@@ -1,0 +1,93 @@
+// End-to-end, hostile: calls the daemon answers with CONTINUE cannot be turned onto an app's
+// host socket (issue 13, kind 3; docs/security.md, promise 12). A C program races the daemon
+// (test/fixtures/hostile-continue.c): a thread dup2()s one of the app's INET sockets onto the
+// fd number of a connect, bind or sendmsg that the daemon lets the kernel run because it was a
+// UNIX socket's, or flips a sendmsg's destination in after the daemon saw none. Under
+// --egress deny every attempt must fail, the ones that won the race with EPERM (the CONTINUE
+// guard, bpf/guard.ts), and the unmanaged servers in the test host must see nothing.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+
+const TARGET = "192.0.2.1"; // an address of the test host itself (on its lo)
+const TCP_PORT = 7601;
+const UDP_PORT = 7602;
+const BIND_PORT = 7603;
+const CALLS = "20000";
+
+interface Outcome {
+  ok: number;
+  errno: Record<string, number>;
+}
+
+describe("the CONTINUE guard", () => {
+  let host: TestHost;
+  let bin: string;
+  let tcp: Proc;
+  let udp: Proc;
+
+  before(async () => {
+    host = new TestHost("guard");
+    must("ip", ["-n", host.ns, "addr", "add", `${TARGET}/32`, "dev", "lo"]);
+    bin = join(host.dir, "hostile-continue");
+    must("cc", ["-O2", "-pthread", "-o", bin, join(FIXTURES, "hostile-continue.c")]);
+    await host.start({ daemonArgs: ["--egress", "deny"] });
+    tcp = host.spawnInHost([PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(TCP_PORT), "T"]);
+    udp = host.spawnInHost([PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(UDP_PORT), "U"]);
+    for (const p of [tcp, udp]) await waitFor("the unmanaged servers", () => p.stdout.includes('"listening"'));
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  const race = async (args: string[]): Promise<Outcome> => {
+    const r = await host.runToEnd([], [bin, ...args], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    console.log(`continue guard, ${args[0]}: ${r.stdout.trim()}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as Outcome;
+  };
+
+  test("the daemon attached it", () => {
+    assert.match(host.daemon?.stdout ?? "", /"continueGuard":"on"/);
+  });
+
+  test("a connect continued for a UNIX socket never runs on a swapped-in TCP socket", async () => {
+    const r = await race(["connect", TARGET, String(TCP_PORT), CALLS]);
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    assert.ok((r.errno.EACCES ?? 0) > 0, `--egress deny was never decided: ${JSON.stringify(r)}`);
+    assert.equal(tcp.stdout.includes('"accepted"'), false, tcp.stdout);
+  });
+
+  test("a sendmsg continued for a UNIX socket never sends from a swapped-in UDP socket", async () => {
+    const r = await race(["sendmsg", TARGET, String(UDP_PORT), CALLS]);
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
+  });
+
+  test("a destination written into a continued sendmsg is refused", async () => {
+    const r = await race(["name", TARGET, String(UDP_PORT), CALLS]);
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
+  });
+
+  test("a bind continued for a UNIX socket never binds a swapped-in TCP socket to a host port", async () => {
+    const p = host.run([], [bin, "bind", String(BIND_PORT), CALLS]);
+    try {
+      await waitFor("the race", () => p.stdout.includes("listening") || !p.running, 60_000);
+      const r = JSON.parse(p.stdout.split("\n")[0] ?? "") as Outcome;
+      // One bind may succeed: the daemon's own, of the app's virtual wildcard address.
+      assert.ok(r.ok <= 1, JSON.stringify(r));
+      assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+      assert.equal(host.exec(["ss", "-Htln", `sport = :${BIND_PORT}`]).stdout.trim(), "");
+    } finally {
+      p.kill("SIGKILL");
+      await p.wait();
+    }
+  });
+});
