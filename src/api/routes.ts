@@ -17,6 +17,8 @@ export interface ApiContext {
   readonly node: string;
   readonly store: string;
   readonly startedAt: string;
+  /** The datapath that runs (datapath: seccomp or bpf) and what it reports. */
+  readonly datapath: Readonly<Record<string, string>>;
   /** The ingress gateway's forwarding listeners on this node. */
   readonly proxies: () => ProxyView[];
 }
@@ -30,6 +32,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     apps: ctx.table.listApps().length,
     services: ctx.table.listServices().length,
     startedAt: ctx.startedAt,
+    ...ctx.datapath,
   }));
 
   app.get("/v1/apps", async () => ({ items: ctx.table.listApps().map((a) => appView(a, ctx.table)) }));

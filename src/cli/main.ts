@@ -23,6 +23,7 @@ import {
   DEFAULT_VIP_CIDR,
   defaultDnsIp,
   parseApiListen,
+  parseDatapath,
   parseDnsDomain,
   parseDnsIp,
   parseEgress,
@@ -79,6 +80,11 @@ export function buildProgram(): Command {
     .option("--vip-cidr <cidr>", "pool of automatically assigned virtual IPs", DEFAULT_VIP_CIDR)
     .option("--egress <mode>", "connections to addresses that are not virtual: allow or deny", "allow")
     .option("--lb <mode>", "default load balancing: round-robin or random", "round-robin")
+    .option(
+      "--datapath <mode>",
+      "how decisions reach the kernel: auto, seccomp or bpf (docs/how-it-works.md)",
+      "auto",
+    )
     .option("--clean", "start with an empty state (forget stored apps and services)", false)
     .option("--log-level <level>", "trace, debug, info, warn or error", "info")
     .addOption(
@@ -149,6 +155,7 @@ export function buildProgram(): Command {
           upstreams: o.dnsServers === undefined ? null : parseDnsServers(o.dnsServers),
         },
         egress: parseEgress(o.egress),
+        datapath: parseDatapath(o.datapath),
         lb: parseLb(o.lb),
         clean: o.clean === true,
         logLevel: o.logLevel,

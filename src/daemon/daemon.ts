@@ -5,7 +5,7 @@
 //   addon       the syscalls Node cannot make (native/addon.ts)
 //   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
-//   guard       the CONTINUE guard: BPF programs that keep continued calls off app sockets (bpf/guard.ts)
+//   datapath    how decisions reach the kernel: seccomp (+ the CONTINUE guard) or bpf (daemon/datapath.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
 //   dns         the embedded DNS server and its well-known virtual IP (daemon/dns.ts)
 //   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
@@ -19,7 +19,6 @@
 
 import { mkdirSync } from "node:fs";
 import { createApiServer } from "../api/server.js";
-import { openGuard } from "../bpf/guard.js";
 import { pinDirOf, removePins } from "../bpf/system.js";
 import type { DaemonConfig } from "../core/config.js";
 import { messageOf, PermissionError, SockswitchError } from "../core/errors.js";
@@ -29,10 +28,10 @@ import { Ingress } from "../gateway/ingress.js";
 import { loadAddon } from "../native/addon.js";
 import { kernelLists } from "../net/sock-diag.js";
 import { specFromJson } from "../table/app-spec.js";
-import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { AppManager, parentPid } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
+import { openDatapath } from "./datapath.js";
 import { DaemonDns } from "./dns.js";
 import { Host } from "./host.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
@@ -78,20 +77,15 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
   // The state dir names the daemon's BPF pins (bpf/system.ts): it must exist while they do.
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   if (config.clean) removePins(pinDirOf(config.stateDir));
-  host.guard = openGuard(addon, log, { stateDir: config.stateDir });
-  if (!host.guard.available)
-    log.warn(
-      { reason: host.guard.reason },
-      "the CONTINUE guard is off: a call on a UNIX socket that the daemon lets the kernel run can be swapped onto an app's host socket (docs/security.md)",
-    );
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
   for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
   const supervisor = new Supervisor(nr);
-  const filter = buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr });
   const dns = await DaemonDns.start(host, config.dns, config.socket, log);
   host.resolver = dns?.resolver ?? null;
+  const datapath = openDatapath(addon, host, log, config, nr);
+  const filter = datapath.filter;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
   const kernel = kernelLists(addon, log);
@@ -150,6 +144,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
     node: config.nodeName,
     store: store.kind,
     startedAt: new Date().toISOString(),
+    datapath: datapath.info,
     proxies: () => ingress.list(),
   };
   const api = await createApiServer(ctx);
@@ -184,7 +179,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       restoredApps: snapshot.apps.length,
       dns: dns ? `${dns.resolver.ip}:53` : "off",
       api: config.api ? `${config.api.host}:${config.api.port}` : "unix socket only",
-      continueGuard: host.guard.available ? "on" : "off",
+      ...datapath.info,
     },
     "sockswitch daemon ready",
   );
@@ -200,7 +195,7 @@ export async function runDaemon(config: DaemonConfig): Promise<void> {
       leave();
       ingress.close();
       apps.closeAll();
-      host.guard.close();
+      datapath.close();
       Promise.all([store.close(), api.fastify.close(), tcpApi?.fastify.close(), dns?.close()])
         .catch((err) => log.error({ err: messageOf(err) }, "shutdown"))
         .finally(resolve);

@@ -3,6 +3,7 @@
 
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
+import type { BpfDatapath } from "../bpf/datapath.js";
 import { noGuard, type SocketGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import type { Addon } from "../native/addon.js";
@@ -11,7 +12,7 @@ import { BlockPool, PortPool } from "../net/port-pool.js";
 import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
-import type { Service } from "../table/types.js";
+import type { App, Service } from "../table/types.js";
 import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
 import type { AppSession } from "../trap/session.js";
 
@@ -25,6 +26,8 @@ export class Host implements TrapHost {
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
   guard: SocketGuard = noGuard("not loaded yet");
+  /** The bpf datapath, when it is the one that runs. */
+  bpf: BpfDatapath | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
   /** Set by the app manager: the session of a running app. */
@@ -66,6 +69,15 @@ export class Host implements TrapHost {
         if (ip) this.local.add(ip.text);
       }
     }
+  }
+
+  markSocket(fd: number, app: App): number {
+    return this.bpf ? this.bpf.mark(fd, app) : this.guard.mark(fd);
+  }
+
+  /** This host's own addresses, as read at start. */
+  localAddresses(): string[] {
+    return [...this.local];
   }
 
   isLocalAddress(ip: string): boolean {

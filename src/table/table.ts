@@ -26,6 +26,13 @@ export type Lookup =
   | { kind: "denied"; candidates: number }
   | { kind: "not-virtual" };
 
+/** What a mirror of the table (the bpf datapath's maps) is told. */
+export interface TableObserver {
+  serviceChanged(proto: Proto, vip: string, vport: number): void;
+  appChanged(app: App): void;
+  appRemoved(app: App): void;
+}
+
 export class ServiceTable {
   private readonly apps = new Map<string, App>();
   private readonly appsByIp = new Map<string, Set<string>>();
@@ -39,6 +46,11 @@ export class ServiceTable {
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly nodesByIp = new Map<string, string>();
   private readonly selector: Selector;
+  /**
+   * Told after every change of a service or an app (the bpf datapath mirrors the table into
+   * kernel maps); null: nobody listens.
+   */
+  observer: TableObserver | null = null;
 
   /**
    * preferNode: when some allowed backends of a service run on this node, pick only among
@@ -46,7 +58,7 @@ export class ServiceTable {
    */
   constructor(
     private readonly vipCidrs: readonly Cidr[],
-    defaultLb: LbMode,
+    readonly defaultLb: LbMode,
     private readonly preferNode: string | null = null,
   ) {
     this.selector = new Selector(defaultLb);
@@ -130,6 +142,7 @@ export class ServiceTable {
       }
       set.add(app.id);
     }
+    this.observer?.appChanged(app);
   }
 
   /** Removes the app and its services; returns the services removed. */
@@ -143,6 +156,7 @@ export class ServiceTable {
     if (!app) return removed;
     this.apps.delete(id);
     this.unindex(app);
+    this.observer?.appRemoved(app);
     return removed;
   }
 
@@ -197,6 +211,7 @@ export class ServiceTable {
     }
     ids.add(svc.id);
     this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
+    this.observer?.serviceChanged(svc.proto, svc.vip, svc.vport);
   }
 
   removeService(id: string): Service | undefined {
@@ -225,6 +240,7 @@ export class ServiceTable {
       }
     }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
+    this.observer?.serviceChanged(svc.proto, svc.vip, svc.vport);
     return svc;
   }
 

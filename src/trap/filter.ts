@@ -15,6 +15,11 @@
 export interface FilterConstants {
   readonly auditArch: number;
   readonly nr: Readonly<Record<string, number>>;
+  /**
+   * Trap socket() only (the bpf datapath: every other call on the daemon's host sockets is
+   * handled by the kernel's socket hooks). Default false: every call above.
+   */
+  readonly socketOnly?: boolean;
 }
 
 const BPF_LD_W_ABS = 0x20;
@@ -71,13 +76,17 @@ export function buildFilter(c: FilterConstants): Buffer {
     ld(OFF_NR),
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
-    ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
-    jeq(nr("sendto"), "sendto"),
-    jeq(nr("recvfrom"), "addr4"),
-    jeq(nr("sendmsg"), "notify"),
-    jeq(nr("sendmmsg"), "notify"),
-    jeq(nr("recvmsg"), "notify"),
-    jeq(nr("recvmmsg"), "notify"),
+    ...(c.socketOnly
+      ? []
+      : [
+          ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
+          jeq(nr("sendto"), "sendto"),
+          jeq(nr("recvfrom"), "addr4"),
+          jeq(nr("sendmsg"), "notify"),
+          jeq(nr("sendmmsg"), "notify"),
+          jeq(nr("recvmsg"), "notify"),
+          jeq(nr("recvmmsg"), "notify"),
+        ]),
     ...DENIED_CALLS.map((name) => jeq(nr(name), "eperm")),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),

@@ -42,10 +42,13 @@ export function handleSocket(s: AppSession, n: Notification): void {
   const a = s.host.addon;
   const fd = a.socket(domain === AF_INET6 ? AF_INET6 : domain, type, protocol);
   if (fd < 0) return s.fail(n, -fd);
-  const m = s.host.guard.mark(fd);
+  const m = s.host.markSocket(fd, s.app);
   if (m < 0) {
     a.close(fd);
-    s.host.log.warn({ app: s.app.id, errno: -m }, "socket refused: marking it for the CONTINUE guard failed");
+    s.host.log.warn(
+      { app: s.app.id, errno: -m },
+      "socket refused: marking it (CONTINUE guard, bpf datapath) failed",
+    );
     return s.fail(n, -m);
   }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);

@@ -1,0 +1,74 @@
+// The one interface between the daemon's wiring and the datapath that runs: how the daemon's
+// decisions reach the kernel. Both share the table, policy, selection and store (one control
+// plane); they differ in what the launcher's seccomp filter traps and in what the kernel does
+// with the daemon's host sockets:
+//
+//   seccomp  every network call is trapped and carried out by the daemon (src/trap); the
+//            CONTINUE guard (bpf/guard.ts) keeps calls it lets the kernel run off app sockets
+//   bpf      only socket() is trapped (the daemon stamps the app's identity on the host socket);
+//            cgroup socket hooks apply the table's decisions in the kernel (bpf/datapath.ts)
+//
+// --datapath auto picks seccomp for now, and says so: the bpf datapath does not yet keep every
+// promise the seccomp one does (docs/how-it-works.md, "The bpf datapath").
+
+import type { Logger } from "pino";
+import { BpfDatapath } from "../bpf/datapath.js";
+import { openGuard } from "../bpf/guard.js";
+import type { DaemonConfig } from "../core/config.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { Addon } from "../native/addon.js";
+import { buildFilter } from "../trap/filter.js";
+import type { Host } from "./host.js";
+
+export interface Datapath {
+  readonly name: "seccomp" | "bpf";
+  /** The filter every app's launcher installs. */
+  readonly filter: Buffer;
+  /** What the daemon reports about it (ready line, /v1/health). */
+  readonly info: Readonly<Record<string, string>>;
+  close(): void;
+}
+
+/** Sets up the datapath config.datapath asks for; throws a sentence when bpf cannot run. */
+export function openDatapath(
+  addon: Addon,
+  host: Host,
+  log: Logger,
+  config: DaemonConfig,
+  nr: Record<string, number>,
+): Datapath {
+  const filterOf = (socketOnly: boolean): Buffer =>
+    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly });
+  if (config.datapath === "bpf") {
+    const dp = BpfDatapath.open(addon, host, log, {
+      stateDir: config.stateDir,
+      vipCidr: config.vipCidr,
+      localAddresses: host.localAddresses(),
+    });
+    if (typeof dp === "string")
+      throw new InvalidArgumentError(
+        `--datapath bpf cannot run here: ${dp}; use --datapath seccomp (or auto)`,
+      );
+    host.bpf = dp;
+    host.table.observer = dp;
+    for (const app of host.table.listApps()) dp.appChanged(app);
+    for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
+    return { name: "bpf", filter: filterOf(true), info: { datapath: "bpf" }, close: () => dp.close() };
+  }
+  host.guard = openGuard(addon, log, { stateDir: config.stateDir });
+  if (!host.guard.available)
+    log.warn(
+      { reason: host.guard.reason },
+      "the CONTINUE guard is off: a call on a UNIX socket that the daemon lets the kernel run can be swapped onto an app's host socket (docs/security.md)",
+    );
+  if (config.datapath === "auto")
+    log.info(
+      "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
+    );
+  return {
+    name: "seccomp",
+    filter: filterOf(false),
+    info: { datapath: "seccomp", continueGuard: host.guard.available ? "on" : "off" },
+    close: () => host.guard.close(),
+  };
+}
