@@ -110,6 +110,21 @@ static __always_inline int ssw_pick(struct ssw_svc *s, struct ssw_svc_key *k, co
   return 1;
 }
 
+/* A refusal, for the daemon's log (the decision was the daemon's; the log line is too). */
+static __always_inline int ssw_denied(__u32 kind, __u32 app, const struct ssw_addr *dst, __u16 port, __u8 proto) {
+  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  if (e) {
+    __builtin_memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->app = app;
+    e->vip = *dst;
+    e->vport = port;
+    e->flags = proto;
+    bpf_ringbuf_submit(e, 0);
+  }
+  return -SSW_EACCES;
+}
+
 /*
  * Where a connect or datagram of app `app` to dst:port goes: 1 rewritten (dst, port), 0 egress
  * as it is, or -errno. dst:port is host order for the port, addresses IPv4-mapped.
@@ -147,13 +162,16 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
     return 1;
   }
   struct ssw_svc *s = bpf_map_lookup_elem(&ssw_svcs, &k);
-  if (s) return ssw_pick(s, &k, app->labels, dst, port);
+  if (s) {
+    int r = ssw_pick(s, &k, app->labels, dst, port);
+    return r < 0 ? ssw_denied(SSW_EV_DENIED_POLICY, st->app, &k.ip, k.port, proto) : r;
+  }
   if (bpf_map_lookup_elem(&ssw_vips, dst) ||
       (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4))
     return ssw_refuse(cfg, dst, port);
   if (bpf_map_lookup_elem(&ssw_local, dst) && *port >= cfg->pool_first && *port <= cfg->pool_last)
-    return -SSW_EACCES;
-  if (cfg->egress_deny) return -SSW_EACCES;
+    return ssw_denied(SSW_EV_DENIED_POOL, st->app, dst, *port, proto);
+  if (cfg->egress_deny) return ssw_denied(SSW_EV_DENIED_EGRESS, st->app, dst, *port, proto);
   return 0;
 }
 

@@ -121,6 +121,9 @@ struct ssw_config {
 /* Events for the daemon (ring buffer). */
 #define SSW_EV_BIND 1   /* a UDP socket was bound */
 #define SSW_EV_LISTEN 2 /* a TCP socket listens */
+#define SSW_EV_DENIED_POLICY 3 /* a connect or send refused: no label shared (vip: the destination) */
+#define SSW_EV_DENIED_EGRESS 4 /* refused by --egress deny */
+#define SSW_EV_DENIED_POOL 5   /* refused: a pool port of this host as an egress destination */
 
 struct ssw_event {
   __u32 kind;

@@ -30,6 +30,9 @@ import {
   configValue,
   decodeEvent,
   EV_BIND,
+  EV_DENIED_EGRESS,
+  EV_DENIED_POLICY,
+  EV_DENIED_POOL,
   EV_LISTEN,
   EVENT_SIZE,
   LabelBits,
@@ -333,8 +336,19 @@ export class BpfDatapath implements TableObserver {
 
   private onEvent(off: number): void {
     const e = decodeEvent(this.events, off);
-    if (e.kind !== EV_BIND && e.kind !== EV_LISTEN) return;
     const appId = this.apps.get(e.app);
+    if (e.kind === EV_DENIED_POLICY || e.kind === EV_DENIED_EGRESS || e.kind === EV_DENIED_POOL) {
+      // The same lines as the seccomp datapath's (trap/route.ts).
+      const proto = e.flags === 17 ? "udp" : "tcp";
+      const dst = `${e.vip}:${e.vport}`;
+      const app = appId ? this.host.table.getApp(appId) : undefined;
+      if (e.kind === EV_DENIED_POLICY)
+        this.log.warn({ app: appId, name: app?.name, dst, proto }, "connection denied by label policy");
+      else if (e.kind === EV_DENIED_EGRESS) this.log.warn({ app: appId, dst, proto }, "egress denied (--egress deny)");
+      else this.log.warn({ app: appId, dst }, "connection to a host pool port refused");
+      return;
+    }
+    if (e.kind !== EV_BIND && e.kind !== EV_LISTEN) return;
     const s = appId ? this.host.sessionOf(appId) : undefined;
     if (!s) return;
     const proto: Proto = e.kind === EV_LISTEN ? "tcp" : "udp";
