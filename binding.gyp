@@ -8,6 +8,7 @@
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",
+        "native/addon/kernel.c",
         "native/addon/netns.c",
         "native/addon/notify.c",
         "native/addon/poll.c",

@@ -2,16 +2,17 @@
  * fdops.c: plain socket and fd syscalls on host fds.
  *
  * Responsible for socket, bind, connect, listen, accept4, getsockname,
- * getpeername, getsockoptInt, setsockoptInt, fcntl, close and fstat. Each is
- * one syscall returning its result or -errno, arranged so none can block the
+ * getpeername, getsockoptInt, setsockoptInt, fcntl, close, fstat and flock. Each
+ * is one syscall returning its result or -errno, arranged so none can block the
  * event loop. Leans on socket(2), bind(2), connect(2), listen(2), accept(2),
- * getsockname(2), getpeername(2), getsockopt(2), fcntl(2), close(2), stat(2)
- * and poll(2).
+ * getsockname(2), getpeername(2), getsockopt(2), fcntl(2), close(2), stat(2),
+ * flock(2) and poll(2).
  */
 #include "common.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,6 +208,19 @@ static napi_value fd_fstat(napi_env env, napi_callback_info info) {
   return sw_num(env, 0);
 }
 
+/*
+ * flock(fd, exclusive) -> 0 | -errno: LOCK_EX (exclusive = 1) or LOCK_SH, always with
+ * LOCK_NB, so a lock held elsewhere is -EWOULDBLOCK at once instead of a wait.
+ */
+static napi_value fd_flock(napi_env env, napi_callback_info info) {
+  static const char usage[] = "flock(fd, exclusive)";
+  sw_args a;
+  int32_t fd, exclusive;
+  if (!sw_get_args(env, info, &a, usage, 2) || !sw_i32(&a, 0, &fd) || !sw_i32(&a, 1, &exclusive))
+    return NULL;
+  return sw_ret(env, flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB));
+}
+
 const sw_export sw_fdops_exports[] = {
     {"socket", fd_socket},
     {"bind", fd_bind},
@@ -220,5 +234,6 @@ const sw_export sw_fdops_exports[] = {
     {"fcntl", fd_fcntl},
     {"close", fd_close},
     {"fstat", fd_fstat},
+    {"flock", fd_flock},
     {NULL, NULL},
 };

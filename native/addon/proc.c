@@ -2,12 +2,13 @@
  * proc.c: reaching into another process, and replacing this one.
  *
  * Responsible for pidfdOpen and pidfdGetfd (taking a copy of a target's fd),
+ * signalThread (a signal the kernel would have raised in a thread, e.g. SIGPIPE),
  * readMem and writeMem (a target's memory, e.g. syscall arguments that are
  * pointers) and execve (with signal dispositions and mask reset first, since
  * Node ignores SIGPIPE and that would otherwise leak into the new program, and
  * with fds 0-2 made inheritable and blocking again).
  * Leans on pidfd_open(2), pidfd_getfd(2), process_vm_readv(2), execve(2),
- * sigaction(2), sigprocmask(2) and fcntl(2).
+ * tgkill(2), sigaction(2), sigprocmask(2) and fcntl(2).
  */
 #include "common.h"
 
@@ -185,7 +186,20 @@ static napi_value proc_execve(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * signalThread(tid, sig) -> 0 | -errno: sends sig to thread tid (tkill(2)); for a signal the
+ * kernel would raise in the thread that made a call the daemon carried out (SIGPIPE).
+ */
+static napi_value proc_signal_thread(napi_env env, napi_callback_info info) {
+  static const char usage[] = "signalThread(tid, sig)";
+  sw_args a;
+  int32_t tid, sig;
+  if (!sw_get_args(env, info, &a, usage, 2) || !sw_i32(&a, 0, &tid) || !sw_i32(&a, 1, &sig)) return NULL;
+  return sw_ret(env, syscall(SYS_tkill, tid, sig));
+}
+
 const sw_export sw_proc_exports[] = {
+    {"signalThread", proc_signal_thread},
     {"pidfdOpen", proc_pidfd_open},
     {"pidfdGetfd", proc_pidfd_getfd},
     {"readMem", proc_read_mem},

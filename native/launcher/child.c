@@ -77,9 +77,10 @@ static void __attribute__((noreturn)) app_main(int ctl, pid_t launcher, const st
 
   if (o->set_user) drop_user(o);
   /*
-   * The app does not outlive its launcher: a SIGKILLed `sockswitch run` takes the app
-   * with it, as nobody would be left to forward signals or report its exit. Set after
-   * the credential change, which clears it; the getppid check closes the race with a
+   * The app does not outlive its launcher. The launcher is the init of the app's PID
+   * namespace, whose end the kernel makes the end of every process in it; this says the
+   * same for the app itself, should the launcher ever not be that init. Set after the
+   * credential change, which clears it; the getppid check closes the race with a
    * launcher that died before this line.
    */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) _exit(EXIT_LAUNCHER);

@@ -2,27 +2,38 @@
  * handshake.c: the launcher's side of the daemon protocol (SSW1) on a UNIX stream
  * socket. Lines end with "\n"; a reply is at most REPLY_CAP bytes.
  *
- *   launcher: SSW1 HELLO <meta>
+ *   launcher: SSW1 HELLO <registration>   (the run options as JSON, see options.c)
  *   daemon:   OK | ERR <message>          (after ERR the daemon closes)
+ *             | USAGE <message>           (a bad option value: exit 2; the daemon closes)
  *             IP <address>                (zero or more; IPv4 dotted or IPv6 text)
  *             FILTER <hex>                (exactly one: struct sock_filter[] as laid
  *                                          out in memory, host byte order, 8 bytes each)
  *             END
- *   launcher: SSW1 FD <app pid>           (the seccomp listener fd attached, SCM_RIGHTS)
+ *   launcher: SSW1 FD                     (attached, SCM_RIGHTS: the seccomp listener,
+ *                                          then a pidfd of the app)
  *   daemon:   APP <id>                    (the app's id, for a later REATTACH)
  *             GO | ERR <message>
  *
  * When the daemon connection ends while the app runs (the daemon restarted), the
  * launcher reconnects and hands the listener it kept to the new daemon:
  *
- *   launcher: SSW1 REATTACH <id> <app pid>   (the listener attached, SCM_RIGHTS)
+ *   launcher: SSW1 REATTACH <id>          (the listener and the app's pidfd attached)
  *   daemon:   GO | ERR <message>
+ *
+ * When the app has ended and been reaped, the launcher reports its exit status (as
+ * its own exit code: 128+N for signal N) on the connection, if it is still open:
+ *
+ *   launcher: SSW1 EXIT <status>
+ *
+ * No pid travels as a number: the launcher may run in another PID namespace than the
+ * daemon (a container), where its pids mean nothing to the daemon. The pidfd names the
+ * app's process to the kernel, which tells the daemon its pid in the daemon's namespace.
  *
  * Lines of a kind this launcher does not know are ignored, so the daemon can add
  * kinds without breaking older launchers. The connection stays open afterwards for
  * the launcher's whole life; its end tells the daemon the app is gone.
  *
- * Man pages: unix(7), seccomp(2) (struct sock_fprog), poll(2).
+ * Man pages: unix(7), seccomp(2) (struct sock_fprog), poll(2), pidfd_open(2).
  */
 #include "launcher.h"
 
@@ -33,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -93,10 +105,13 @@ static bool is_kind(const char *line, const char *kind) {
   return strncmp(line, kind, n) == 0 && (line[n] == '\0' || line[n] == ' ');
 }
 
+/* ERR <sentence> (exit 125) or USAGE <sentence> (a bad option value, exit 2). */
 static void refused(const char *line) {
-  const char *msg = line[3] == ' ' ? line + 4 : "";
+  bool usage = is_kind(line, "USAGE");
+  const char *msg = line + (usage ? 5 : 3);
+  msg = *msg == ' ' ? msg + 1 : "";
   if (*msg == '\0') fail(EXIT_LAUNCHER, "the daemon refused without giving a reason");
-  fail(EXIT_LAUNCHER, "%s", msg);
+  fail(usage ? EXIT_USAGE : EXIT_LAUNCHER, "%s", msg);
 }
 
 static void add_address(struct grant *g, const char *text) {
@@ -163,6 +178,7 @@ struct daemon_conn *handshake_connect(const char *path) {
   if (!dc) fail(EXIT_LAUNCHER, "out of memory");
   dc->path = path;
   dc->listener = -1;
+  dc->app_pidfd = -1;
   dc->fd = dial(path);
   int err = dc->fd < 0 ? -dc->fd : 0;
   if (err)
@@ -171,13 +187,15 @@ struct daemon_conn *handshake_connect(const char *path) {
   return dc;
 }
 
-void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) {
-  if (strchr(meta, '\n'))
-    fail(EXIT_LAUNCHER, "launcher usage: --meta must be a single line (it contains a newline)");
-  size_t len = strlen("SSW1 HELLO ") + strlen(meta) + 1;
+void handshake_hello(struct daemon_conn *dc, const char *hello, struct grant *g) {
+  if (strchr(hello, '\n')) fail(EXIT_LAUNCHER, "internal error: the registration spans lines");
+  size_t len = strlen("SSW1 HELLO ") + strlen(hello) + 1;
+  if (len > REPLY_CAP)
+    fail(EXIT_USAGE, "the command line is too long for the daemon (%zu bytes of options and command; at most %d KiB)",
+         len, REPLY_CAP / 1024);
   char *msg = malloc(len + 1);
   if (!msg) fail(EXIT_LAUNCHER, "out of memory");
-  snprintf(msg, len + 1, "SSW1 HELLO %s\n", meta);
+  snprintf(msg, len + 1, "SSW1 HELLO %s\n", hello);
   if (send_all(dc->fd, msg, len) < 0) {
     if (errno == EPIPE || errno == ECONNRESET)
       fail(EXIT_LAUNCHER, "the daemon at %s closed the connection before HELLO", dc->path);
@@ -187,7 +205,7 @@ void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) 
 
   dc->total = 0;
   char *line = expect_line(dc, "without answering HELLO");
-  if (is_kind(line, "ERR")) refused(line);
+  if (is_kind(line, "ERR") || is_kind(line, "USAGE")) refused(line);
   if (strcmp(line, "OK") != 0)
     fail(EXIT_LAUNCHER, "unexpected reply from the daemon: \"%.100s\" (wanted OK or ERR)", line);
 
@@ -209,20 +227,23 @@ void handshake_hello(struct daemon_conn *dc, const char *meta, struct grant *g) 
 }
 
 /*
- * Sends `SSW1 FD <app>` with the listener attached and waits for GO. Returns true
- * on GO; false when app_ctl became readable first (the app died before starting).
- * ERR, a closed connection or a broken reply fail (and so kill the app).
+ * Sends `SSW1 FD` with the listener and a pidfd of the app attached and waits for GO.
+ * Returns true on GO; false when app_ctl became readable first (the app died before
+ * starting). ERR, a closed connection or a broken reply fail (and so kill the app).
  */
 bool handshake_hand_over(struct daemon_conn *dc, pid_t app, int listener, int app_ctl) {
-  char msg[64];
-  int len = snprintf(msg, sizeof msg, "SSW1 FD %d\n", (int)app);
-  if (send_with_fd(dc->fd, msg, (size_t)len, listener) < 0) {
+  int pidfd = (int)syscall(SYS_pidfd_open, app, 0);
+  if (pidfd < 0) fail(EXIT_LAUNCHER, "pidfd_open of the app failed: %s", strerror(errno));
+  static const char msg[] = "SSW1 FD\n";
+  int fds[2] = {listener, pidfd};
+  if (send_with_fds(dc->fd, msg, sizeof msg - 1, fds, 2) < 0) {
     if (errno == EPIPE || errno == ECONNRESET)
       fail(EXIT_LAUNCHER, "the daemon closed the connection before the listener hand-over");
     fail(EXIT_LAUNCHER, "handing the seccomp listener to the daemon failed: %s", strerror(errno));
   }
   dc->app = app;
   dc->listener = listener;
+  dc->app_pidfd = pidfd;
   dc->total = 0;
   for (;;) {
     char *line;
@@ -251,6 +272,16 @@ bool handshake_poll_daemon(struct daemon_conn *dc) {
 }
 
 /*
+ * Tells the daemon the app's exit status (best effort: a daemon that is gone or
+ * restarting misses it, and the app is then listed without one). Never blocks.
+ */
+void handshake_report_exit(struct daemon_conn *dc, int code) {
+  char msg[32];
+  int len = snprintf(msg, sizeof msg, "SSW1 EXIT %d\n", code);
+  (void)send(dc->fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/*
  * The daemon connection ended while the app runs (the daemon stopped or restarted).
  * The app's trapped calls wait on the seccomp listener, which this launcher still
  * holds, so the kernel keeps them pending instead of failing them. Tries once to hand
@@ -264,8 +295,9 @@ bool handshake_reattach(struct daemon_conn *dc) {
   int fd = dial(dc->path);
   if (fd < 0) return false;
   char msg[128];
-  int len = snprintf(msg, sizeof msg, "SSW1 REATTACH %s %d\n", dc->app_id, (int)dc->app);
-  if (send_with_fd(fd, msg, (size_t)len, dc->listener) < 0) {
+  int len = snprintf(msg, sizeof msg, "SSW1 REATTACH %s\n", dc->app_id);
+  int fds[2] = {dc->listener, dc->app_pidfd};
+  if (send_with_fds(fd, msg, (size_t)len, fds, 2) < 0) {
     close(fd);
     return false;
   }

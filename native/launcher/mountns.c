@@ -1,11 +1,12 @@
 /*
- * mountns.c: --resolv-conf PATH: the app sees PATH as /etc/resolv.conf (so that its
- * C library asks sockswitch's DNS server), while the host's file stays untouched.
+ * mountns.c: the app's own mount namespace, where it gets its own /proc (pidns.c) and,
+ * with --dns-override, the daemon's resolv.conf as /etc/resolv.conf, while the host's
+ * mounts and file stay untouched.
  *
  * In the launcher, before the app is forked (the app inherits it): a new mount
  * namespace (unshare CLONE_NEWNS); every mount in it made a slave, recursively, so
  * that nothing mounted here propagates back to the host (systemd makes / shared) while
- * the host's later mounts still reach us; then PATH bind-mounted, read-only, over
+ * the host's later mounts still reach us. Then PATH is bind-mounted, read-only, over
  * /etc/resolv.conf. When /etc/resolv.conf is a symlink (systemd-resolved's
  * stub-resolv.conf, NetworkManager's file under /run), the bind goes over the file it
  * resolves to in the new namespace: a mount cannot sit on a symlink reached by path,
@@ -47,20 +48,28 @@ static unsigned long kept_flags(const char *target) {
   return f;
 }
 
-void mountns_resolv_conf(const char *path) {
-  /* PATH first, while a mistake costs nothing. */
-  struct stat st;
-  if (stat(path, &st) < 0)
-    fail(EXIT_LAUNCHER, "cannot use --resolv-conf %s: %s", path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(EXIT_LAUNCHER, "cannot use --resolv-conf %s: it is not a regular file", path);
-
+/* A mount namespace of the app's own, a slave of the caller's. resolv_conf names the
+ * file --dns-override wants, for the message when the launcher may not make one. */
+void mountns_enter(const char *resolv_conf) {
   if (unshare(CLONE_NEWNS) < 0) {
-    if (errno == EPERM)
-      fail(EXIT_LAUNCHER, "--resolv-conf needs a mount namespace, which needs root or CAP_SYS_ADMIN");
-    fail(EXIT_LAUNCHER, "creating a mount namespace for --resolv-conf failed: %s", strerror(errno));
+    if (errno == EPERM && resolv_conf)
+      fail(EXIT_LAUNCHER,
+           "--dns-override needs a mount namespace of the app's own, which needs root or CAP_SYS_ADMIN; use "
+           "--dns-override=false (in a container, mount %s at /etc/resolv.conf instead)",
+           resolv_conf);
+    if (errno == EPERM) fail(EXIT_LAUNCHER, "a mount namespace of the app's own needs root or CAP_SYS_ADMIN");
+    fail(EXIT_LAUNCHER, "creating a mount namespace for the app failed: %s", strerror(errno));
   }
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-    fail(EXIT_LAUNCHER, "making the app's mounts private for --resolv-conf failed: %s", strerror(errno));
+    fail(EXIT_LAUNCHER, "making the app's mounts private failed: %s", strerror(errno));
+}
+
+/* PATH over /etc/resolv.conf, read-only; in the app's mount namespace (mountns_enter). */
+void mountns_resolv_conf(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) fail(EXIT_LAUNCHER, "cannot use the daemon's resolv.conf %s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    fail(EXIT_LAUNCHER, "cannot use the daemon's resolv.conf %s: it is not a regular file", path);
 
   /* Resolved in the new namespace, which is the one the app will look in. */
   char target[PATH_MAX];
@@ -68,20 +77,20 @@ void mountns_resolv_conf(const char *path) {
     struct stat lst;
     if (lstat(RESOLV_CONF, &lst) == 0 && S_ISLNK(lst.st_mode))
       fail(EXIT_LAUNCHER,
-           "cannot put --resolv-conf over " RESOLV_CONF ": it is a symlink to a file that does not exist "
+           "cannot put the daemon's resolv.conf over " RESOLV_CONF ": it is a symlink to a file that does not exist "
            "(%s); create that file or replace the symlink",
            strerror(errno));
     fail(EXIT_LAUNCHER,
-         "cannot put --resolv-conf over " RESOLV_CONF ": %s; create an empty " RESOLV_CONF " to mount over",
+         "cannot put the daemon's resolv.conf over " RESOLV_CONF ": %s; create an empty " RESOLV_CONF " to mount over",
          strerror(errno));
   }
   struct stat tst;
   if (stat(target, &tst) < 0 || S_ISDIR(tst.st_mode))
-    fail(EXIT_LAUNCHER, "cannot put --resolv-conf over %s: it is not a file", target);
+    fail(EXIT_LAUNCHER, "cannot put the daemon's resolv.conf over %s: it is not a file", target);
 
   if (mount(path, target, NULL, MS_BIND, NULL) < 0)
-    fail(EXIT_LAUNCHER, "bind-mounting --resolv-conf %s over %s failed: %s", path, target, strerror(errno));
+    fail(EXIT_LAUNCHER, "bind-mounting the daemon's resolv.conf %s over %s failed: %s", path, target, strerror(errno));
   /* Read-only: one app must not rewrite the file that the daemon gives every app. */
   if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(target), NULL) < 0)
-    fail(EXIT_LAUNCHER, "making --resolv-conf read-only at %s failed: %s", target, strerror(errno));
+    fail(EXIT_LAUNCHER, "making the daemon's resolv.conf read-only at %s failed: %s", target, strerror(errno));
 }

@@ -1,76 +1,186 @@
-// REST routes (read side for now): health, apps, services, sockets, nodes, proxies. Every error is JSON
-// {"error": {"code", "message"}} with a stable code (docs/errors.md).
+// The read side of the REST API: probes (/healthz, /readyz, /v1/health) and the lists
+// (apps, services, sockets, nodes, proxies), each with its schema (schemas.ts). Every
+// error is JSON {"error": {"code", "message"}} with a stable code (docs/errors.md).
 
 import type { FastifyInstance } from "fastify";
-import { NotFoundError, SockswitchError } from "../core/errors.js";
-import type { ProxyView } from "../gateway/ingress.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import { kernelSockets } from "../net/proc-net.js";
-import type { SocketRegistry } from "../table/sockets.js";
-import type { ServiceTable } from "../table/table.js";
-import { apiError, BAD_REQUEST } from "./framework-errors.js";
-import { appView, nodeView, serviceView, socketViews } from "./views.js";
+import { matchesSelector, parseSelector, type Requirement } from "../table/selector.js";
+import type { ApiContext } from "./context.js";
+import { registerInfoRoute } from "./info.js";
+import { errors, refs } from "./schemas.js";
+import { nodeView, serviceView, socketViews } from "./views.js";
 
-export interface ApiContext {
-  readonly table: ServiceTable;
-  readonly sockets: SocketRegistry;
-  readonly version: string;
-  readonly node: string;
-  readonly store: string;
-  readonly startedAt: string;
-  /** The datapath that runs (datapath: seccomp or bpf) and what it reports. */
-  readonly datapath: Readonly<Record<string, string>>;
-  /** The ingress gateway's forwarding listeners on this node. */
-  readonly proxies: () => ProxyView[];
+const listQuery = {
+  type: "object",
+  properties: {
+    selector: {
+      type: "string",
+      maxLength: 1024,
+      description: "Label selector, as kubectl -l: k=v,k!=v,k,!k.",
+    },
+  },
+};
+
+function selectorOf(text: string | undefined): Requirement[] | null {
+  if (text === undefined) return null;
+  try {
+    return parseSelector(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^-l /, "selector "));
+  }
 }
 
-export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get("/v1/health", async () => ({
-    status: "ok",
-    version: ctx.version,
-    node: ctx.node,
-    store: ctx.store,
-    apps: ctx.table.listApps().length,
-    services: ctx.table.listServices().length,
-    startedAt: ctx.startedAt,
-    ...ctx.datapath,
-  }));
+export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        summary: "Liveness: the daemon's event loop answers.",
+        tags: ["probes"],
+        response: { 200: { $ref: "Probe#" } },
+      },
+    },
+    async () => ({ status: "ok", checks: { daemon: "ok" } }),
+  );
 
-  app.get("/v1/apps", async () => ({ items: ctx.table.listApps().map((a) => appView(a, ctx.table)) }));
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        summary: "Readiness: the store is reachable and trapped calls are served (503 with reasons if not).",
+        tags: ["probes"],
+        response: { 200: { $ref: "Probe#" }, 503: { $ref: "Probe#" } },
+      },
+    },
+    async (_req, reply) => {
+      const checks = ctx.readiness();
+      const ok = Object.values(checks).every((c) => c === "ok");
+      reply.code(ok ? 200 : 503);
+      return { status: ok ? "ok" : "failing", checks };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>("/v1/apps/:id", async (req) => {
-    const a = ctx.table.getApp(req.params.id) ?? ctx.table.appsWithName(req.params.id)[0];
-    if (!a) throw new NotFoundError(`no app with id or name "${req.params.id}"; see \`sockswitch get apps\``);
-    return appView(a, ctx.table);
-  });
+  registerInfoRoute(app, ctx);
 
-  app.get("/v1/services", async () => ({ items: ctx.table.listServices().map(serviceView) }));
+  app.get(
+    "/v1/health",
+    {
+      schema: {
+        summary: "The daemon is up; its version, node and counts.",
+        tags: ["daemon"],
+        response: { 200: { $ref: "Health#" } },
+      },
+    },
+    async () => ({
+      status: "ok",
+      version: ctx.version,
+      node: ctx.node,
+      store: ctx.store,
+      apps: ctx.table.listApps().length,
+      services: ctx.table.listServices().length,
+      startedAt: ctx.startedAt,
+      datapath: ctx.datapath.name,
+      continueGuard: ctx.datapath.continueGuard.available ? "on" : "off",
+    }),
+  );
 
-  app.get("/v1/nodes", async () => ({
-    items: ctx.table
-      .listNodes()
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((n) => nodeView(n, ctx.node)),
-  }));
+  app.get<{ Querystring: { all?: boolean; selector?: string } }>(
+    "/v1/apps",
+    {
+      schema: {
+        summary: "Apps: running ones (of every node), and with all=true this node's finished ones too.",
+        tags: ["apps"],
+        querystring: {
+          ...listQuery,
+          properties: {
+            ...listQuery.properties,
+            all: {
+              type: "boolean",
+              default: false,
+              description: "Also finished apps, with their exit status.",
+            },
+          },
+        },
+        response: { 200: refs.appList, 400: refs.error },
+      },
+    },
+    async (req) => {
+      const sel = selectorOf(req.query.selector);
+      const items = ctx.apps.list(req.query.all === true);
+      return { items: sel ? items.filter((a) => matchesSelector(a.labels, sel)) : items };
+    },
+  );
 
-  app.get("/v1/proxies", async () => ({ items: ctx.proxies() }));
+  app.get<{ Params: { id: string } }>(
+    "/v1/apps/:id",
+    {
+      schema: {
+        summary: "One app by id or (failing that) name; a running one before a finished one.",
+        tags: ["apps"],
+        params: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
+        response: { 200: refs.app, ...errors(404) },
+      },
+    },
+    async (req) => ctx.apps.get(req.params.id),
+  );
 
-  app.get("/v1/sockets", async () => ({ items: socketViews(ctx.sockets, await kernelSockets()) }));
+  app.get<{ Querystring: { selector?: string } }>(
+    "/v1/services",
+    {
+      schema: {
+        summary: "Every service (virtual address → host address) in the table.",
+        tags: ["services"],
+        querystring: listQuery,
+        response: { 200: refs.serviceList, 400: refs.error },
+      },
+    },
+    async (req) => {
+      const sel = selectorOf(req.query.selector);
+      const items = ctx.table.listServices().map(serviceView);
+      return { items: sel ? items.filter((s) => matchesSelector(s.labels, sel)) : items };
+    },
+  );
 
-  app.setNotFoundHandler((req, reply) => {
-    reply
-      .code(404)
-      .send(apiError("SOCKSWITCH_ERR_NOT_FOUND", `no route ${req.method} ${req.url}; see docs/api.md`));
-  });
+  app.get(
+    "/v1/nodes",
+    {
+      schema: {
+        summary: "The cluster's members, sorted by name (on the embedded store: this node).",
+        tags: ["nodes"],
+        response: { 200: refs.nodeList },
+      },
+    },
+    async () => ({
+      items: ctx.table
+        .listNodes()
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((n) => nodeView(n, ctx.node)),
+    }),
+  );
 
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof SockswitchError) {
-      reply.code(err.status).send(apiError(err.code, err.message));
-      return;
-    }
-    const e = err as { statusCode?: number; message?: string };
-    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-    reply
-      .code(status)
-      .send(apiError(status === 500 ? "SOCKSWITCH_ERR_INTERNAL" : BAD_REQUEST, e.message ?? "error"));
-  });
+  app.get(
+    "/v1/proxies",
+    {
+      schema: {
+        summary: "This node's ingress forwarding listeners.",
+        tags: ["nodes"],
+        response: { 200: refs.proxyList },
+      },
+    },
+    async () => ({ items: ctx.proxies() }),
+  );
+
+  app.get(
+    "/v1/sockets",
+    {
+      schema: {
+        summary:
+          "The host sockets made for apps that the kernel still has, with both views of their addresses.",
+        tags: ["services"],
+        response: { 200: refs.socketList },
+      },
+    },
+    async () => ({ items: socketViews(ctx.sockets, await kernelSockets()) }),
+  );
 }

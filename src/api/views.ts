@@ -4,6 +4,7 @@
 
 import { formatHostPort } from "../net/ip.js";
 import type { KernelSocket } from "../net/proc-net.js";
+import { exposeText } from "../table/app-spec.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
 import type { App, NodeInfo, Service } from "../table/types.js";
@@ -23,7 +24,41 @@ export interface AppView {
   createdAt: string;
   /** The host ports its connections to other nodes come from ("first-last"), or null. */
   srcPorts: string | null;
+  /** "running", or "exited" (a finished app, listed with `all=true`). */
+  status: "running" | "exited";
+  /** A finished app's exit status as a shell shows it (128+N for signal N); null: unknown or running. */
+  exitCode: number | null;
+  finishedAt: string | null;
+  /** Started with `run -d`: the daemon started it and keeps its output. */
+  detached: boolean;
+  /** no, on-failure, always or unless-stopped. */
+  restartPolicy: string;
+  /** How often the daemon started it again. */
+  restarts: number;
+  /** The stack it belongs to (`sockswitch up`), or null. */
+  stack: string | null;
 }
+
+/** What the daemon knows of an app's life beyond the table (daemon/app-history.ts). */
+export interface AppLife {
+  readonly status: "running" | "exited";
+  readonly exitCode: number | null;
+  readonly finishedAt: string | null;
+  readonly detached: boolean;
+  readonly restartPolicy: string;
+  readonly restarts: number;
+  readonly stack: string | null;
+}
+
+export const RUNNING: AppLife = {
+  status: "running",
+  exitCode: null,
+  finishedAt: null,
+  detached: false,
+  restartPolicy: "no",
+  restarts: 0,
+  stack: null,
+};
 
 export interface NodeView {
   name: string;
@@ -78,15 +113,13 @@ export interface SocketView {
   hostPeer: string | null;
 }
 
-export function appView(app: App, table: ServiceTable): AppView {
+export function appView(app: App, table: ServiceTable, life: AppLife = RUNNING): AppView {
   return {
     id: app.id,
     name: app.name,
     ips: [...app.ips],
     labels: { ...app.labels },
-    expose: app.expose.map(
-      (e) => `${e.appPort}:${e.hostIp ? `${formatHostPort(e.hostIp, e.hostPort)}` : e.hostPort}`,
-    ),
+    expose: app.expose.map(exposeText),
     lb: app.lb,
     node: app.node,
     pid: app.pid,
@@ -95,6 +128,13 @@ export function appView(app: App, table: ServiceTable): AppView {
     services: table.servicesOfApp(app.id).length,
     createdAt: app.createdAt,
     srcPorts: app.srcPorts ? `${app.srcPorts.first}-${app.srcPorts.last}` : null,
+    status: life.status,
+    exitCode: life.exitCode,
+    finishedAt: life.finishedAt,
+    detached: life.detached,
+    restartPolicy: life.restartPolicy,
+    restarts: life.restarts,
+    stack: life.stack,
   };
 }
 

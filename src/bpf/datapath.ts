@@ -3,9 +3,8 @@
 // loads and attaches the programs (pinned per state dir), stamps each socket the daemon makes
 // for an app with the app's index, keeps the maps in step with the service table (apps, their
 // addresses and labels; services and their backends; --egress, the refusal port, the resolver),
-// and turns the kernel's events (a TCP socket listens, a UDP socket is bound: ring buffer) into
-// the same bindings and services the seccomp datapath registers. One control plane: the table,
-// policy and store are the daemon's; only how decisions reach the kernel differs.
+// and serves the kernel's events (datapath-events.ts). One control plane: the table, policy and
+// store are the daemon's; only how decisions reach the kernel differs.
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -15,29 +14,20 @@ import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Cidr } from "../net/cidr.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
-import { SockDiag } from "../net/sock-diag.js";
-import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
-import type { TableObserver } from "../table/table.js";
+import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
-import { publish, servesFamily } from "../trap/binding.js";
+import { servesFamily } from "../trap/binding.js";
 import type { TrapHost } from "../trap/host.js";
+import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import {
   addr16,
   appValue,
   backendKey,
   backendValue,
   configValue,
-  decodeEvent,
-  EV_BIND,
-  EV_DENIED_EGRESS,
-  EV_DENIED_POLICY,
-  EV_DENIED_POOL,
-  EV_LISTEN,
-  EVENT_SIZE,
   LabelBits,
   MAX_BACKENDS,
-  SK_LOOPBACK,
   sockValue,
   svcKey,
   svcValue,
@@ -61,7 +51,6 @@ const PROGRAMS = [
   "ssw_recvmsg6",
   "ssw_sockops",
 ];
-const READABLE = 1;
 
 export interface BpfDatapathOptions {
   readonly stateDir: string;
@@ -70,7 +59,7 @@ export interface BpfDatapathOptions {
   readonly localAddresses: readonly string[];
 }
 
-export class BpfDatapath implements TableObserver {
+export class BpfDatapath implements EventTarget {
   private readonly fds: Record<string, number> = {};
   private readonly index = new Map<string, number>();
   private readonly apps = new Map<number, string>();
@@ -79,11 +68,8 @@ export class BpfDatapath implements TableObserver {
   private readonly written = new Map<string, number>();
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
-  private readonly events = new Uint8Array(256 * 1024);
-  private ring = -1;
-  private watch = -1;
   private next = 1;
-  private readonly diag: SockDiag;
+  private readonly events: DatapathEvents;
 
   private constructor(
     private readonly addon: Addon,
@@ -91,7 +77,7 @@ export class BpfDatapath implements TableObserver {
     private readonly log: Logger,
     private readonly handle: number,
   ) {
-    this.diag = new SockDiag(addon);
+    this.events = new DatapathEvents(addon, host, log, this);
     for (const m of [
       "ssw_socks",
       "ssw_apps",
@@ -144,7 +130,7 @@ export class BpfDatapath implements TableObserver {
     const dp = new BpfDatapath(addon, host, log, h);
     dp.configure(opts);
     dp.blackhole(opts.vipCidr);
-    dp.listen();
+    dp.events.open(dp.fds.ssw_events as number);
     log.info({ cgroup, pinned: dir }, "bpf datapath attached");
     return dp;
   }
@@ -291,7 +277,7 @@ export class BpfDatapath implements TableObserver {
    * (that address), or to a wildcard (the loopback of each family it serves), as the kernel's
    * lookup finds them for the app's connects to 127.0.0.1 or ::1.
    */
-  private privateEntry(app: number, b: Binding): void {
+  privateEntry(app: number, b: Binding): void {
     const wild = isUnspecified(b.vip);
     if (!b.loopback && !wild) return;
     const all = [~0n, ~0n, ~0n, ~0n].map((w) => w & 0xffffffffffffffffn);
@@ -306,93 +292,23 @@ export class BpfDatapath implements TableObserver {
     }
   }
 
-  // ---- events ----
-
-  private listen(): void {
-    const fd = this.fds.ssw_events as number;
-    this.ring = this.addon.bpfRingOpen(fd);
-    if (this.ring < 0) {
-      this.log.error(
-        { errno: -this.ring },
-        "cannot map the bpf datapath's event ring: services will not register",
-      );
-      return;
-    }
-    this.watch = this.addon.watch(fd, READABLE, () => this.drain());
-    this.drain();
+  appIdOf(index: number): string | undefined {
+    return this.apps.get(index);
   }
 
-  private drain(): void {
-    for (;;) {
-      const n = this.addon.bpfRingRead(this.ring, this.events);
-      if (n <= 0) return;
-      for (let off = 0; off < n; ) {
-        const len = new DataView(this.events.buffer).getUint32(off, true);
-        if (len >= EVENT_SIZE - 8) this.onEvent(off + 4);
-        off += (4 + len + 7) & ~7;
-      }
+  /** A change of the service table (its observer): the maps follow. */
+  tableChanged(c: TableChange): void {
+    if (c.kind === "app") {
+      if (c.op === "put") this.appChanged(c.app);
+      else this.appRemoved(c.app);
+    } else if (c.kind === "service") {
+      this.serviceChanged(c.service.proto, c.service.vip, c.service.vport);
     }
-  }
-
-  private onEvent(off: number): void {
-    const e = decodeEvent(this.events, off);
-    const appId = this.apps.get(e.app);
-    if (e.kind === EV_DENIED_POLICY || e.kind === EV_DENIED_EGRESS || e.kind === EV_DENIED_POOL) {
-      // The same lines as the seccomp datapath's (trap/route.ts).
-      const proto = e.flags === 17 ? "udp" : "tcp";
-      const dst = `${e.vip}:${e.vport}`;
-      const app = appId ? this.host.table.getApp(appId) : undefined;
-      if (e.kind === EV_DENIED_POLICY)
-        this.log.warn({ app: appId, name: app?.name, dst, proto }, "connection denied by label policy");
-      else if (e.kind === EV_DENIED_EGRESS) this.log.warn({ app: appId, dst, proto }, "egress denied (--egress deny)");
-      else this.log.warn({ app: appId, dst }, "connection to a host pool port refused");
-      return;
-    }
-    if (e.kind !== EV_BIND && e.kind !== EV_LISTEN) return;
-    const s = appId ? this.host.sessionOf(appId) : undefined;
-    if (!s) return;
-    const proto: Proto = e.kind === EV_LISTEN ? "tcp" : "udp";
-    const found = this.diag
-      .listeningAndUdp()
-      .find(
-        (k) =>
-          k.proto === proto && k.localPort === e.hostPort && (k.localIp === e.host || isUnspecified(e.host)),
-      );
-    const reg = this.host.sockets;
-    const old = reg.binding(proto, e.host, e.hostPort);
-    if (old) return;
-    const b: Binding = {
-      appId: s.app.id,
-      proto,
-      inode: found?.inode ?? 0,
-      vip: e.vip,
-      vport: e.vport,
-      hostIp: e.host,
-      hostPort: e.hostPort,
-      domain: e.family === AF_INET6 ? AF_INET6 : AF_INET,
-      reusePort: false,
-      reuseAddr: false,
-      loopback: (e.flags & SK_LOOPBACK) !== 0,
-      v6only: false,
-      exposed: false,
-      listening: proto === "tcp",
-      serviceIds: [],
-      shadowFd: -1,
-      connectedTo: null,
-    };
-    reg.addBinding(b);
-    publish(s, b);
-    this.privateEntry(e.app, b);
-    this.log.debug(
-      { app: b.appId, proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
-      "bpf: socket bound",
-    );
   }
 
   /** Stops serving events and lets go of the programs (pinned: they stay attached). */
   close(): void {
-    if (this.watch >= 0) this.addon.unwatch(this.watch);
-    if (this.ring >= 0) this.addon.bpfRingClose(this.ring);
+    this.events.close();
     this.addon.bpfClose(this.handle);
   }
 }

@@ -9,14 +9,16 @@
 // The daemon marks every app socket at socket() time (mark: socket storage keyed by the fd;
 // BPF_F_CLONE carries it to accepted sockets). The programs know the daemon by its tgid as
 // the kernel sees it: the daemon registers by binding a socket marked GUARD_REGISTER, and the
-// program records the caller. open() checks the whole chain before it reports the guard
-// available: a marked socket is refused for a tgid that is not the daemon's, and allowed for
-// the daemon. Maps and links are pinned (pinDirOf): a restarted daemon keeps the marks of every
+// program records the caller. openGuard() checks the whole chain before it hands out a guard:
+// a marked socket is refused for a tgid that is not the daemon's, and allowed for the daemon.
+// The kernel's answers come from the daemon's probe (core/kernel-info.ts): a kernel without
+// the hooks is not asked again. Maps and links are pinned (pinDirOf): a restarted daemon keeps the marks of every
 // socket made before it and registers itself again.
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { feature, type KernelInfo } from "../core/kernel-info.js";
 import type { Addon } from "../native/addon.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
@@ -36,35 +38,42 @@ const EPERM = 1;
 const LOOPBACK_PORT_9 = new Uint8Array([2, 0, 0, 9, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
 const LOOPBACK_ANY_PORT = new Uint8Array([2, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
 
+/** The kernel features the guard needs (core/kernel-info.ts names). */
+export const GUARD_FEATURES = [
+  "BPF_CGROUP_INET{4,6}_BIND",
+  "BPF_CGROUP_INET{4,6}_CONNECT",
+  "BPF_CGROUP_UDP{4,6}_SENDMSG",
+] as const;
+
+/** The attached guard: its programs were seen to refuse and to allow as they must. */
 export interface SocketGuard {
-  /** True when the programs are attached and were seen to refuse and to allow as they must. */
-  readonly available: boolean;
-  /** Why the guard is not available ("" when it is). */
-  readonly reason: string;
-  /** Marks fd (a socket the daemon made for an app): 0 or -errno (0 when unavailable). */
+  readonly available: true;
+  /** Marks fd (a socket the daemon made for an app): 0 or -errno. */
   mark(fd: number): number;
   /** Detaches the daemon: unpinned programs go; pinned ones stay for the next daemon. */
   close(): void;
 }
 
-/** A guard that is not there, and says why. */
-export function noGuard(reason: string): SocketGuard {
-  return { available: false, reason, mark: () => 0, close: () => {} };
-}
-
 export interface GuardOptions {
   /** The daemon's state dir, which names its pins (null: pin nothing, the guard dies with the daemon). */
   readonly stateDir: string | null;
+  /** The daemon's kernel probe: a hook it found missing is not tried again. */
+  readonly kernel?: KernelInfo;
 }
 
-/** Loads, attaches and checks the guard; never throws (an unavailable guard says why). */
-export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): SocketGuard {
+/** Loads, attaches and checks the guard; never throws: the guard, or why there is none. */
+export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): SocketGuard | string {
   if (addon.bpfBuilt() !== 1)
-    return noGuard("this build has no BPF programs (clang, bpftool or libbpf-dev were missing)");
+    return "this build has no BPF programs (clang, bpftool or libbpf-dev were missing when it was built)";
+  for (const name of opts.kernel ? GUARD_FEATURES : []) {
+    const f = feature(opts.kernel as KernelInfo, name);
+    if (f.available === false)
+      return `the kernel lacks ${name} (Linux ${f.since}${f.reason ? `: ${f.reason}` : ""})`;
+  }
   let dir = "";
   if (opts.stateDir !== null) {
     const m = ensureBpffs(addon);
-    if (m.err < 0) return noGuard(`cannot mount bpffs at /sys/fs/bpf (errno ${-m.err})`);
+    if (m.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-m.err})`;
     if (m.private)
       log.warn(
         "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon, and a restarted daemon will not find them (run the daemon in the host's mount namespace)",
@@ -75,14 +84,14 @@ export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): Socket
     mkdirSync(dir, { recursive: true });
   }
   const cgroup = ownCgroupDir(addon);
-  if (cgroup === null) return noGuard("no cgroup v2 hierarchy is mounted");
+  if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
   const h = addon.bpfOpen("guard", dir);
-  if (h < 0) return noGuard(`loading the programs failed (errno ${-h}): ${addon.bpfLog().trim()}`);
+  if (h < 0) return `loading the programs failed (errno ${-h}): ${addon.bpfLog().trim()}`;
   let cgFd = -1;
-  const fail = (why: string): SocketGuard => {
+  const fail = (why: string): string => {
     addon.bpfClose(h);
     if (cgFd >= 0) addon.close(cgFd);
-    return noGuard(why);
+    return why;
   };
   try {
     cgFd = openDir(cgroup);
@@ -117,7 +126,6 @@ export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): Socket
   log.debug({ pinned: dir || null, cgroup }, "CONTINUE guard attached");
   return {
     available: true,
-    reason: "",
     mark(fd) {
       keyView.setInt32(0, fd, true);
       return addon.bpfMapUpdate(socks, key, app, 0);

@@ -1,10 +1,15 @@
 // Output for people: tables in the style of `kubectl get` (upper-case headers, no borders,
 // columns separated by spaces) and ages like 5s, 3m, 2h, 4d.
 
-import Table from "cli-table3";
+import { createRequire } from "node:module";
+
+type TableCtor = typeof import("cli-table3");
+let TableClass: TableCtor | null = null;
 
 export function table(head: string[], rows: string[][]): string {
-  const t = new Table({
+  // Loaded on first use: commands that print no table (errors included) start faster.
+  TableClass ??= createRequire(import.meta.url)("cli-table3") as TableCtor;
+  const t = new TableClass({
     head,
     chars: {
       top: "",

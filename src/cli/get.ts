@@ -1,104 +1,77 @@
-// `sockswitch get apps|services|sockets|nodes|proxies [-o table|json]`: the table over the REST API.
+// `sockswitch get RESOURCE [NAME...] [-o FORMAT] [-l SELECTOR] [-a] [-w]`: the table over the
+// REST API. -w prints the list, then each change to the resource as it happens (from the
+// API's event stream) until interrupted.
 
 import { apiGet } from "../api/client.js";
-import type { AppView, NodeView, ServiceView, SocketView } from "../api/views.js";
-import { InvalidArgumentError } from "../core/errors.js";
-import type { ProxyView } from "../gateway/ingress.js";
-import { age, labelsText, table } from "./format.js";
+import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { parseSelector } from "../table/selector.js";
+import { ALIASES, matchesName, RESOURCES, type Resource } from "./columns.js";
+import { followEvents } from "./events.js";
+import { type Format, parseFormat, renderDocument, renderList, renderRows } from "./output.js";
+import { print } from "./shared.js";
 
-export const RESOURCES = ["apps", "services", "sockets", "nodes", "proxies"] as const;
-type Resource = (typeof RESOURCES)[number];
+export interface GetOptions {
+  readonly output: string;
+  readonly selector?: string;
+  readonly all?: boolean;
+  readonly watch?: boolean;
+}
 
-const ALIASES: Record<string, Resource> = {
-  app: "apps",
-  apps: "apps",
-  service: "services",
-  services: "services",
-  svc: "services",
-  socket: "sockets",
-  sockets: "sockets",
-  node: "nodes",
-  nodes: "nodes",
-  proxy: "proxies",
-  proxies: "proxies",
-};
-
-export async function get(socket: string, what: string, output: string): Promise<string> {
+export function resourceOf(what: string): Resource {
   const resource = ALIASES[what];
-  if (!resource) {
+  if (!resource)
     throw new InvalidArgumentError(`cannot get "${what}"; choose one of: ${RESOURCES.join(", ")}`);
+  return resource;
+}
+
+/** The resource's list path with the query that -l and -a ask for. */
+export function listPath(resource: Resource, selector: string | undefined, all: boolean): string {
+  const q = new URLSearchParams();
+  if (selector !== undefined) q.set("selector", selector);
+  if (all) q.set("all", "true");
+  const qs = q.toString();
+  return `/v1/${resource}${qs ? `?${qs}` : ""}`;
+}
+
+export async function get(socket: string, what: string, names: string[], o: GetOptions): Promise<void> {
+  const resource = resourceOf(what);
+  const format = parseFormat(o.output);
+  if (o.selector !== undefined) {
+    if (resource !== "apps" && resource !== "services")
+      throw new InvalidArgumentError(`-l: ${resource} have no labels; selectors apply to apps and services`);
+    parseSelector(o.selector);
   }
-  if (output !== "table" && output !== "json") {
-    throw new InvalidArgumentError(`-o "${output}" is not an output format; use table or json`);
-  }
-  const body = await apiGet<{ items: unknown[] }>(socket, `/v1/${resource}`);
-  if (output === "json") return JSON.stringify(body, null, 2);
-  if (body.items.length === 0) return `No ${resource} found.`;
-  switch (resource) {
-    case "apps":
-      return table(
-        ["ID", "NAME", "IPS", "LABELS", "PID", "SERVICES", "NODE", "AGE"],
-        (body.items as AppView[]).map((a) => [
-          a.id,
-          a.name || "<none>",
-          a.ips.join(","),
-          labelsText(a.labels),
-          String(a.pid),
-          String(a.services),
-          a.node,
-          age(a.createdAt),
-        ]),
-      );
-    case "services":
-      return table(
-        ["NAME", "APP", "PROTO", "ADDRESS", "HOST", "LABELS", "NODE", "AGE"],
-        (body.items as ServiceView[]).map((s) => [
-          s.name || "<none>",
-          s.app,
-          s.proto,
-          s.address,
-          s.exposed ? `${s.host} (exposed)` : s.host,
-          labelsText(s.labels),
-          s.node,
-          age(s.createdAt),
-        ]),
-      );
-    case "sockets":
-      return table(
-        ["APP", "PROTO", "STATE", "LOCAL", "PEER", "HOST-LOCAL", "HOST-PEER"],
-        (body.items as SocketView[]).map((s) => [
-          s.app,
-          s.proto,
-          s.state,
-          s.local,
-          s.peer ?? "-",
-          s.hostLocal,
-          s.hostPeer ?? "-",
-        ]),
-      );
-    case "nodes":
-      return table(
-        ["NAME", "CLUSTER", "IP", "ROLES", "APPS", "AGE"],
-        (body.items as NodeView[]).map((n) => [
-          n.name,
-          n.cluster || "<none>",
-          n.ip6 ? `${n.ip},${n.ip6}` : n.ip,
-          n.roles.join(","),
-          String(n.apps),
-          age(n.startedAt),
-        ]),
-      );
-    case "proxies":
-      return table(
-        ["LISTEN", "TARGET", "BACKENDS", "ACTIVE", "TOTAL", "AGE"],
-        (body.items as ProxyView[]).map((p) => [
-          p.listen,
-          p.target,
-          p.backends.join(","),
-          String(p.active),
-          String(p.total),
-          age(p.createdAt),
-        ]),
+  if (o.all && resource !== "apps")
+    throw new InvalidArgumentError("-a lists finished apps; it applies to `get apps` only");
+  const body = await apiGet<{ items: Record<string, unknown>[] }>(
+    socket,
+    listPath(resource, o.selector, o.all === true || (names.length > 0 && resource === "apps")),
+  );
+  let items = body.items;
+  if (names.length > 0) {
+    items = items.filter((i) => names.some((n) => matchesName(resource, i, n)));
+    const missing = names.filter((n) => !items.some((i) => matchesName(resource, i, n)));
+    if (missing.length > 0)
+      throw new NotFoundError(
+        `no ${resource.replace(/s$/, "").replace(/ie$/, "y")} "${missing.join('", "')}"; see \`sockswitch get ${resource}\``,
       );
   }
+  print(await renderList(resource, items, format));
+  if (o.watch) await watch(socket, resource, names, o, format);
+}
+
+async function watch(socket: string, resource: Resource, names: string[], o: GetOptions, format: Format) {
+  const kind =
+    resource === "apps" ? "app" : resource === "services" ? "service" : resource === "nodes" ? "node" : null;
+  if (kind === null)
+    throw new InvalidArgumentError(`-w: ${resource} have no event stream; watch apps, services or nodes`);
+  const q = new URLSearchParams({ kinds: kind });
+  if (o.selector !== undefined) q.set("selector", o.selector);
+  await followEvents(socket, `/v1/events?${q}`, async (ev) => {
+    const obj = ev.object as Record<string, unknown>;
+    if (names.length > 0 && !names.some((n) => matchesName(resource, obj, n))) return;
+    if (ev.type === "DELETED" && resource === "apps" && !o.all && obj.status !== "exited") return;
+    if (format === "json" || format === "yaml") print(await renderDocument(ev, format));
+    else print(renderRows(resource, [obj], format === "wide", false));
+  });
 }

@@ -1,25 +1,20 @@
 // `sockswitch run [options] -- COMMAND [ARGS...]`: validates the options, then replaces this
-// process with the static launcher (execve through the addon), which registers the app
-// with the daemon and execs the command. `sockswitch run` therefore has the launcher's pid:
-// signals sent to it are forwarded to the app and its exit status is the app's.
+// process with the static launcher (execve through the addon) as
+// `sockswitch-launch --socket PATH run [the same options] -- COMMAND [ARGS...]`, which
+// registers the app with the daemon and execs the command. `sockswitch run` therefore has
+// the launcher's pid: signals sent to it are forwarded to the app and its exit status is the
+// app's. The launcher is also the entry point of container images, with the same options.
 
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseLb, resolvConfPath } from "../core/config.js";
-import { InvalidArgumentError, NativeError } from "../core/errors.js";
+import { resolvConfPath } from "../core/config.js";
+import { NativeError } from "../core/errors.js";
 import { loadAddon } from "../native/addon.js";
-import { type AppSpec, parseAppIps, parseExpose, validateName } from "../table/app-spec.js";
-import { DEFAULT_LABELS, parseLabels } from "../table/policy.js";
+import { buildSpec, type RunOptions as SpecOptions } from "../table/app-spec.js";
 import { resolveUser } from "./users.js";
 
-export interface RunOptions {
-  ip?: string[];
-  name?: string;
-  labels?: string;
-  expose?: string[];
-  user?: string;
-  lb?: string;
+export interface RunOptions extends SpecOptions {
   newNetns: boolean;
   /** undefined: when the daemon serves DNS; true: required; false: leave resolv.conf alone. */
   dnsOverride?: boolean;
@@ -30,46 +25,31 @@ export function launcherPath(): string {
   return join(root, "build", "sockswitch-launch");
 }
 
-/** The registration the launcher carries to the daemon (validated again there). */
-export function buildSpec(opts: RunOptions, command: string[]): AppSpec {
-  if (command.length === 0) {
-    throw new InvalidArgumentError(
-      "sockswitch run needs a command: sockswitch run [options] -- COMMAND [ARGS...]",
-    );
-  }
-  const expose = (opts.expose ?? []).map(parseExpose);
-  return {
-    name: opts.name === undefined ? "" : validateName(opts.name),
-    ips: parseAppIps(opts.ip ?? []),
-    labels: opts.labels === undefined ? DEFAULT_LABELS : parseLabels(opts.labels),
-    expose,
-    lb: opts.lb === undefined ? null : parseLb(opts.lb),
-    command,
-    user: opts.user ?? null,
-  };
+/** The launcher's command line for these options (validated already). */
+export function launcherArgv(socket: string, opts: RunOptions, command: readonly string[]): string[] {
+  const argv = [launcherPath(), "--socket", socket, "run"];
+  for (const ip of opts.ip ?? []) argv.push("--ip", ip);
+  if (opts.name !== undefined) argv.push("--name", opts.name);
+  if (opts.labels !== undefined) argv.push("--labels", opts.labels);
+  for (const e of opts.expose ?? []) argv.push("--expose", e);
+  for (const p of opts.publish ?? []) argv.push("--publish", p);
+  if (opts.user !== undefined) argv.push("--user", opts.user);
+  if (opts.lb !== undefined) argv.push("--lb", opts.lb);
+  if (!opts.newNetns) argv.push("--new-netns=false");
+  if (opts.dnsOverride !== undefined) argv.push(`--dns-override=${opts.dnsOverride}`);
+  if (opts.rm) argv.push("--rm");
+  argv.push("--", ...command);
+  return argv;
 }
 
 export function run(socket: string, opts: RunOptions, command: string[]): never {
-  const spec = buildSpec(opts, command);
-  const meta = JSON.stringify({
-    ...spec,
-    expose: (opts.expose ?? []).map(String),
-  });
-  const argv = [launcherPath(), "--socket", socket, "--meta", meta];
-  if (!opts.newNetns) argv.push("--no-netns");
-  const resolv = resolvConfPath(socket);
-  if (opts.dnsOverride !== false) {
-    if (existsSync(resolv)) argv.push("--resolv-conf", resolv);
-    else if (opts.dnsOverride === true)
-      throw new NativeError(
-        `--dns-override: the daemon at ${socket} serves no DNS (${resolv} is missing); start it without --dns=false`,
-      );
-  }
-  if (opts.user !== undefined) {
-    const u = resolveUser(opts.user);
-    argv.push("--user", `${u.uid}:${u.gid}${u.groups.length > 0 ? `:${u.groups.join(",")}` : ""}`);
-  }
-  argv.push("--", ...command);
+  buildSpec(opts, command);
+  if (opts.dnsOverride === true && !existsSync(resolvConfPath(socket)))
+    throw new NativeError(
+      `--dns-override: the daemon at ${socket} serves no DNS (${resolvConfPath(socket)} is missing); start it without --dns=false`,
+    );
+  if (opts.user !== undefined) resolveUser(opts.user);
+  const argv = launcherArgv(socket, opts, command);
   const launcher = argv[0] as string;
   if (!existsSync(launcher))
     throw new NativeError(`the launcher ${launcher} is missing; run \`npm install\` to build it`);

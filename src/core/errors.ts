@@ -70,6 +70,27 @@ export class StoreError extends SockswitchError {
   }
 }
 
+/** Another daemon has the socket or the state dir, or a directory cannot be made. */
+export class InstanceError extends SockswitchError {
+  constructor(message: string) {
+    super("SOCKSWITCH_ERR_INSTANCE", message, 409);
+  }
+}
+
+/** A detached app (run -d) could not start: the launcher's sentence. */
+export class RunError extends SockswitchError {
+  constructor(message: string) {
+    super("SOCKSWITCH_ERR_RUN", message, 400);
+  }
+}
+
+/** The kernel lacks something the daemon cannot run without (core/kernel-info.ts). */
+export class KernelError extends SockswitchError {
+  constructor(message: string) {
+    super("SOCKSWITCH_ERR_KERNEL", message, 500);
+  }
+}
+
 /** The message of anything thrown, for logs and the CLI. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -5,7 +5,6 @@
 // kernel sockets and keep serving) and removed when it exits.
 
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, readlinkSync } from "node:fs";
 import { PoolExhaustedError } from "../core/errors.js";
 import { cidrNth, cidrSize } from "../net/cidr.js";
 import type { KernelSocket } from "../net/proc-net.js";
@@ -17,7 +16,8 @@ import { AppSession, READABLE } from "../trap/session.js";
 import { restoreShadows } from "../trap/shadow.js";
 import type { Supervisor } from "../trap/supervisor.js";
 import type { Host } from "./host.js";
-import { kickTrappedThreads, rebuildBindings, rebuildSources } from "./takeover.js";
+import { appOfLauncher, mustBeListener, parentPid, pidNamespace, processStart } from "./identity.js";
+import { appRoot, kickTrappedThreads, rebuildBindings, rebuildSources } from "./takeover.js";
 
 const SWEEP_MS = 500;
 /**
@@ -26,54 +26,6 @@ const SWEEP_MS = 500;
  */
 const RETIRED_MS = 60_000;
 
-/** Start time of a process (clock ticks since boot, /proc/PID/stat field 22), or null. */
-export function processStart(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[19]);
-  } catch {
-    return null;
-  }
-}
-
-/** The network namespace of a process (the link text of /proc/PID/ns/net), or null. */
-function netnsOf(pid: number): string | null {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/net`);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whether fd (the daemon's own) is a seccomp user-notification listener: the anonymous
- * inode the kernel names "seccomp notify" (seccomp_unotify(2); proc(5), /proc/PID/fd).
- * A launcher must hand over nothing else: any other fd never reports the app's exit.
- */
-export function isSeccompListener(fd: number): boolean {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:seccomp notify";
-  } catch {
-    return false;
-  }
-}
-
-function mustBeListener(fd: number): void {
-  if (!isSeccompListener(fd))
-    throw new Error("the fd handed over is not a seccomp notification listener; use the sockswitch launcher");
-}
-
-/** Parent pid of a process, or null. */
-export function parentPid(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return null;
-  }
-}
-
 export class AppManager {
   private readonly sessions = new Map<string, AppSession>();
   /** Watchers of restored apps' pidfds. */
@@ -81,6 +33,8 @@ export class AppManager {
   private readonly reserved = new Set<string>();
   private cursor = 1;
   private sweep: NodeJS.Timeout | null = null;
+  /** Told of every app of this node that is removed (it ended), after its records went. */
+  onRemoved: ((app: App, why: string) => void) | null = null;
 
   constructor(
     private readonly host: Host,
@@ -115,23 +69,28 @@ export class AppManager {
   }
 
   /**
-   * The managed app that process pid belongs to, if any: one of its ancestors is a managed
-   * app's process, or it lives in a managed app's network namespace (a double-forked
-   * child reparented to init still does). Apps may not register apps: that would let an
-   * app pick its own identity and labels.
+   * The managed app that process pid belongs to, if any: it is, or descends from, a
+   * managed app's process or its launcher (the init of the app's PID namespace, whose
+   * subtree holds every process of the app, orphans included), or it lives in a managed
+   * app's PID namespace. Apps may not register apps: that would let an app pick its own
+   * identity and labels.
    */
   appOfProcess(pid: number): App | undefined {
     const apps = this.host.table.listApps().filter((a) => a.node === this.host.config.nodeName);
     if (apps.length === 0) return undefined;
-    const byPid = new Map(apps.map((a) => [a.pid, a]));
+    const byPid = new Map<number, App>();
+    for (const a of apps) {
+      byPid.set(a.pid, a);
+      byPid.set(appRoot(a), a);
+    }
     for (let p: number | null = pid, depth = 0; p !== null && p > 1 && depth < 256; depth++) {
       const app = byPid.get(p);
       if (app) return app;
       p = parentPid(p);
     }
-    const ns = netnsOf(pid);
-    if (ns === null || ns === netnsOf(process.pid)) return undefined;
-    return apps.find((a) => netnsOf(a.pid) === ns);
+    const ns = pidNamespace(pid);
+    if (ns === null || ns === pidNamespace("self")) return undefined;
+    return apps.find((a) => pidNamespace(a.pid) === ns);
   }
 
   /** Keeps ip out of automatic assignment (the resolver's address). */
@@ -206,23 +165,23 @@ export class AppManager {
     this.host.table.removeApp(id);
     this.host.store.deleteApp(id);
     if (app) this.host.log.info({ app: id, name: app.name, why }, "app removed");
+    if (app && app.node === this.host.config.nodeName) this.onRemoved?.(app, why);
   }
 
   /**
    * Takes over a running app from the state dir whose launcher re-handed its listener
-   * after a daemon restart. The app must be this node's, alive (same pid and start
-   * time), and the launcher's child.
+   * after a daemon restart, with a pidfd of the app. The app must be this node's, alive
+   * (the pidfd's process, same pid and start time), and the launcher's child.
    */
-  adopt(id: string, pid: number, listenerFd: number, launcherPid: number): App {
+  adopt(id: string, pidfd: number, listenerFd: number, launcherPid: number): App {
     const app = this.host.table.getApp(id);
     if (!app || app.node !== this.host.config.nodeName)
       throw new Error(`this daemon does not know app ${id} (was it started with --clean?)`);
+    mustBeListener(listenerFd);
+    const pid = appOfLauncher(pidfd, launcherPid);
     if (app.pid !== pid || processStart(pid) !== app.pidStart)
       throw new Error(`app ${id} is not process ${pid}`);
-    if (parentPid(pid) !== launcherPid)
-      throw new Error(`process ${pid} is not a child of the launcher ${launcherPid}`);
     if (this.sessions.has(id)) throw new Error(`app ${id} is already served`);
-    mustBeListener(listenerFd);
     const orphan = this.orphans.get(id);
     if (orphan) {
       this.orphans.delete(id);

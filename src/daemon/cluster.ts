@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { DaemonConfig } from "../core/config.js";
 import { VERSION } from "../core/version.js";
 import { EmbeddedStore } from "../store/embedded.js";
-import { EtcdStore } from "../store/etcd.js";
+import type { EtcdStore } from "../store/etcd.js";
 import type { ClusterListener } from "../store/etcd-cache.js";
 import type { Store } from "../store/store.js";
 import type { NodeInfo } from "../table/types.js";
@@ -29,9 +29,11 @@ export function selfNode(config: DaemonConfig): NodeInfo {
   };
 }
 
-export function createStore(config: DaemonConfig, log: Logger): Store {
+export async function createStore(config: DaemonConfig, log: Logger): Promise<Store> {
   const s = config.store;
   if (s.kind === "embedded") return new EmbeddedStore(config.stateDir, log, config.clean);
+  // Loaded only for a cluster: the etcd client (gRPC) is most of the daemon's start-up time.
+  const { EtcdStore } = await import("../store/etcd.js");
   return new EtcdStore(
     {
       endpoints: s.endpoints,
@@ -58,13 +60,14 @@ export function joinCluster(
   onChange: () => void,
 ): () => void {
   const self = host.config.nodeName;
-  if (!(store instanceof EtcdStore)) {
+  if (store.kind !== "etcd") {
     const node = selfNode(host.daemonConfig);
     const timer = setInterval(() => host.table.putNode({ ...node, apps: appCount() }), COUNT_MS);
     timer.unref();
     host.table.putNode(node);
     return () => clearInterval(timer);
   }
+  const etcd = store as EtcdStore;
   const table = host.table;
   const listener: ClusterListener = {
     app(id, app) {
@@ -95,11 +98,11 @@ export function joinCluster(
       onChange();
     },
   };
-  table.putNode(store.nodeInfo);
-  store.attach(listener);
+  table.putNode(etcd.nodeInfo);
+  etcd.attach(listener);
   const timer = setInterval(() => {
-    store.setAppCount(appCount());
-    table.putNode(store.nodeInfo);
+    etcd.setAppCount(appCount());
+    table.putNode(etcd.nodeInfo);
   }, COUNT_MS);
   timer.unref();
   return () => clearInterval(timer);

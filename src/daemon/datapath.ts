@@ -4,7 +4,8 @@
 // with the daemon's host sockets:
 //
 //   seccomp  every network call is trapped and carried out by the daemon (src/trap); the
-//            CONTINUE guard (bpf/guard.ts) keeps calls it lets the kernel run off app sockets
+//            CONTINUE guard (bpf/guard.ts), when this host allows it, keeps the calls it lets
+//            the kernel run off app sockets (host.guard; trap/continue.ts relies on it)
 //   bpf      only socket() is trapped (the daemon stamps the app's identity on the host socket);
 //            cgroup socket hooks apply the table's decisions in the kernel (bpf/datapath.ts)
 //
@@ -12,20 +13,21 @@
 // promise the seccomp one does (docs/how-it-works.md, "The bpf datapath").
 
 import type { Logger } from "pino";
+import type { DatapathInfo } from "../api/context.js";
 import { BpfDatapath } from "../bpf/datapath.js";
 import { openGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import type { KernelInfo } from "../core/kernel-info.js";
 import type { Addon } from "../native/addon.js";
 import { buildFilter } from "../trap/filter.js";
 import type { Host } from "./host.js";
 
 export interface Datapath {
-  readonly name: "seccomp" | "bpf";
   /** The filter every app's launcher installs. */
   readonly filter: Buffer;
-  /** What the daemon reports about it (ready line, /v1/health). */
-  readonly info: Readonly<Record<string, string>>;
+  /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
+  readonly info: DatapathInfo;
   close(): void;
 }
 
@@ -36,6 +38,7 @@ export function openDatapath(
   log: Logger,
   config: DaemonConfig,
   nr: Record<string, number>,
+  kernel: KernelInfo,
 ): Datapath {
   const filterOf = (socketOnly: boolean): Buffer =>
     buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly });
@@ -50,25 +53,37 @@ export function openDatapath(
         `--datapath bpf cannot run here: ${dp}; use --datapath seccomp (or auto)`,
       );
     host.bpf = dp;
-    host.table.observer = dp;
+    // The daemon chains the event stream after this mirror (daemon.ts).
+    host.table.observer = (c) => dp.tableChanged(c);
     for (const app of host.table.listApps()) dp.appChanged(app);
     for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
-    return { name: "bpf", filter: filterOf(true), info: { datapath: "bpf" }, close: () => dp.close() };
+    const reason = "not used: the bpf datapath continues no call (only socket() is trapped)";
+    return {
+      filter: filterOf(true),
+      info: { name: "bpf", continueGuard: { available: false, reason } },
+      close: () => dp.close(),
+    };
   }
-  host.guard = openGuard(addon, log, { stateDir: config.stateDir });
-  if (!host.guard.available)
+  const guard = openGuard(addon, log, { stateDir: config.stateDir, kernel });
+  host.guard = typeof guard === "string" ? null : guard;
+  if (typeof guard === "string")
     log.warn(
-      { reason: host.guard.reason },
-      "the CONTINUE guard is off: a call on a UNIX socket that the daemon lets the kernel run can be swapped onto an app's host socket (docs/security.md)",
+      { reason: guard },
+      "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is refused (EPERM), and the daemon carries out every send on an INET socket (docs/security.md)",
     );
   if (config.datapath === "auto")
     log.info(
       "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
     );
   return {
-    name: "seccomp",
     filter: filterOf(false),
-    info: { datapath: "seccomp", continueGuard: host.guard.available ? "on" : "off" },
-    close: () => host.guard.close(),
+    info: {
+      name: "seccomp",
+      continueGuard: { available: host.guard !== null, reason: typeof guard === "string" ? guard : "" },
+    },
+    close: () => {
+      host.guard?.close();
+      host.guard = null;
+    },
   };
 }

@@ -10,7 +10,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { type DnsConfig, resolvConfPath } from "../core/config.js";
 import { messageOf } from "../core/errors.js";
-import { DnsServer, readResolvConf } from "../dns/index.js";
+import { DnsServer, readResolvConf, type Upstream } from "../dns/index.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import type { Resolver } from "../trap/host.js";
@@ -85,6 +85,11 @@ export class DaemonDns {
       "# Written by sockswitch daemon: its DNS server, reached through sockswitch itself.\n" +
       `nameserver ${this.resolver.ip}\nsearch ${search}\noptions ndots:1 timeout:2 attempts:2\n`;
     writeFileSync(this.file, text, { mode: 0o644 });
+  }
+
+  /** New upstreams (SIGHUP): the resolver's own address is never one of them. */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    this.server.setUpstreams(upstreams.filter((u) => u.host !== this.resolver.ip));
   }
 
   async close(): Promise<void> {

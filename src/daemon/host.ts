@@ -4,7 +4,7 @@
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { BpfDatapath } from "../bpf/datapath.js";
-import { noGuard, type SocketGuard } from "../bpf/guard.js";
+import type { SocketGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
@@ -13,11 +13,12 @@ import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
 import type { App, Service } from "../table/types.js";
-import type { Resolver, TrapConfig, TrapHost } from "../trap/host.js";
+import type { Resolver, TrapConfig, TrapHost, TrapKernel } from "../trap/host.js";
 import type { AppSession } from "../trap/session.js";
 
 export class Host implements TrapHost {
-  readonly config: TrapConfig;
+  /** Replaced (never mutated) when SIGHUP changes --egress. */
+  config: TrapConfig;
   readonly table: ServiceTable;
   readonly sockets = new SocketRegistry();
   readonly pool: PortPool;
@@ -25,7 +26,12 @@ export class Host implements TrapHost {
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
-  guard: SocketGuard = noGuard("not loaded yet");
+  /**
+   * The CONTINUE guard (bpf/guard.ts), set once it is attached and checked at start; null
+   * when it is not (no BPF in this build or kernel, no cgroup v2, the bpf datapath runs):
+   * trap/continue.ts then continues only what a single-threaded process asks.
+   */
+  guard: SocketGuard | null = null;
   /** The bpf datapath, when it is the one that runs. */
   bpf: BpfDatapath | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
@@ -39,6 +45,8 @@ export class Host implements TrapHost {
     readonly daemonConfig: DaemonConfig,
     readonly store: Store,
     readonly log: Logger,
+    /** What the kernel offers (daemon/kernel-probe.ts). */
+    readonly kernel: TrapKernel,
   ) {
     this.config = {
       nodeIp: daemonConfig.nodeIp,
@@ -72,7 +80,8 @@ export class Host implements TrapHost {
   }
 
   markSocket(fd: number, app: App): number {
-    return this.bpf ? this.bpf.mark(fd, app) : this.guard.mark(fd);
+    if (this.bpf) return this.bpf.mark(fd, app);
+    return this.guard ? this.guard.mark(fd) : 0;
   }
 
   /** This host's own addresses, as read at start. */

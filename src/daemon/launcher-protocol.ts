@@ -1,19 +1,24 @@
 // The launcher's handshake on the daemon socket, daemon side. Lines end in \n:
-//   launcher → daemon  SSW1 HELLO <json app spec>
+//   launcher → daemon  SSW1 HELLO <registration>   (the run options as JSON: app-spec.ts)
 //   daemon → launcher  OK, then IP <addr> (one per virtual IP), FILTER <hex>, END
-//                      or ERR <sentence> (and the connection closes)
-//   launcher → daemon  SSW1 FD <child pid>   with the seccomp listener fd (SCM_RIGHTS)
+//                      or ERR <sentence>, or USAGE <sentence> for a bad option value
+//                      (and the connection closes)
+//   launcher → daemon  SSW1 FD   with the seccomp listener and a pidfd of the app (SCM_RIGHTS)
 //   daemon → launcher  APP <id>, GO   or   ERR <sentence>
 // After a daemon restart the launcher hands the listener it kept to the new daemon:
-//   launcher → daemon  SSW1 REATTACH <id> <app pid>   with the listener fd (SCM_RIGHTS)
+//   launcher → daemon  SSW1 REATTACH <id>   with the listener and the app's pidfd
 //   daemon → launcher  GO   or   ERR <sentence>
-// The connection then stays open for the launcher's life. The peer is identified by
-// SO_PEERCRED, and the child must be the launcher's own child. Every fd received is either
-// handed over (FD, REATTACH) or closed: with a refused line, with any other line, and when
-// the connection ends (handshake-lines.ts says which line an fd came with).
+// The connection then stays open for the launcher's life. When the app has ended:
+//   launcher → daemon  SSW1 EXIT <status>   (its exit status, 128+N for signal N)
+// No pid travels as a number: the
+// launcher is identified by SO_PEERCRED and the app by its pidfd, both as the kernel shows
+// them in the daemon's PID namespace (identity.ts), whatever namespace the launcher runs
+// in. Every fd received is either handed over (the listener, with FD or REATTACH) or
+// closed: the pidfd once the app is identified, with a refused line, with any other line,
+// and when the connection ends (handshake-lines.ts says which line an fd came with).
 
 import type { Logger } from "pino";
-import { messageOf } from "../core/errors.js";
+import { InvalidArgumentError, messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { AppSpec } from "../table/app-spec.js";
 import { READABLE } from "../trap/session.js";
@@ -36,16 +41,20 @@ export interface Pending {
 }
 
 export interface LaunchHandler {
-  /** Validates the app spec and assigns its identity; throws a sentence for the user. */
-  hello(meta: string, cred: PeerCred): Pending;
-  /** Takes over the app's seccomp listener; returns the app's id; throws a sentence for the user. */
-  handover(p: Pending, childPid: number, listenerFd: number, cred: PeerCred): string;
+  /** Validates the registration and assigns the app's identity; throws a sentence for the
+   * user (an InvalidArgumentError for a bad option value). */
+  hello(registration: string, cred: PeerCred): Pending;
+  /** Takes over the app's seccomp listener (the app named by pidfd); returns the app's id;
+   * throws a sentence for the user. */
+  handover(p: Pending, listenerFd: number, pidfd: number, cred: PeerCred): string;
   /** Takes over the listener of a running app known from the state dir; throws a sentence. */
-  reattach(appId: string, pid: number, listenerFd: number, cred: PeerCred): void;
+  reattach(appId: string, listenerFd: number, pidfd: number, cred: PeerCred): void;
   /** The launcher went away before handing over. */
   abandon(p: Pending): void;
   /** Resolves when the apps registered so far are on disk (GO waits for it). */
   persisted(): Promise<void>;
+  /** The app's launcher reported its exit status (0–255; 128+N for signal N). */
+  exited?(appId: string, status: number): void;
 }
 
 export class LauncherConnection {
@@ -55,6 +64,8 @@ export class LauncherConnection {
   private readonly fds = new Int32Array(9);
   private pending: Pending | null = null;
   private done = false;
+  /** The app this launcher handed over (FD or REATTACH). */
+  private appId: string | null = null;
   private closed = false;
   private readonly cred: PeerCred;
 
@@ -104,7 +115,7 @@ export class LauncherConnection {
     try {
       kept = this.answer(line, fds);
     } catch (err) {
-      this.reject(messageOf(err));
+      this.reject(messageOf(err), err instanceof InvalidArgumentError ? "USAGE" : "ERR");
     } finally {
       this.closeFds(fds.filter((f) => f !== kept));
     }
@@ -112,7 +123,12 @@ export class LauncherConnection {
 
   /** Answers one line; returns the fd handed over to the handler (then its owner), or -1. */
   private answer(line: string, fds: number[]): number {
-    if (this.done) return -1;
+    if (this.done) {
+      const exit = /^SSW1 EXIT ([0-9]{1,3})$/.exec(line);
+      if (exit && this.appId !== null && Number(exit[1]) <= 255)
+        this.handler.exited?.(this.appId, Number(exit[1]));
+      return -1;
+    }
     if (line.startsWith("SSW1 HELLO ") && this.pending === null) {
       if (fds.length > 0) throw new Error("the HELLO message carries no fd");
       this.pending = this.handler.hello(line.slice(11), this.cred);
@@ -125,36 +141,44 @@ export class LauncherConnection {
       this.send(`${lines.join("\n")}\n`);
       return -1;
     }
-    if (line.startsWith("SSW1 FD ") && this.pending !== null) {
-      const pid = Number(line.slice(8));
-      const fd = fds[0];
-      if (fd === undefined || fds.length !== 1 || !Number.isInteger(pid) || pid <= 0)
-        throw new Error("the FD message needs a child pid and exactly one fd");
+    if (line === "SSW1 FD" && this.pending !== null) {
+      const [listener, pidfd] = fds;
+      if (listener === undefined || pidfd === undefined || fds.length !== 2)
+        throw new Error("the FD message needs exactly two fds: the seccomp listener and a pidfd of the app");
       const p = this.pending;
       this.pending = null;
       let id: string;
       try {
-        id = this.handler.handover(p, pid, fd, this.cred);
+        id = this.handler.handover(p, listener, pidfd, this.cred);
       } catch (err) {
         this.handler.abandon(p);
         throw err;
       }
       this.done = true;
+      this.appId = id;
       // GO only once the app is on disk: a daemon that dies right after must still know
       // the app when its launcher comes back, or the launcher would have to stop it.
       void this.handler.persisted().then(() => {
         if (!this.closed) this.send(`APP ${id}\nGO\n`);
       });
-      return fd;
+      return listener;
     }
-    const re = /^SSW1 REATTACH ([0-9a-f]{1,32}) ([1-9][0-9]{0,9})$/.exec(line);
+    if (/^SSW1 (FD|REATTACH [0-9a-f]{1,32}) [0-9]+$/.test(line))
+      throw new Error(
+        "this launcher is older than the daemon (it names the app by pid); use the sockswitch-launch of the daemon's version",
+      );
+    const re = /^SSW1 REATTACH ([0-9a-f]{1,32})$/.exec(line);
     if (re && this.pending === null) {
-      const fd = fds[0];
-      if (fd === undefined || fds.length !== 1) throw new Error("the REATTACH message needs exactly one fd");
-      this.handler.reattach(re[1] as string, Number(re[2]), fd, this.cred);
+      const [listener, pidfd] = fds;
+      if (listener === undefined || pidfd === undefined || fds.length !== 2)
+        throw new Error(
+          "the REATTACH message needs exactly two fds: the seccomp listener and a pidfd of the app",
+        );
+      this.handler.reattach(re[1] as string, listener, pidfd, this.cred);
       this.done = true;
+      this.appId = re[1] as string;
       this.send("GO\n");
-      return fd;
+      return listener;
     }
     throw new Error(`unexpected handshake line "${line.slice(0, 40)}"`);
   }
@@ -169,9 +193,9 @@ export class LauncherConnection {
     if (n !== b.length) this.log.warn({ errno: n < 0 ? -n : 0 }, "short write to a launcher");
   }
 
-  private reject(message: string): void {
+  private reject(message: string, kind: "ERR" | "USAGE" = "ERR"): void {
     this.log.warn({ launcher: this.cred.pid, reason: message }, "launcher handshake refused");
-    this.send(`ERR ${message.replace(/\n/g, " ")}\n`);
+    this.send(`${kind} ${message.replace(/\n/g, " ")}\n`);
     this.close();
   }
 

@@ -39,7 +39,17 @@ export interface SocketServerOptions {
   readonly gid: number | null;
 }
 
+/** The peer of each HTTP connection handed to the API (SO_PEERCRED when it connected). */
+const callers = new WeakMap<object, { pid: number; uid: number; gid: number }>();
+
+/** Who is on the other end of an API connection of the daemon socket; null for any other. */
+export function callerOf(socket: unknown): { pid: number; uid: number; gid: number } | null {
+  return typeof socket === "object" && socket !== null ? (callers.get(socket) ?? null) : null;
+}
+
 export class SocketServer {
+  /** The API's HTTP server: connections that are not launchers are handed to it. */
+  http: Server | null = null;
   private fd = -1;
   private handle = 0;
   private readonly peek = new Uint8Array(MAGIC.length);
@@ -48,7 +58,6 @@ export class SocketServer {
 
   constructor(
     private readonly addon: Addon,
-    private readonly http: Server,
     private readonly launch: LaunchHandler,
     private readonly log: Logger,
   ) {}
@@ -69,6 +78,11 @@ export class SocketServer {
     }
     this.fd = fd;
     this.handle = this.addon.watch(fd, READABLE, () => this.acceptAll());
+  }
+
+  /** Whether the socket is served (launchers can hand apps over). */
+  get listening(): boolean {
+    return this.fd >= 0;
   }
 
   private acceptAll(): void {
@@ -121,8 +135,12 @@ export class SocketServer {
       lc.start();
       return;
     }
+    const cred = new Int32Array(3);
+    const known = this.addon.peerCred(conn, cred) === 0;
     const sock = new Socket({ fd: conn, readable: true, writable: true });
-    this.http.emit("connection", sock);
+    if (known) callers.set(sock, { pid: cred[0] as number, uid: cred[1] as number, gid: cred[2] as number });
+    if (this.http) this.http.emit("connection", sock);
+    else sock.destroy();
   }
 
   /** Stops watching a pending connection (its fd stays open). */

@@ -2,9 +2,11 @@
 // seccomp listener): the socket records rebuilt from the restored services and the
 // kernel's socket list (listening and bound sockets from the services; the apps' client
 // connections from the sockets their processes hold, so that a connection made before the
-// restart and accepted after it is still admitted and named), and the app's threads kicked out of trapped calls that the
-// previous daemon had received but never answered. The kernel never delivers such a
-// notification again; interrupted, the call restarts and is trapped anew (it never ran).
+// restart and accepted after it is still admitted and named), and the app's threads kicked
+// out of trapped calls that the previous daemon had received but never answered. The kernel
+// never delivers such a notification again; interrupted, the call restarts and is trapped
+// anew (it never ran). The app's processes are its launcher's subtree (the init of its PID
+// namespace), found through the daemon's own /proc: pids of the daemon's namespace.
 
 import { readdirSync, readFileSync } from "node:fs";
 import { type KernelSocket, openSocketInodes } from "../net/proc-net.js";
@@ -12,6 +14,7 @@ import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { App } from "../table/types.js";
 import { appIp, ipOf } from "../trap/addresses.js";
 import type { Host } from "./host.js";
+import { nsPids, parentPid } from "./identity.js";
 
 /** Re-creates the bound-socket records of an app's services that still exist in the kernel. */
 export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSocket[]): number {
@@ -66,7 +69,7 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
  * loopback listener, or (egress) the real destination. Returns how many.
  */
 export function rebuildSources(host: Host, app: App, kernel: readonly KernelSocket[]): number {
-  const inodes = openSocketInodes(processTree(app.pid));
+  const inodes = openSocketInodes(processTree(appRoot(app)));
   let rebuilt = 0;
   for (const k of kernel) {
     if (k.inode === 0 || !inodes.has(k.inode) || k.state === "LISTEN" || k.state === "BOUND") continue;
@@ -94,7 +97,19 @@ export function rebuildSources(host: Host, app: App, kernel: readonly KernelSock
   return rebuilt;
 }
 
-/** The app's process and all its descendants. */
+/**
+ * The root of an app's process tree: its launcher, the first process of the app's PID
+ * namespace, whose subtree holds every process of the app, orphans included (they are
+ * reparented to it). The app's own pid for an app whose parent is no such launcher.
+ */
+export function appRoot(app: App): number {
+  const launcher = parentPid(app.pid);
+  if (launcher === null || launcher <= 0) return app.pid;
+  const ns = nsPids(launcher);
+  return ns !== null && ns.length > 1 && ns[ns.length - 1] === 1 ? launcher : app.pid;
+}
+
+/** A process and all its descendants. */
 function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync("/proc")) {
@@ -130,7 +145,7 @@ function waitsOnSeccomp(pid: number, tid: number): boolean {
 /** Kicks every thread of the app's tree that waits on a trapped call; returns how many. */
 export function kickTrappedThreads(host: Host, app: App): number {
   let kicked = 0;
-  for (const pid of processTree(app.pid)) {
+  for (const pid of processTree(appRoot(app))) {
     let tids: string[];
     try {
       tids = readdirSync(`/proc/${pid}/task`);

@@ -122,9 +122,12 @@ export function exchangeUdp(
     sock.on("message", (msg) => {
       if (replyMatches(msg, id, question)) finish(undefined, msg);
     });
-    sock.connect(up.port, up.host, () => {
-      sock.send(out, (err) => {
-        if (err) finish(err);
+    // A connect that fails (ENETUNREACH: no route to the upstream) comes back here as err;
+    // sending on the unconnected socket then would throw out of the event loop.
+    sock.connect(up.port, up.host, (err?: Error) => {
+      if (err) return finish(err);
+      sock.send(out, (sendErr) => {
+        if (sendErr) finish(sendErr);
       });
     });
   });

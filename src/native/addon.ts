@@ -159,6 +159,8 @@ export interface Addon {
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** tkill(2): sends signal sig to thread tid (a signal the kernel would have raised in it): 0 or -errno. */
+  signalThread(tid: number, sig: number): number;
   /** process_vm_readv(2) of len bytes at addr into buf: bytes read (short at an unmapped page) or -errno. */
   readMem(pid: number, addr: number, buf: Uint8Array, len: number): number;
   /** process_vm_writev(2) of len bytes from buf to addr: bytes written or -errno (-EFAULT on read-only pages). */
@@ -187,6 +189,8 @@ export interface Addon {
   close(fd: number): number;
   /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */
   fstat(fd: number, out: Float64Array): number;
+  /** flock(2) with LOCK_NB: an exclusive (exclusive = 1) or shared lock; 0, -EWOULDBLOCK when held elsewhere, or -errno. */
+  flock(fd: number, exclusive: number): number;
   /** Watches fd on the event loop (events: 1 readable, 2 writable, 4 disconnect): a handle id > 0 or -errno; status < 0 in the callback means the watcher stopped (UV_EBADF is also how libuv reports a socket error: read SO_ERROR). */
   watch(fd: number, events: number, callback: WatchCallback): number;
   /** Stops and closes a watcher (do this before closing its fd): 0 or -EBADF for an unknown id. */
@@ -231,6 +235,14 @@ export interface Addon {
   setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): number;
   /** Interrupts the system call thread tid is blocked in (PTRACE_SEIZE + PTRACE_INTERRUPT, wait, PTRACE_DETACH) so the kernel restarts it: 0 or -errno. */
   interruptSyscall(tid: number): number;
+  /** kcmp(2): 0 when the two tasks' resources (type: KCMP_FILES 2, KCMP_FILE 0 with fds idx1/idx2) are the same, 1-3 when not, or -errno. */
+  kcmp(pid1: number, pid2: number, type: number, idx1: number, idx2: number): number;
+  /** seccomp(SECCOMP_SET_MODE_FILTER, flags, NULL): -EFAULT when the kernel knows every flag (nothing is installed), -EINVAL when not, or another -errno. */
+  seccompFlagsProbe(flags: number): number;
+  /** A seccomp notification listener of a filter that allows everything, made by a short-lived child (for probing the listener ioctls): fd or -errno. */
+  seccompListenerProbe(): number;
+  /** bpf(BPF_PROG_LOAD) of a two-instruction program of progType for expectedAttachType, closed at once: 0 when it loads, or -errno. */
+  bpfProgLoadProbe(progType: number, expectedAttachType: number): number;
   /** SO_PEERCRED into out (length >= 3) = [pid, uid, gid]: 0 or -errno. */
   peerCred(fd: number, out: Int32Array): number;
   /** execve(2) after resetting all signal dispositions and the signal mask; returns only by throwing (Error with the path, strerror and code = errno name). */

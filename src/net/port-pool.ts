@@ -93,6 +93,7 @@ export class PortPool {
  */
 export class BlockPool {
   private readonly used = new Set<number>();
+  private next = 0;
 
   constructor(
     readonly range: PortRange,
@@ -103,10 +104,16 @@ export class BlockPool {
     return Math.floor((this.range.last - this.range.first + 1) / this.size);
   }
 
+  /**
+   * A free block, going round the range from the last one handed out: a block an app just
+   * released (its ports maybe still in TIME_WAIT) is handed out again last. null: none free.
+   */
   take(): PortRange | null {
-    for (let i = 0; i < this.count; i++) {
+    for (let n = 0; n < this.count; n++) {
+      const i = (this.next + n) % this.count;
       if (this.used.has(i)) continue;
       this.used.add(i);
+      this.next = (i + 1) % this.count;
       const first = this.range.first + i * this.size;
       return { first, last: first + this.size - 1 };
     }

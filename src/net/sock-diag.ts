@@ -84,11 +84,12 @@ export interface KernelLists {
 
 /**
  * sock_diag, or /proc/net (every socket, TIME_WAIT included, parsed as text) where this
- * kernel has no inet sock_diag — said once, at start.
+ * kernel has no inet sock_diag (or useDiag is false: the probe says so) — said once, at start.
  */
-export function kernelLists(addon: Addon, log: Logger): KernelLists {
+export function kernelLists(addon: Addon, log: Logger, useDiag = true): KernelLists {
   const diag = new SockDiag(addon);
   try {
+    if (!useDiag) throw new Error("sock_diag is hidden (SOCKSWITCH_TEST_HIDE_FEATURES)");
     diag.listeningAndUdp();
     return {
       listeningAndUdp: async () => diag.listeningAndUdp(),

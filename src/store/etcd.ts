@@ -23,6 +23,7 @@ import { noop } from "cockatiel";
 import { Etcd3, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "pino";
 import { messageOf, StoreError } from "../core/errors.js";
+import { testTimeScale } from "../core/test-env.js";
 import { parseIp } from "../net/ip.js";
 import type { App, NodeInfo, Service } from "../table/types.js";
 import { EmbeddedStore } from "./embedded.js";
@@ -44,9 +45,10 @@ export interface EtcdOptions {
   readonly node: NodeInfo;
 }
 
-const OPEN_TIMEOUT_MS = 5000;
-const CALL_TIMEOUT_MS = 3000;
-const JOIN_TIMEOUT_MS = 10_000;
+// Bounds on etcd; only tests scale them (SOCKSWITCH_TEST_TIME_SCALE, core/test-env.ts).
+const OPEN_TIMEOUT_MS = 5000 * testTimeScale();
+const CALL_TIMEOUT_MS = 3000 * testTimeScale();
+const JOIN_TIMEOUT_MS = 10_000 * testTimeScale();
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
 const NODE_DEBOUNCE_MS = 200;
@@ -360,6 +362,11 @@ export class EtcdStore implements Store {
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     }
+  }
+
+  /** Whether etcd is reachable now (false: serving from the cache while reconnecting). */
+  get connected(): boolean {
+    return this.online;
   }
 
   persisted(): Promise<void> {

@@ -1,12 +1,15 @@
-// What an app asks for when it starts (`sockswitch run` options, carried to the daemon in
-// the launcher's handshake): name, virtual IPs, labels, exposed ports, load-balancing mode.
-// Parsed on the CLI for early, clear errors, and validated again by the daemon, which
-// trusts nothing that arrives on its socket.
+// What an app asks for when it starts: the options of `sockswitch run` (and of
+// `sockswitch-launch run`, which takes the same), carried to the daemon as given in the
+// launcher's handshake: name, virtual IPs, labels, published ports, load-balancing mode.
+// Parsed by the Node CLI for early, clear errors, and by the daemon (which trusts nothing
+// that arrives on its socket) with the same functions, so that both say the same sentence
+// for the same mistake.
 
+import { parseLb } from "../core/config.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { parsePort } from "../net/port-pool.js";
-import { DEFAULT_LABELS, validateLabels } from "./policy.js";
+import { DEFAULT_LABELS, parseLabels } from "./policy.js";
 import type { ExposeRule, Labels, LbMode } from "./types.js";
 
 export interface AppSpec {
@@ -17,6 +20,8 @@ export interface AppSpec {
   readonly lb: LbMode | null;
   readonly command: string[];
   readonly user: string | null;
+  /** run --rm: not kept as a finished app when it ends. */
+  readonly rm?: boolean;
 }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -62,8 +67,49 @@ export function parseAppIps(values: readonly string[]): string[] {
   return out;
 }
 
-/** Parses APP_PORT:HOST_PORT or APP_PORT:HOST_IP:HOST_PORT. */
-export function parseExpose(text: string): ExposeRule {
+/** An optional "/tcp" or "/udp" at the end of a port rule, and the rest. */
+function splitProto(text: string, flag: string): { rule: string; proto?: "tcp" | "udp" } {
+  const m = /^(.*)\/([a-z]+)$/.exec(text);
+  if (!m) return { rule: text };
+  if (m[2] !== "tcp" && m[2] !== "udp")
+    throw new InvalidArgumentError(`${flag} "${text}": the protocol must be tcp or udp`);
+  return { rule: m[1] as string, proto: m[2] };
+}
+
+/**
+ * Parses --publish [HOST_IP:]HOST_PORT:APP_PORT[/tcp|/udp], Docker's order (docker run -p),
+ * into the same rule as --expose.
+ */
+export function parsePublish(text: string): ExposeRule {
+  const { rule, proto } = splitProto(text, "--publish");
+  const last = rule.lastIndexOf(":");
+  if (last === -1)
+    throw new InvalidArgumentError(
+      `--publish "${text}" needs HOST_PORT:APP_PORT (e.g. 18080:8080, as docker run -p) or HOST_IP:HOST_PORT:APP_PORT`,
+    );
+  const appPort = parsePort(rule.slice(last + 1), `--publish "${text}": app port`);
+  const host = rule.slice(0, last);
+  const hostColon = host.lastIndexOf(":");
+  const hostPort = parsePort(host.slice(hostColon + 1), `--publish "${text}": host port`);
+  let hostIp: string | null = null;
+  if (hostColon !== -1) {
+    const raw = host.slice(0, hostColon).replace(/^\[(.*)\]$/, "$1");
+    const ip = parseIp(raw);
+    if (!ip) throw new InvalidArgumentError(`--publish "${text}": "${raw}" is not an IP address`);
+    hostIp = ip.text;
+  }
+  return proto ? { appPort, hostIp, hostPort, proto } : { appPort, hostIp, hostPort };
+}
+
+/** A rule as text in --expose's order (APP_PORT:[HOST_IP:]HOST_PORT[/proto]), as the API shows it. */
+export function exposeText(e: ExposeRule): string {
+  const ip = e.hostIp === null ? "" : e.hostIp.includes(":") ? `[${e.hostIp}]:` : `${e.hostIp}:`;
+  return `${e.appPort}:${ip}${e.hostPort}${e.proto ? `/${e.proto}` : ""}`;
+}
+
+/** Parses APP_PORT:HOST_PORT or APP_PORT:HOST_IP:HOST_PORT (an optional /tcp or /udp after it). */
+export function parseExpose(input: string): ExposeRule {
+  const { rule: text, proto } = splitProto(input, "--expose");
   const first = text.indexOf(":");
   const last = text.lastIndexOf(":");
   if (first === -1) {
@@ -80,7 +126,45 @@ export function parseExpose(text: string): ExposeRule {
     if (!ip) throw new InvalidArgumentError(`--expose "${text}": "${raw}" is not an IP address`);
     hostIp = ip.text;
   }
-  return { appPort, hostIp, hostPort };
+  return proto ? { appPort, hostIp, hostPort, proto } : { appPort, hostIp, hostPort };
+}
+
+/** The options of `sockswitch run` as written on its command line (before any parsing). */
+export interface RunOptions {
+  readonly ip?: readonly string[];
+  readonly name?: string;
+  readonly labels?: string;
+  readonly expose?: readonly string[];
+  readonly publish?: readonly string[];
+  readonly user?: string;
+  readonly lb?: string;
+  /** run --rm: not kept as a finished app when it ends. */
+  readonly rm?: boolean;
+}
+
+/**
+ * The app's registration from the options of `sockswitch run` and its command; throws an
+ * InvalidArgumentError with the sentence for the first bad option (in this order: command,
+ * --expose, --publish, --name, --ip, --labels, --lb). --user is kept as written: it is
+ * resolved where the app runs.
+ */
+export function buildSpec(opts: RunOptions, command: readonly string[]): AppSpec {
+  if (command.length === 0) {
+    throw new InvalidArgumentError(
+      "sockswitch run needs a command: sockswitch run [options] -- COMMAND [ARGS...]",
+    );
+  }
+  const expose = [...(opts.expose ?? []).map(parseExpose), ...(opts.publish ?? []).map(parsePublish)];
+  return {
+    ...(opts.rm ? { rm: true } : {}),
+    name: opts.name === undefined ? "" : validateName(opts.name),
+    ips: parseAppIps(opts.ip ?? []),
+    labels: opts.labels === undefined ? DEFAULT_LABELS : parseLabels(opts.labels),
+    expose,
+    lb: opts.lb === undefined ? null : parseLb(opts.lb),
+    command: [...command],
+    user: opts.user ?? null,
+  };
 }
 
 function fail(what: string): never {
@@ -92,30 +176,51 @@ function strings(v: unknown, what: string): string[] {
   return v as string[];
 }
 
-/** Validates a registration that arrived on the daemon's socket. */
-export function specFromJson(v: unknown): AppSpec {
+function text(v: unknown, what: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") fail(`${what} must be a string`);
+  return v;
+}
+
+function flag(v: unknown, what: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "boolean") fail(`${what} must be true or false`);
+  return v;
+}
+
+const REGISTRATION_KEYS = new Set([
+  "ip",
+  "name",
+  "labels",
+  "expose",
+  "publish",
+  "user",
+  "lb",
+  "rm",
+  "command",
+]);
+
+/**
+ * Validates a registration that arrived on the daemon's socket: a JSON object of the run
+ * options as written (`ip`, `expose`, `publish`: lists of strings; `name`, `labels`,
+ * `user`, `lb`: strings; `rm`: a boolean; each optional) and the `command` (a list of strings). Throws an
+ * InvalidArgumentError: `bad app registration: …` for a malformed object, else the
+ * sentence `sockswitch run` gives for the same option.
+ */
+export function specFromRegistration(v: unknown): AppSpec {
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail("not a JSON object");
   const o = v as Record<string, unknown>;
-  const name = o.name ?? "";
-  if (typeof name !== "string") fail("name must be a string");
-  if (name !== "") validateName(name);
-  const ips = parseAppIps(strings(o.ips ?? [], "ips"));
-  let labels: Labels = DEFAULT_LABELS;
-  if (o.labels !== undefined) {
-    if (typeof o.labels !== "object" || o.labels === null || Array.isArray(o.labels))
-      fail("labels must be an object");
-    const entries = Object.entries(o.labels as Record<string, unknown>);
-    if (entries.some(([, val]) => typeof val !== "string")) fail("label values must be strings");
-    labels = entries.length === 0 ? DEFAULT_LABELS : validateLabels(entries as Array<[string, string]>);
-  }
-  const expose = strings(o.expose ?? [], "expose").map(parseExpose);
-  const lb = o.lb ?? null;
-  if (lb !== null && lb !== "random" && lb !== "round-robin") fail("lb must be random or round-robin");
-  const command = strings(o.command ?? [], "command");
-  const user = o.user ?? null;
-  if (user !== null && typeof user !== "string") fail("user must be a string");
-  const known = new Set(["name", "ips", "labels", "expose", "lb", "command", "user"]);
-  const unknown = Object.keys(o).filter((k) => !known.has(k));
+  const unknown = Object.keys(o).filter((k) => !REGISTRATION_KEYS.has(k));
   if (unknown.length > 0) fail(`unknown field(s) ${unknown.join(", ")}`);
-  return { name, ips, labels, expose, lb, command, user };
+  const opts: RunOptions = {
+    ip: o.ip === undefined ? undefined : strings(o.ip, "ip"),
+    name: text(o.name, "name"),
+    labels: text(o.labels, "labels"),
+    expose: o.expose === undefined ? undefined : strings(o.expose, "expose"),
+    publish: o.publish === undefined ? undefined : strings(o.publish, "publish"),
+    user: text(o.user, "user"),
+    lb: text(o.lb, "lb"),
+    rm: flag(o.rm, "rm"),
+  };
+  return buildSpec(opts, strings(o.command ?? [], "command"));
 }

@@ -6,7 +6,7 @@ import type { LbMode, Service } from "./types.js";
 export class Selector {
   private readonly counters = new Map<string, number>();
 
-  constructor(private readonly defaultMode: LbMode) {}
+  constructor(public defaultMode: LbMode) {}
 
   /** Picks one of the candidates (non-empty) for the service key. */
   pick(key: string, candidates: readonly Service[]): Service {

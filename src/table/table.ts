@@ -26,12 +26,13 @@ export type Lookup =
   | { kind: "denied"; candidates: number }
   | { kind: "not-virtual" };
 
-/** What a mirror of the table (the bpf datapath's maps) is told. */
-export interface TableObserver {
-  serviceChanged(proto: Proto, vip: string, vport: number): void;
-  appChanged(app: App): void;
-  appRemoved(app: App): void;
-}
+/** What changed in the table: a record put (added or updated) or removed. */
+export type TableChange =
+  | { readonly kind: "app"; readonly op: "put" | "remove"; readonly app: App }
+  | { readonly kind: "service"; readonly op: "put" | "remove"; readonly service: Service }
+  | { readonly kind: "node"; readonly op: "put" | "remove"; readonly node: NodeInfo };
+
+export type TableObserver = (change: TableChange) => void;
 
 export class ServiceTable {
   private readonly apps = new Map<string, App>();
@@ -46,11 +47,6 @@ export class ServiceTable {
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly nodesByIp = new Map<string, string>();
   private readonly selector: Selector;
-  /**
-   * Told after every change of a service or an app (the bpf datapath mirrors the table into
-   * kernel maps); null: nobody listens.
-   */
-  observer: TableObserver | null = null;
 
   /**
    * preferNode: when some allowed backends of a service run on this node, pick only among
@@ -58,10 +54,22 @@ export class ServiceTable {
    */
   constructor(
     private readonly vipCidrs: readonly Cidr[],
-    readonly defaultLb: LbMode,
+    defaultLb: LbMode,
     private readonly preferNode: string | null = null,
   ) {
     this.selector = new Selector(defaultLb);
+  }
+
+  /** Told of every change after it is made (the API's event stream); must not throw. */
+  observer: TableObserver | null = null;
+
+  /** The load-balancing mode of services whose app set none (--lb; SIGHUP may change it). */
+  setDefaultLb(mode: LbMode): void {
+    this.selector.defaultMode = mode;
+  }
+
+  get defaultLb(): LbMode {
+    return this.selector.defaultMode;
   }
 
   // ---- nodes (the cluster's members; on one host, only this one) ----
@@ -71,6 +79,8 @@ export class ServiceTable {
     if (old && this.nodesByIp.get(old.ip) === old.name) this.nodesByIp.delete(old.ip);
     this.nodes.set(node.name, node);
     this.nodesByIp.set(node.ip, node.name);
+    if (this.observer && (!old || JSON.stringify(old) !== JSON.stringify(node)))
+      this.observer({ kind: "node", op: "put", node });
   }
 
   removeNode(name: string): NodeInfo | undefined {
@@ -78,6 +88,7 @@ export class ServiceTable {
     if (!node) return undefined;
     this.nodes.delete(name);
     if (this.nodesByIp.get(node.ip) === name) this.nodesByIp.delete(node.ip);
+    this.observer?.({ kind: "node", op: "remove", node });
     return node;
   }
 
@@ -142,7 +153,7 @@ export class ServiceTable {
       }
       set.add(app.id);
     }
-    this.observer?.appChanged(app);
+    this.observer?.({ kind: "app", op: "put", app });
   }
 
   /** Removes the app and its services; returns the services removed. */
@@ -156,7 +167,7 @@ export class ServiceTable {
     if (!app) return removed;
     this.apps.delete(id);
     this.unindex(app);
-    this.observer?.appRemoved(app);
+    this.observer?.({ kind: "app", op: "remove", app });
     return removed;
   }
 
@@ -211,7 +222,7 @@ export class ServiceTable {
     }
     ids.add(svc.id);
     this.byHost.set(`${svc.proto}|${svc.hostIp}|${svc.hostPort}`, svc);
-    this.observer?.serviceChanged(svc.proto, svc.vip, svc.vport);
+    this.observer?.({ kind: "service", op: "put", service: svc });
   }
 
   removeService(id: string): Service | undefined {
@@ -240,7 +251,7 @@ export class ServiceTable {
       }
     }
     if (ids?.size === 0) this.byApp.delete(svc.appId);
-    this.observer?.serviceChanged(svc.proto, svc.vip, svc.vport);
+    this.observer?.({ kind: "service", op: "remove", service: svc });
     return svc;
   }
 

@@ -11,6 +11,11 @@ export interface ExposeRule {
   /** Host address to listen on; null means the node IP. */
   readonly hostIp: string | null;
   readonly hostPort: number;
+  /**
+   * The protocol named in the rule (`--publish 53:53/udp`), which `run` checks the host port
+   * for; the rule itself applies to whichever protocol the app binds on appPort.
+   */
+  readonly proto?: Proto;
 }
 
 export interface App {

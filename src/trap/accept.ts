@@ -2,7 +2,8 @@
 // writes the peer's virtual address into the app's buffers, and installs the new socket in
 // the app with ADDFD + SEND (that is the call's return value). A blocking listener with no
 // pending connection is watched for readability; the app's thread stays in accept() as it
-// would in the kernel. UNIX sockets are left to the kernel.
+// would in the kernel. Listeners of other families (UNIX) are accepted the same way, their
+// peer's address written as the kernel has it.
 
 import type { Binding } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
@@ -38,7 +39,9 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     if (!s.idValid(n)) return;
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    // Every family is accepted here (a continued accept could meet an INET listener swapped
+    // in by another thread: see continue.ts); only INET listeners have records to consult.
+    const inet = isInet(domain);
     // Looked up only once a connection is in hand: an event-driven server's last accept()
     // finds the queue empty.
     let listener: Listener | undefined;
@@ -48,7 +51,7 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
       for (;;) {
         conn = a.accept4(dup, flags & SOCK_NONBLOCK);
         if (conn < 0) break;
-        listener ??= listenerOf(s, dup);
+        listener ??= inet ? listenerOf(s, dup) : OTHER;
         if (admitted(s, listener.binding, conn)) break;
         a.close(conn); // not a managed client: refused (reset), and the app never sees it
       }
@@ -57,7 +60,16 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
         s.fail(n, -conn);
         return true;
       }
-      if (addrPtr !== 0) {
+      if (addrPtr !== 0 && !inet) {
+        const len = a.getpeername(conn, s.outBuf);
+        const w =
+          len < 0 ? len : s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, Math.min(len, s.outBuf.length));
+        if (w < 0) {
+          a.close(conn);
+          s.fail(n, -w);
+          return true;
+        }
+      } else if (addrPtr !== 0) {
         const peer = hostName(s, conn, true);
         const local = hostName(s, conn, false);
         const v =
@@ -97,6 +109,9 @@ interface Listener {
   /** The listener's record, if it was bound through sockswitch. */
   readonly binding: Binding | undefined;
 }
+
+/** A listener of another family (UNIX): no records, anyone may come in. */
+const OTHER: Listener = { proto: "tcp", binding: undefined };
 
 function listenerOf(s: AppSession, fd: number): Listener {
   const proto = protoOf(s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_TYPE));

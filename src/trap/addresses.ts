@@ -7,6 +7,7 @@ import { type IpAddr, isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6, encodeSockaddr, readKernelSockaddr } from "../net/sockaddr.js";
 import type { VAddr } from "../table/sockets.js";
 import type { App, Proto } from "../table/types.js";
+import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
 const E = constants.errno;
@@ -151,6 +152,18 @@ export function isManagedSender(s: AppSession, from: VAddr): boolean {
   if (s.host.isLocalAddress(from.ip)) return false;
   const t = s.host.table;
   return t.isRemoteManaged(from.ip, from.port) || t.serviceAtHost("udp", from.ip, from.port) !== undefined;
+}
+
+/**
+ * Writes the kernel's own local (or peer) address of fd into the app's addr/addrlen, as
+ * getsockname(2)/getpeername(2) would: for sockets with nothing to translate (UNIX,
+ * netlink). 0 or -errno.
+ */
+export function writeKernelName(s: AppSession, n: Notification, fd: number, peer: boolean): number {
+  const a = s.host.addon;
+  const len = peer ? a.getpeername(fd, s.outBuf) : a.getsockname(fd, s.outBuf);
+  if (len < 0) return len;
+  return s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, Math.min(len, s.outBuf.length));
 }
 
 /** Encodes vaddr for a socket of domain into s.outBuf; returns the length. */

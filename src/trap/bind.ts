@@ -7,6 +7,7 @@ import { ipFromBytes } from "../net/ip.js";
 import { AF_INET, decodeSockaddr, SOCKADDR_MAX } from "../net/sockaddr.js";
 import { domainOf, E, isInet, protoOf, SO_TYPE, SOL_SOCKET } from "./addresses.js";
 import { bindVirtual } from "./binding.js";
+import { continueOther } from "./continue.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
@@ -20,7 +21,7 @@ export function handleBind(s: AppSession, n: Notification): void {
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return continueOther(s, n);
     if (len > SOCKADDR_MAX) return s.fail(n, E.EINVAL);
     const r = s.read(n, n.ptr(1), s.addrBuf, len);
     if (r < 0) return s.fail(n, -r);

@@ -16,28 +16,11 @@ import {
   SOL_SOCKET,
 } from "./addresses.js";
 import { publish, rerouteServed, unpublish } from "./binding.js";
+import { continueOther } from "./continue.js";
 import type { Notification } from "./notification.js";
 import { boundLoopbackError, clientAddress, dialedOf, type Route, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
-
-const SOL_IP = 0;
-const IP_LOCAL_PORT_RANGE = 51; // Linux 6.3: u32, low port in the low 16 bits
-/** The option's value, reused by every connect (no allocation on the trapped path). */
-const RANGE = new Uint8Array(4);
-const RANGE_VIEW = new DataView(RANGE.buffer);
-
-/**
- * Makes the kernel pick the socket's local port from the app's source-port block, so that
- * the server's node can tell this app from the peer's (node IP, port). Ignored by the
- * kernel for a socket that is already bound.
- */
-export function useSourceBlock(s: AppSession, fd: number): void {
-  const b = s.app.srcPorts;
-  if (!b) return;
-  RANGE_VIEW.setUint32(0, ((b.last & 0xffff) << 16) | (b.first & 0xffff), true);
-  const r = s.host.addon.setsockoptBytes(fd, SOL_IP, IP_LOCAL_PORT_RANGE, RANGE);
-  if (r < 0) s.host.log.warn({ app: s.app.id, errno: -r }, "IP_LOCAL_PORT_RANGE failed (Linux 6.3 or later)");
-}
+import { useSourceBlock } from "./source-block.js";
 
 export function handleConnect(s: AppSession, n: Notification): void {
   const len = n.uint(2);
@@ -48,7 +31,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return continueOther(s, n);
     if (len > SOCKADDR_MAX) return s.fail(n, E.EINVAL);
     const r = s.read(n, n.ptr(1), s.addrBuf, len);
     if (r < 0) return s.fail(n, -r);
@@ -64,7 +47,10 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (typeof route === "number") return s.fail(n, route);
     const stuck = bound?.loopback && !route.loopback ? boundLoopbackError(s, proto, bound, route.dialed) : 0;
     if (stuck !== 0) return s.fail(n, stuck);
-    if (route.remote) useSourceBlock(s, dup);
+    if (route.remote) {
+      const b = useSourceBlock(s, dup, domain);
+      if (b < 0) return s.fail(n, -b);
+    }
     const hostLen = encodeFor(s, domain, route.host);
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;

@@ -1,13 +1,13 @@
-// Unconnected UDP sends: sendto(2) with a destination, sendmsg(2) and sendmmsg(2) with
-// msg_name. The destination is routed like a connect (virtual ip:port → policy → backend;
-// a client's virtual address → its host socket, for replies; loopback stays private; the
-// rest is egress), and the daemon sends its own copy of the payload from its duplicate of
-// the app's socket. A send without a destination (a connected socket) and every call on a
-// TCP or UNIX socket is left to the kernel. MSG_FASTOPEN is refused, as before.
-//
-// The filter traps sendto only when it carries a destination or MSG_FASTOPEN; sendmsg and
-// sendmmsg are trapped whole (the destination is inside struct msghdr), so those calls on
-// other sockets pay one round trip to the daemon and are CONTINUEd.
+// The trapped sends: sendto(2) with a destination (or MSG_FASTOPEN), sendmsg(2) and
+// sendmmsg(2) always (their destination is inside struct msghdr, where the filter cannot
+// look). On an INET socket the daemon carries every one out itself, on its duplicate of the
+// app's socket with its own copy of the data, never continuing it: another thread could
+// otherwise write a destination into msg_name, or dup2() another socket onto the fd, between
+// the daemon's look and the kernel's run. UDP with a destination is routed like a connect
+// (virtual ip:port → policy → backend; a client's virtual address → its host socket, for
+// replies; loopback stays private; the rest is egress); UDP without one goes to the
+// connected peer; TCP sends are in stream-send.ts. Other families are continued only where
+// that is safe (continue.ts). MSG_FASTOPEN is refused.
 
 import { decodeSockaddr, SOCKADDR_MAX } from "../net/sockaddr.js";
 import { noteEgressPeer } from "../table/sockets.js";
@@ -23,7 +23,8 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
-import { recordSource, useSourceBlock } from "./connect.js";
+import { recordSource } from "./connect.js";
+import { continueOther } from "./continue.js";
 import { handleFastOpen } from "./fastopen.js";
 import {
   gather,
@@ -38,6 +39,8 @@ import {
 import type { Notification } from "./notification.js";
 import { boundLoopbackError, clientAddress, dialedOf, routeOf } from "./route.js";
 import { type AppSession, WRITABLE } from "./session.js";
+import { useSourceBlock } from "./source-block.js";
+import { streamSend } from "./stream-send.js";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_FASTOPEN = 0x20000000;
@@ -50,18 +53,23 @@ interface Outgoing {
   readonly nameLen: number;
 }
 
-/** A UDP socket of the app, taken for the call; null when the kernel should run it. */
-function takeUdp(s: AppSession, n: Notification): { dup: number; domain: number } | number | null {
+/** The app's INET socket for the call (null: another family, for continue.ts), or -errno. */
+function takeInet(
+  s: AppSession,
+  n: Notification,
+): { dup: number; domain: number; proto: "tcp" | "udp" } | number | null {
   const dup = s.takeFd(n, n.int(0));
   if (dup < 0) return dup;
   const a = s.host.addon;
   const domain = domainOf(s, dup);
-  if (domain < 0 || !isInet(domain) || protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) !== "udp") {
+  if (domain < 0 || !isInet(domain)) {
     a.close(dup);
     return domain < 0 ? domain : null;
   }
-  return { dup, domain };
+  return { dup, domain, proto: protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) };
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Routes and sends one datagram; bytes sent or -errno (-EAGAIN: try again when writable). */
 function sendOne(
@@ -72,6 +80,10 @@ function sendOne(
   m: Outgoing,
   flags: number,
 ): number {
+  if (m.namePtr === 0) {
+    // A connected socket: to its peer, which the daemon chose at connect().
+    return s.host.addon.sendmsg(dup, m.data, m.data.length, EMPTY, 0, m.control, m.control.length, flags);
+  }
   if (m.nameLen > SOCKADDR_MAX) return -E.EINVAL;
   const r = s.read(n, m.namePtr, s.addrBuf, m.nameLen);
   if (r < 0) return r;
@@ -88,8 +100,11 @@ function sendOne(
   const stuck = bound?.loopback && !route.loopback ? boundLoopbackError(s, "udp", bound, route.dialed) : 0;
   if (stuck !== 0) return -stuck;
   const unbound = local === null || local.port === 0;
-  // Autobound for another node: from the app's source-port block (see connect.ts).
-  if (unbound && route.remote) useSourceBlock(s, dup);
+  // Autobound for another node: from the app's source-port block (source-block.ts).
+  if (unbound && route.remote) {
+    const b = useSourceBlock(s, dup, domain);
+    if (b < 0) return b;
+  }
   if (route.drop) return m.data.length;
   const hostLen = encodeFor(s, domain, route.host);
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
@@ -134,11 +149,13 @@ function sendAndAnswer(
 export function handleSendto(s: AppSession, n: Notification): void {
   const flags = n.int(3);
   if ((flags & MSG_FASTOPEN) !== 0) return handleFastOpen(s, n);
+  // Not trapped by the filter; a NULL destination in a register cannot change meanwhile.
   if (n.ptr(4) === 0) return s.cont(n);
-  const t = takeUdp(s, n);
-  if (t === null) return s.cont(n);
+  const t = takeInet(s, n);
+  if (t === null) return continueOther(s, n);
   if (typeof t === "number") return s.fail(n, -t);
   const len = n.ptr(2);
+  if (t.proto === "tcp") return streamSend(s, n, t.dup, [{ base: n.ptr(1), len }], EMPTY, flags);
   if (len > MAX_DATAGRAM) {
     s.host.addon.close(t.dup);
     return s.fail(n, E.EMSGSIZE);
@@ -154,7 +171,7 @@ export function handleSendto(s: AppSession, n: Notification): void {
     n,
     t.dup,
     t.domain,
-    { data, control: new Uint8Array(0), namePtr: n.ptr(4), nameLen: n.uint(5) },
+    { data, control: EMPTY, namePtr: n.ptr(4), nameLen: n.uint(5) },
     flags,
   );
 }
@@ -174,11 +191,29 @@ function outgoing(s: AppSession, n: Notification, m: MsgHdr): Outgoing | number 
 export function handleSendmsg(s: AppSession, n: Notification): void {
   const flags = n.int(2);
   if ((flags & MSG_FASTOPEN) !== 0) return handleFastOpen(s, n);
-  const m = readMsgHdr(s, n, n.ptr(1));
-  if (typeof m === "number" || m.name === 0) return s.cont(n); // the kernel reports a bad pointer
-  const t = takeUdp(s, n);
-  if (t === null) return s.cont(n);
+  const t = takeInet(s, n);
+  if (t === null) return continueOther(s, n);
   if (typeof t === "number") return s.fail(n, -t);
+  const m = readMsgHdr(s, n, n.ptr(1));
+  if (typeof m === "number") {
+    s.host.addon.close(t.dup);
+    return s.fail(n, -m);
+  }
+  if (m.name === 0 && s.host.guard?.available) {
+    // No destination, and the kernel guard refuses any the app could write in meanwhile
+    // (continue.ts): the kernel may send it, which costs less than carrying it out here.
+    s.host.addon.close(t.dup);
+    return s.cont(n);
+  }
+  if (t.proto === "tcp") {
+    const iovs = readIovecs(s, n, m);
+    const control = typeof iovs === "number" ? iovs : readControl(s, n, m);
+    if (typeof iovs === "number" || typeof control === "number") {
+      s.host.addon.close(t.dup);
+      return s.fail(n, -(typeof iovs === "number" ? iovs : (control as number)));
+    }
+    return streamSend(s, n, t.dup, iovs, control, flags);
+  }
   const out = outgoing(s, n, m);
   if (typeof out === "number" || !s.idValid(n)) {
     s.host.addon.close(t.dup);
@@ -187,50 +222,40 @@ export function handleSendmsg(s: AppSession, n: Notification): void {
   sendAndAnswer(s, n, t.dup, t.domain, out, flags);
 }
 
-/** sendmmsg(fd, msgvec, vlen, flags): messages in order until one fails; the count sent. */
+/**
+ * sendmmsg(fd, msgvec, vlen, flags): messages in order until one fails; the count sent.
+ * Each message goes without waiting (a TCP message that does not fit whole ends the call
+ * with its msg_len the bytes that went).
+ */
 export function handleSendmmsg(s: AppSession, n: Notification): void {
   const flags = n.int(3);
   if ((flags & MSG_FASTOPEN) !== 0) return handleFastOpen(s, n);
+  const t = takeInet(s, n);
+  if (t === null) return continueOther(s, n);
+  if (typeof t === "number") return s.fail(n, -t);
   const vec = n.ptr(1);
   const vlen = Math.min(n.uint(2), UIO_MAXIOV);
-  const msgs: MsgHdr[] = [];
-  for (let i = 0; i < vlen; i++) {
-    const m = readMsgHdr(s, n, vec + i * MMSGHDR_SIZE);
-    if (typeof m === "number") break;
-    msgs.push(m);
-  }
-  if (!msgs.some((m) => m.name !== 0)) return s.cont(n);
-  const t = takeUdp(s, n);
-  if (t === null) return s.cont(n);
-  if (typeof t === "number") return s.fail(n, -t);
   const a = s.host.addon;
   const lenBuf = new Uint8Array(4);
   let sent = 0;
   let err = 0;
-  for (const m of msgs) {
-    const out = outgoing(s, n, m);
+  for (let i = 0; i < vlen; i++) {
+    const m = readMsgHdr(s, n, vec + i * MMSGHDR_SIZE);
+    const out = typeof m === "number" ? m : outgoing(s, n, m);
     const r =
       typeof out === "number"
         ? out
-        : m.name === 0
-          ? a.sendmsg(
-              t.dup,
-              out.data,
-              out.data.length,
-              new Uint8Array(0),
-              0,
-              out.control,
-              out.control.length,
-              flags,
-            )
+        : t.proto === "tcp"
+          ? a.sendmsg(t.dup, out.data, out.data.length, EMPTY, 0, out.control, out.control.length, flags)
           : sendOne(s, n, t.dup, t.domain, out, flags);
     if (r < 0) {
       err = r;
       break;
     }
     new DataView(lenBuf.buffer).setUint32(0, r, true);
-    s.write(n, m.at + 56, lenBuf, 4);
+    s.write(n, vec + i * MMSGHDR_SIZE + 56, lenBuf, 4);
     sent++;
+    if (typeof out !== "number" && r < out.data.length) break;
   }
   a.close(t.dup);
   // Like the kernel: the count if anything was sent, else the first error.

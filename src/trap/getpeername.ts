@@ -12,6 +12,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
   virtualPeer,
+  writeKernelName,
 } from "./addresses.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
@@ -24,7 +25,7 @@ export function handleGetpeername(s: AppSession, n: Notification): void {
     if (!s.idValid(n)) return;
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return s.settle(n, writeKernelName(s, n, dup, true));
     const peer = hostName(s, dup, true);
     if (!peer) return s.fail(n, E.ENOTCONN);
     const local = hostName(s, dup, false);

@@ -10,6 +10,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
   virtualLocal,
+  writeKernelName,
 } from "./addresses.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
@@ -22,9 +23,9 @@ export function handleGetsockname(s: AppSession, n: Notification): void {
     if (!s.idValid(n)) return;
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
-    if (!isInet(domain)) return s.cont(n);
+    if (!isInet(domain)) return s.settle(n, writeKernelName(s, n, dup, false));
     const local = hostName(s, dup, false);
-    if (!local) return s.cont(n);
+    if (!local) return s.settle(n, writeKernelName(s, n, dup, false));
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     const v = virtualLocal(s, dup, proto, local);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));

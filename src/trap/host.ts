@@ -19,6 +19,19 @@ export interface TrapConfig {
   readonly egress: "allow" | "deny";
 }
 
+/**
+ * What this kernel offers that changes how calls are carried out (probed once at daemon
+ * start, src/daemon/kernel-probe.ts; docs/how-it-works.md, Kernels).
+ */
+export interface TrapKernel {
+  /** pidfd_open(tid, PIDFD_THREAD) (Linux 6.9): a pidfd for any thread. */
+  readonly pidfdThread: boolean;
+  /** kcmp(2) with KCMP_FILES: does a thread share its process's file table. */
+  readonly kcmp: boolean;
+  /** IP_LOCAL_PORT_RANGE (Linux 6.3): the kernel picks a source port within a range. */
+  readonly ipLocalPortRange: boolean;
+}
+
 /** The daemon's DNS server: its well-known virtual IP (port 53) and where it really listens. */
 export interface Resolver {
   readonly ip: string;
@@ -29,6 +42,7 @@ export interface Resolver {
 export interface TrapHost {
   readonly addon: Addon;
   readonly config: TrapConfig;
+  readonly kernel: TrapKernel;
   readonly table: ServiceTable;
   readonly sockets: SocketRegistry;
   readonly pool: PortPool;
@@ -55,6 +69,11 @@ export interface TrapHost {
   isLocalAddress(ip: string): boolean;
   /** The IP of a cluster node (this one's node IP for itself); null when unknown. */
   nodeIpOf(node: string): string | null;
+  /**
+   * The kernel guard that makes continued calls on non-INET sockets safe (BPF programs that
+   * refuse bind, connect and sends on app sockets from anyone but the daemon); null: none.
+   */
+  readonly guard: { readonly available: boolean } | null;
   /** The trap side of a running app of this node, if it is served here. */
   sessionOf(appId: string): AppSession | undefined;
   /** Frees a host port that an ingress proxy holds, before a local app binds it. */

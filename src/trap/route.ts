@@ -104,6 +104,11 @@ export function routeOf(
     if (domain === AF_INET && ipOf(dns.hostIp).family === 6) return E.ECONNREFUSED;
     return { host: { ip: dns.hostIp, port: dns.hostPort }, loopback: false, dialed };
   }
+  // An app with no virtual IP of the destination's family has no route to it (on a host
+  // where the virtual addresses were real). Egress and the resolver are not held to this:
+  // docs/errors.md.
+  if (host.table.isVirtual(ip) && !app.ips.some((a) => ipOf(a).family === dialed.ip.family))
+    return E.ENETUNREACH;
   if (proto === "udp" && from && from.port !== 0) {
     const b = host.sockets.connectedTo(ip, d.port, from);
     if (b)

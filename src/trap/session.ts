@@ -12,10 +12,9 @@ import { constants } from "node:os";
 import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
 import type { Notification } from "./notification.js";
+import { ThreadFds } from "./thread-fds.js";
 
 const E = constants.errno;
-const PIDFD_THREAD = 0x80; // O_EXCL: a pidfd for a thread that is not a group leader (Linux 6.9)
-const MAX_PIDFDS = 1024;
 const statBuf = new Float64Array(3);
 
 export const READABLE = 1;
@@ -41,16 +40,16 @@ export class AppSession {
   readonly lenBuf = new Uint8Array(4);
   /** The app's shadow network namespace (shadow.ts), made on its first bind; -1: none yet. */
   shadowNs = -1;
-  private readonly pidfds = new Map<number, number>();
+  /** The pidfds that reach the app's threads' fds (thread-fds.ts: every kernel). */
+  private readonly fds: ThreadFds;
   private readonly waiters = new Set<Waiter>();
-  /** Thread ids seen in notifications, to find the app's open fds in /proc. */
-  private readonly tids = new Set<number>();
   private closed = false;
 
   constructor(host: TrapHost, app: App, listenerFd: number) {
     this.host = host;
     this.app = app;
     this.listenerFd = listenerFd;
+    this.fds = new ThreadFds(host, app);
     // Trapped calls are a ping-pong between the app's thread and the daemon: let the kernel
     // switch between them on one CPU (Linux 6.6; older kernels refuse, and it is only slower).
     host.addon.notifSyncWakeUp(listenerFd);
@@ -93,45 +92,17 @@ export class AppSession {
 
   /** Processes (thread ids) of the app seen so far, its main process first. */
   pids(): number[] {
-    return [this.app.pid, ...this.tids];
-  }
-
-  private pidfd(tid: number): number {
-    let fd = this.pidfds.get(tid);
-    if (fd !== undefined) return fd;
-    if (this.tids.size < MAX_PIDFDS) this.tids.add(tid);
-    if (this.pidfds.size >= MAX_PIDFDS) this.dropPidfds();
-    const a = this.host.addon;
-    fd = a.pidfdOpen(tid, 0);
-    // A thread that is not its group's leader: EINVAL or ENOENT without PIDFD_THREAD.
-    if (fd === -E.EINVAL || fd === -E.ENOENT) fd = a.pidfdOpen(tid, PIDFD_THREAD);
-    if (fd >= 0) this.pidfds.set(tid, fd);
-    return fd;
-  }
-
-  private dropPidfds(): void {
-    for (const fd of this.pidfds.values()) this.host.addon.close(fd);
-    this.pidfds.clear();
+    return [this.app.pid, ...this.fds.tids];
   }
 
   /**
-   * A duplicate of the app's fd (the same open file), or -errno. The caller closes it. The
+   * A duplicate of the app's fd (the same open file), or -errno (EOPNOTSUPP: a thread the
+   * kernel gives no way to reach, see thread-fds.ts). The caller closes it. The
    * notification must be checked with idValid after this (the tid may have been reused).
    */
   takeFd(n: Notification, fd: number): number {
     if (fd < 0) return -E.EBADF;
-    let pidfd = this.pidfd(n.pid);
-    if (pidfd < 0) return -E.ESRCH;
-    let dup = this.host.addon.pidfdGetfd(pidfd, fd);
-    if (dup === -E.ESRCH) {
-      // A cached pidfd of a thread that has exited; its tid now names another thread.
-      this.host.addon.close(pidfd);
-      this.pidfds.delete(n.pid);
-      pidfd = this.pidfd(n.pid);
-      if (pidfd < 0) return -E.ESRCH;
-      dup = this.host.addon.pidfdGetfd(pidfd, fd);
-    }
-    return dup;
+    return this.fds.take(n.pid, fd);
   }
 
   /**
@@ -140,8 +111,7 @@ export class AppSession {
    * checks that it is the socket it looked for (the number may have been reused).
    */
   takeProcessFd(pid: number, fd: number): number {
-    const pidfd = this.pidfd(pid);
-    return pidfd < 0 ? -E.ESRCH : this.host.addon.pidfdGetfd(pidfd, fd);
+    return this.fds.take(pid, fd);
   }
 
   /**
@@ -218,12 +188,19 @@ export class AppSession {
    * it answers. A notification that becomes invalid meanwhile (the app was interrupted or
    * died) drops the wait and closes fd.
    */
-  wait(n: Notification, fd: number, events: number, onReady: () => boolean, timeoutMs = 0): void {
+  wait(
+    n: Notification,
+    fd: number,
+    events: number,
+    onReady: () => boolean,
+    timeoutMs = 0,
+    onTimeout: () => void = () => this.fail(n, E.EAGAIN),
+  ): void {
     const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
     if (timeoutMs > 0) {
-      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up with EAGAIN.
+      // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up (EAGAIN by default).
       w.timer = setTimeout(() => {
-        if (this.idValid(n)) this.fail(n, E.EAGAIN);
+        if (this.idValid(n)) onTimeout();
         this.endWait(w);
       }, timeoutMs);
     }
@@ -265,7 +242,7 @@ export class AppSession {
     if (this.closed) return;
     this.closed = true;
     for (const w of [...this.waiters]) this.endWait(w);
-    this.dropPidfds();
+    this.fds.close();
     if (this.shadowNs >= 0) this.host.addon.close(this.shadowNs);
     this.host.addon.close(this.listenerFd);
   }

@@ -27,6 +27,10 @@ export interface ClusterOptions {
   daemonArgs?: string[];
   /** etcd with client TLS: certificates made for the test (openssl), client certs required. */
   tls?: boolean;
+  /** Start the daemons one after another (an emulated machine is slow enough already). */
+  sequential?: boolean;
+  /** Extra environment for the daemons: the same for each, or by host index (0-based). */
+  env?: Record<string, string> | ((host: number) => Record<string, string> | undefined);
 }
 
 /** A CA, etcd's server certificate (for ip) and a client certificate, in dir (openssl). */
@@ -140,7 +144,8 @@ export class TestCluster {
       this.ips.push(lanIp(10 + i));
       this.plug(h.ns, lanIp(10 + i));
     }
-    await Promise.all(this.hosts.map((_, i) => this.startDaemon(i)));
+    if (this.opts.sequential) for (let i = 0; i < this.hosts.length; i++) await this.startDaemon(i);
+    else await Promise.all(this.hosts.map((_, i) => this.startDaemon(i)));
   }
 
   /** A veth from ns (eth0, address ip/24) to the LAN's bridge. */
@@ -276,6 +281,7 @@ export class TestCluster {
         ...(this.opts.daemonArgs ?? []),
         ...extra,
       ],
+      env: typeof this.opts.env === "function" ? this.opts.env(i) : this.opts.env,
     });
   }
 

@@ -77,8 +77,11 @@ describe("cluster on etcd with client TLS", () => {
     assert.equal(r.stdout, "200", r.stderr);
     web.kill("SIGKILL");
     await web.wait();
+    // Its own socket and state dir: h2's daemon holds (locks) the others.
     const bare = h2.cli([
       "daemon",
+      "--socket",
+      `${h2.dir}/bare.sock`,
       "--store",
       c.store,
       "--etcd-ca",

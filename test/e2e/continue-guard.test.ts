@@ -36,7 +36,8 @@ describe("the CONTINUE guard", () => {
     await host.start({ daemonArgs: ["--egress", "deny"] });
     tcp = host.spawnInHost([PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(TCP_PORT), "T"]);
     udp = host.spawnInHost([PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(UDP_PORT), "U"]);
-    for (const p of [tcp, udp]) await waitFor("the unmanaged servers", () => p.stdout.includes('"listening"'));
+    for (const p of [tcp, udp])
+      await waitFor("the unmanaged servers", () => p.stdout.includes('"listening"'));
   });
 
   after(async () => {

@@ -334,9 +334,9 @@ describe("one host", () => {
     const apps = host.cli(["get", "apps"]);
     assert.match(
       apps.stdout.split("\n")[0] ?? "",
-      /^ID\s+NAME\s+IPS\s+LABELS\s+PID\s+SERVICES\s+NODE\s+AGE$/,
+      /^ID\s+NAME\s+STATUS\s+IPS\s+LABELS\s+PID\s+SERVICES\s+NODE\s+AGE$/,
     );
-    assert.match(apps.stdout, /tables\s+10\.77\.22\.1\s+zone=default/);
+    assert.match(apps.stdout, /tables\s+Running\s+10\.77\.22\.1\s+zone=default/);
     const services = host.cli(["get", "services"]);
     assert.match(services.stdout, /tables\s+\w+\s+tcp\s+10\.77\.22\.1:7095\s+127\.0\.0\.1:\d+/);
     const sockets = host.getJson<{ state: string; local: string }>("sockets");
@@ -345,7 +345,10 @@ describe("one host", () => {
     assert.deepEqual(Object.keys(app ?? {}).sort(), [
       "command",
       "createdAt",
+      "detached",
+      "exitCode",
       "expose",
+      "finishedAt",
       "id",
       "ips",
       "labels",
@@ -353,8 +356,12 @@ describe("one host", () => {
       "name",
       "node",
       "pid",
+      "restartPolicy",
+      "restarts",
       "services",
       "srcPorts",
+      "stack",
+      "status",
       "user",
     ]);
     srv.kill();

@@ -144,4 +144,25 @@ describe("kernel fidelity across app lifetimes", () => {
     cli.kill();
     two.kill();
   });
+
+  test("an app without an IPv6 virtual IP has no route to IPv6 virtual IPs (ENETUNREACH), as the kernel", async () => {
+    const srv = host.run(["--ip", "10.77.33.10", "--ip", "fd77::33:10"], [PYTHON, "-u", "-c", ECHO]);
+    await waitFor("the server", () => srv.stdout.includes("ready"));
+    const r = await host.runToEnd(
+      ["--ip", "10.77.33.20"],
+      [
+        PYTHON,
+        "-c",
+        [
+          "import socket",
+          "for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM):",
+          "    s = socket.socket(socket.AF_INET6, t)",
+          "    try: s.connect(('fd77::33:10', 5353)); print('connected')",
+          "    except OSError as e: print(e.errno)",
+        ].join("\n"),
+      ],
+    );
+    assert.deepEqual(r.stdout.trim().split("\n"), ["101", "101"], r.stderr); // ENETUNREACH
+    srv.kill();
+  });
 });

@@ -236,7 +236,7 @@ describe("regressions found by the fuzzers", () => {
       [
         session(
           "fds-on-hello",
-          [{ data: 'SSW1 HELLO {"name":"web"}\n', fds: ["null", "null", "null"] }],
+          [{ data: 'SSW1 HELLO {"name":"web","command":["true"]}\n', fds: ["null", "null", "null"] }],
           false,
         ),
         session("fds-on-hello", [{ data: "SSW1 HELLO {not json\n", fds: ["null", "null"] }], false),
@@ -247,14 +247,20 @@ describe("regressions found by the fuzzers", () => {
     assert.equal(await settledFds(pid), before, "the daemon's fd count after 5 fds sent with HELLO lines");
   });
 
-  test("fd-line-in-one-read: an FD line read together with its HELLO gets its fd", async () => {
+  test("fd-line-in-one-read: an FD line read together with its HELLO gets its fds", async () => {
     const before = await settledFds(pid);
     const [r] = await playSessions(
       host.socket,
-      [session("fd-in-one-read", [{ data: "SSW1 HELLO {}\nSSW1 FD {child}\n", fds: ["pipe"] }], true)],
+      [
+        session(
+          "fd-in-one-read",
+          [{ data: 'SSW1 HELLO {"command":["true"]}\nSSW1 FD\n', fds: ["pipe", "pidfd"] }],
+          true,
+        ),
+      ],
       20_000,
     );
-    // The pipe reached the FD line: refused as not a listener (not "needs exactly one fd").
+    // The fds reached the FD line: refused as not a listener (not "needs exactly two fds").
     assert.match(lastLine(r?.reply ?? ""), /^ERR the fd handed over is not a seccomp notification listener/);
     assert.equal(await settledFds(pid), before, "no fd is kept once the session has ended");
   });
@@ -266,8 +272,8 @@ describe("regressions found by the fuzzers", () => {
       session(
         "foreign-fd",
         [
-          { data: `SSW1 HELLO {"name":"ghost-${k}"}\n` },
-          { data: "SSW1 FD {child}\n", fds: [k], await: true },
+          { data: `SSW1 HELLO {"name":"ghost-${k}","command":["true"]}\n` },
+          { data: "SSW1 FD\n", fds: [k, "pidfd"], await: true },
         ],
         true,
       ),
@@ -336,7 +342,9 @@ describe("regressions found by the fuzzers", () => {
       problems: [],
     });
     // A "100 Continue" already written used to cancel the 400 and the answer in flight.
-    const post = "POST /v1/apps HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}";
+    // (A path that has no route: POST /v1/apps is a route now.)
+    const post =
+      "POST /v1/nothing HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}";
     assert.deepEqual(await askAll(`${post}${bad}`, ["POST", "B@D"]), { statuses: [404, 400], problems: [] });
   });
 

@@ -16,6 +16,12 @@ export const FIXTURES = join(ROOT, "test", "fixtures");
 /** Debian's python3: the same on every machine and readable by any user. */
 export const PYTHON = "/usr/bin/python3";
 
+/**
+ * Every bound on a wait is multiplied by SOCKSWITCH_TEST_TIME_SCALE (default 1): the kernel VM run
+ * (`npm run test:kernels`) is emulated, several times slower than the host.
+ */
+export const TIME_SCALE = Math.max(1, Number(process.env.SOCKSWITCH_TEST_TIME_SCALE) || 1);
+
 export interface Result {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -24,7 +30,7 @@ export interface Result {
 }
 
 export function sh(cmd: string, args: string[], opts: { input?: string } = {}): Result {
-  const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.input, timeout: 60_000 });
+  const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.input, timeout: 60_000 * TIME_SCALE });
   return { code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
@@ -44,7 +50,7 @@ export async function waitFor<T>(
   check: () => T | Promise<T>,
   timeoutMs = 10_000,
 ): Promise<Exclude<T, false | undefined>> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + timeoutMs * TIME_SCALE;
   let last: unknown;
   while (Date.now() < end) {
     try {
@@ -97,7 +103,7 @@ export class Proc {
 
   /** Waits for the exit, killing the process if it takes longer than ms. */
   async wait(ms = 15_000): Promise<Result> {
-    const t = setTimeout(() => this.kill("SIGKILL"), ms);
+    const t = setTimeout(() => this.kill("SIGKILL"), ms * TIME_SCALE);
     const r = await this.exited;
     clearTimeout(t);
     return r;
@@ -106,6 +112,10 @@ export class Proc {
 
 export interface HostOptions {
   daemonArgs?: string[];
+  /** Bound on the daemon's start (default 10 s). */
+  readyTimeoutMs?: number;
+  /** Extra environment for the daemon (e.g. SOCKSWITCH_TEST_HIDE_FEATURES). */
+  env?: Record<string, string>;
 }
 
 /** One test host: a network namespace with a daemon in it. */
@@ -143,12 +153,19 @@ export class TestHost {
       ...(process.env.SSW_DATAPATH ? ["--datapath", process.env.SSW_DATAPATH] : []),
       ...(opts.daemonArgs ?? []),
     ];
-    const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] }));
+    const env = { ...process.env, ...opts.env };
+    const p = new Proc(spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"], env }));
     this.daemon = p;
-    await waitFor("the daemon to be ready", () => {
-      if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
-      return p.stdout.includes("sockswitch daemon ready");
-    });
+    // Bounded, but generous: on a loaded 2-vCPU machine, several daemons starting at once
+    // (the cluster tests) each compile the API's route schemas.
+    await waitFor(
+      "the daemon to be ready",
+      () => {
+        if (!p.running) throw new Error(`daemon exited: ${p.stderr}${p.stdout}`);
+        return p.stdout.includes("sockswitch daemon ready");
+      },
+      opts.readyTimeoutMs ?? 30_000,
+    );
   }
 
   /** Stops the daemon (SIGTERM) and waits for it. */

@@ -58,7 +58,7 @@ describe("policy cannot be bypassed", () => {
     assert.equal(accepted(secret), 0);
   });
 
-  test("ptrace, process_vm_readv and pidfd_getfd on another app are refused", async () => {
+  test("ptrace, process_vm_readv and pidfd_getfd are refused; another app's pid names nothing", async () => {
     const pid = host
       .getJson<{ pid: number; labels: Record<string, string> }>("apps")
       .find((a) => a.labels.zone === "secret")?.pid;
@@ -67,6 +67,7 @@ describe("policy cannot be bypassed", () => {
     assert.deepEqual(result(r.stdout), {
       ptrace_attach: "EPERM",
       process_vm_readv: "EPERM",
+      pidfd_open: "ESRCH",
       pidfd_getfd: "EPERM",
     });
   });

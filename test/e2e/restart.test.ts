@@ -40,6 +40,13 @@ describe("daemon restart", () => {
     const steady = host.run([], [PYTHON, LOOP, "steady", "10.77.95.1", "7100", "60", "0.1"]);
     await waitFor("the steady connection", () => steady.stdout.includes("connected"));
     const fresh = host.run([], [PYTHON, LOOP, "new", "10.77.95.1", "7100", "40", "0.1"]);
+    // Both clients are registered before the daemon dies (a launcher that starts while no
+    // daemon runs cannot register: exit 125); then their calls cross the restart.
+    await waitFor(
+      "the clients' registration",
+      () => (host.daemon?.stdout.match(/"msg":"app started"/g) ?? []).length >= 3,
+      30_000,
+    );
     await sleep(1000);
     await host.stopDaemon("SIGKILL");
     await sleep(1500); // calls made now wait in the kernel

@@ -10,11 +10,12 @@ stdin: one JSON session per line; stdout: one JSON result per line, in the same 
            "close": bool}
 
 data is bytes as a string of code points 0-255; "{child}" in it becomes the pid of a child
-forked for the session (so that "SSW1 FD {child}" names a real child of this process; the
-child exits when the session ends). fd kinds: null (/dev/null), pipe (the read end; the
+forked for the session when it asks for one (a real child of this process, whose pidfd the
+"pidfd" fd kind is; the child exits when the session ends). fd kinds: null (/dev/null), pipe (the read end; the
 write end is closed when the session ends), socket (one end of a socketpair), eventfd,
-file (a regular file), memfd. "await" first reads the daemon's answer to what was sent so
-far (until a line END, GO or ERR, or a close), so that the next step arrives in a read of
+file (a regular file), memfd, pidfd (of the session's child, or of this process when the
+session has none). "await" first reads the daemon's answer to what was sent so
+far (until a line END, GO, ERR or USAGE, or a close), so that the next step arrives in a read of
 its own.
 
 After the steps the reply is read until the daemon closes the connection or `wait` ms
@@ -39,7 +40,9 @@ import time
 MAX_REPLY = 1 << 16
 
 
-def make_fd(kind, keep):
+def make_fd(kind, keep, child):
+    if kind == "pidfd":
+        return os.pidfd_open(child[0] if child else os.getpid())
     if kind == "null":
         return os.open("/dev/null", os.O_RDWR)
     if kind == "pipe":
@@ -82,11 +85,13 @@ def last_line(reply):
 def read_reply(s, state, result, until_turn=False):
     """Reads into state["reply"] until EOF or the deadline; once the last line is END or GO
     (the daemon waits for us) stops soon after, or at once when until_turn (also on ERR).
+    Only an answer to what was sent last counts (bytes after state["mark"]): an END that
+    answered the HELLO does not end the wait for the answer to FD.
     Returns False when the connection is over."""
     while len(state["reply"]) < MAX_REPLY:
-        last = last_line(state["reply"])
+        last = last_line(state["reply"]) if len(state["reply"]) > state["mark"] else None
         turn = last in (b"END", b"GO")
-        if until_turn and (turn or (last or b"").startswith(b"ERR ")):
+        if until_turn and (turn or (last or b"").startswith((b"ERR ", b"USAGE "))):
             return True
         left = state["deadline"] - time.monotonic()
         if left <= 0:
@@ -114,7 +119,7 @@ def run_session(path, session):
     keep = []
     child = None
     result = {"reply": "", "eof": False, "reset": False, "timeout": False, "sendError": None}
-    state = {"reply": b"", "deadline": 0.0}
+    state = {"reply": b"", "deadline": 0.0, "mark": 0}
     s = None
     try:
         if session.get("child"):
@@ -131,7 +136,9 @@ def run_session(path, session):
             if step.get("pause"):
                 time.sleep(step["pause"] / 1000)
             data = step.get("data", "").replace("{child}", str(child[0] if child else 0)).encode("latin-1")
-            fds = [make_fd(k, keep) for k in step.get("fds", [])]
+            fds = [make_fd(k, keep, child) for k in step.get("fds", [])]
+            if data or fds:
+                state["mark"] = len(state["reply"])
             try:
                 if fds:
                     socket.send_fds(s, [data], fds)

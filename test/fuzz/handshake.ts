@@ -1,10 +1,11 @@
 // Bad-input fuzzing of the launcher handshake (docs/how-it-works.md#the-launcher-handshake):
 // sessions of "SSW1 …" lines, valid and mutated HELLO registrations, overlong lines,
-// binary garbage, FD lines without an fd, with several or with fds of the wrong kind, lines
-// in the wrong order, early closes and slow sends. Node cannot send SCM_RIGHTS, so the
-// sessions are played by handshake-client.py (one python3 process per batch), and judged
-// here: every session ends in "ERR <sentence>" and a close, in a well-formed OK…END or GO,
-// or in a close when the session itself stopped early.
+// binary garbage, FD lines without fds, with too many or with fds of the wrong kind, a
+// real pidfd of a process that is no launcher's app, lines in the wrong order, early closes
+// and slow sends. Node cannot send SCM_RIGHTS, so the sessions are played by
+// handshake-client.py (one python3 process per batch), and judged here: every session ends
+// in "ERR <sentence>" (or "USAGE <sentence>" for a bad option value) and a close, in a
+// well-formed OK…END or GO, or in a close when the session itself stopped early.
 
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -14,7 +15,8 @@ import { caseRng, type Rng } from "./prng.js";
 const HELPER = join(dirname(fileURLToPath(import.meta.url)), "handshake-client.py");
 const PYTHON = "/usr/bin/python3";
 
-export type FdKind = "null" | "pipe" | "socket" | "eventfd" | "file" | "memfd";
+/** pidfd: of the session's child (of the helper itself without one). */
+export type FdKind = "null" | "pipe" | "socket" | "eventfd" | "file" | "memfd" | "pidfd";
 
 export interface Step {
   /** Bytes as code points 0-255; "{child}" becomes the pid of the session's child. */
@@ -57,20 +59,21 @@ export interface SessionResult {
 
 const NAMES = ["web", "db", "a", "x-1", "fuzz", "f".repeat(63)];
 
-/** A registration the daemon accepts (before mutation). */
+/** A registration the daemon accepts (before mutation): run options as written, and a command. */
 function validSpec(rng: Rng): Record<string, unknown> {
   const spec: Record<string, unknown> = {
-    name: rng.chance(0.7) ? rng.pick(NAMES) : "",
-    ips: [],
-    labels: { zone: "default" },
+    name: rng.pick(NAMES),
+    ip: [],
+    labels: "zone=default",
     expose: [],
-    lb: null,
-    command: ["/bin/true"],
-    user: null,
+    publish: [],
+    lb: "round-robin",
+    user: "nobody",
   };
-  if (rng.chance(0.3)) spec.labels = { tier: rng.pick(["a", "b"]), zone: "fuzz" };
+  if (rng.chance(0.3)) spec.labels = `tier=${rng.pick(["a", "b"])},zone=fuzz`;
   if (rng.chance(0.3)) spec.lb = rng.pick(["random", "round-robin"]);
-  for (const k of Object.keys(spec)) if (rng.chance(0.15)) delete spec[k];
+  for (const k of Object.keys(spec)) if (rng.chance(0.3)) delete spec[k];
+  spec.command = ["/bin/true"];
   return spec;
 }
 
@@ -98,7 +101,17 @@ function weird(rng: Rng, depth = 0): unknown {
 function mutatedSpec(rng: Rng): string {
   const spec = validSpec(rng);
   for (let n = rng.int(1, 3); n > 0; n--) {
-    const field = rng.pick(["name", "ips", "labels", "expose", "lb", "command", "user", rng.token(12)]);
+    const field = rng.pick([
+      "name",
+      "ip",
+      "labels",
+      "expose",
+      "publish",
+      "lb",
+      "command",
+      "user",
+      rng.token(12),
+    ]);
     rng.weighted<() => void>([
       [4, () => (spec[field] = weird(rng))],
       [2, () => (spec[field] = [weird(rng), weird(rng)])],
@@ -126,20 +139,18 @@ function mutatedSpec(rng: Rng): string {
 const hello = (json: string): string => `SSW1 HELLO ${json}\n`;
 
 function fdLine(rng: Rng): { line: string; child: boolean } {
-  const pid = rng.weighted<string>([
-    [6, "{child}"],
-    [1, "1"],
-    [1, "0"],
-    [1, "-5"],
-    [1, "abc"],
-    [1, "99999999"],
-    [1, ""],
-    [1, "{child} {child}"],
-    [1, "1e3"],
-    [1, "0x10"],
-    [1, " {child}"],
+  const tail = rng.weighted<string>([
+    [6, ""],
+    [2, " {child}"],
+    [1, " 1"],
+    [1, " 0"],
+    [1, " -5"],
+    [1, " abc"],
+    [1, " "],
+    [1, " {child} {child}"],
+    [1, "  "],
   ]);
-  return { line: `SSW1 FD ${pid}\n`, child: pid.includes("{child}") };
+  return { line: `SSW1 FD${tail}\n`, child: true };
 }
 
 function draw(rng: Rng, index: number): Session {
@@ -171,15 +182,15 @@ function draw(rng: Rng, index: number): Session {
       };
     }
     case "full": {
-      // A complete handshake, but with an fd that is not a seccomp listener (Python cannot
-      // make one for a child of its own): refused, and no app is left listed.
+      // A complete handshake, but with a first fd that is not a seccomp listener (Python
+      // cannot make one for a child of its own) and a real pidfd of its child: refused, and
+      // no app is left listed.
       const fd = rng.pick<FdKind>(["pipe", "socket"]);
       const steps: Step[] = [
         { data: hello(JSON.stringify(validSpec(rng))) },
-        { data: "SSW1 FD {child}\n", fds: [fd], await: true },
+        { data: "SSW1 FD\n", fds: [fd, "pidfd"], await: true },
       ];
-      if (rng.chance(0.3))
-        steps.push({ data: rng.pick([hello("{}"), "SSW1 FD 1\n", "junk\n"]), await: true });
+      if (rng.chance(0.3)) steps.push({ data: rng.pick([hello("{}"), "SSW1 FD\n", "junk\n"]), await: true });
       return { ...base, steps, child: true, expect: "err" };
     }
     case "fd-variants": {
@@ -187,12 +198,13 @@ function draw(rng: Rng, index: number): Session {
       const fds = rng.weighted<FdKind[]>([
         [3, []],
         [2, ["null", "null"]],
-        [1, Array.from({ length: rng.int(3, 12) }, () => "null" as const)],
-        [3, [rng.pick<FdKind>(["pipe", "socket"])]],
-        [2, [rng.pick<FdKind>(["null", "eventfd", "file", "memfd"])]],
+        [1, Array.from({ length: rng.int(3, 8) }, () => "null" as const)],
+        [3, [rng.pick<FdKind>(["pipe", "socket", "pidfd"])]],
+        [2, [rng.pick<FdKind>(["null", "eventfd", "file", "memfd"]), "pidfd"]],
+        [2, ["pidfd", rng.pick<FdKind>(["null", "pipe", "pidfd"])]],
       ]);
-      // No fd, several, or one that is not a seccomp listener (it once made a ghost app):
-      // every variant is refused.
+      // No fd, one, too many, or fds that are no seccomp listener (it once made a ghost
+      // app), or a pidfd of a process that is not a launcher's app: every variant is refused.
       return {
         ...base,
         steps: [{ data: hello(JSON.stringify(validSpec(rng))) }, { data: f.line, fds, await: true }],
@@ -203,8 +215,8 @@ function draw(rng: Rng, index: number): Session {
     case "wrong-order": {
       const v = hello(JSON.stringify(validSpec(rng)));
       const steps = rng.pick<Step[]>([
-        [{ data: "SSW1 FD {child}\n", fds: ["pipe"] }],
-        [{ data: "SSW1 FD {child}\n" }, { data: v }],
+        [{ data: "SSW1 FD\n", fds: ["pipe", "pidfd"] }],
+        [{ data: "SSW1 FD\n" }, { data: v }],
         [{ data: v }, { data: v, await: true }],
         [{ data: v }, { data: "SSW1 GO\n", await: true }],
         [{ data: v }, { data: "OK\n", await: true }],
@@ -245,7 +257,7 @@ function draw(rng: Rng, index: number): Session {
     }
     case "many-lines": {
       const lines = Array.from({ length: rng.int(2, 50) }, () =>
-        rng.pick([hello("{}"), "\n", "SSW1 FD 1\n", `${rng.token(20).replace(/\n/g, "")}\n`]),
+        rng.pick([hello("{}"), "\n", "SSW1 FD\n", `${rng.token(20).replace(/\n/g, "")}\n`]),
       );
       return { ...base, steps: [{ data: `SSW1 ${lines.join("")}` }], expect: "err" };
     }
@@ -260,7 +272,7 @@ function draw(rng: Rng, index: number): Session {
     case "fd-in-one-read":
       return {
         ...base,
-        steps: [{ data: `${hello(JSON.stringify(validSpec(rng)))}SSW1 FD {child}\n`, fds: ["pipe"] }],
+        steps: [{ data: `${hello(JSON.stringify(validSpec(rng)))}SSW1 FD\n`, fds: ["pipe", "pidfd"] }],
         child: true,
         expect: "err",
       };
@@ -330,7 +342,8 @@ export function playSessions(
 }
 
 /** The daemon's lines; other upper-case kinds are allowed (launchers ignore kinds they do not know). */
-const LINE = /^(OK|END|GO|IP [0-9a-f.:]+|FILTER [0-9a-f]+|ERR [^\n]+|[A-Z][A-Z0-9-]*( [\x20-\x7e]*)?)$/;
+const LINE =
+  /^(OK|END|GO|IP [0-9a-f.:]+|FILTER [0-9a-f]+|(ERR|USAGE) [^\n]+|[A-Z][A-Z0-9-]*( [\x20-\x7e]*)?)$/;
 const INTERNAL =
   /Cannot read|is not a function|is not iterable|undefined|\bnull\b \(|\n\s+at |TypeError|RangeError|Maximum call stack/;
 
@@ -343,10 +356,10 @@ export function checkSession(s: Session, r: SessionResult): string[] {
   if (partial !== "") problems.push(`an unterminated line: ${JSON.stringify(partial.slice(0, 80))}`);
   for (const l of lines)
     if (!LINE.test(l)) problems.push(`an unknown line: ${JSON.stringify(l.slice(0, 80))}`);
-  const errAt = lines.findIndex((l) => l.startsWith("ERR "));
+  const errAt = lines.findIndex((l) => l.startsWith("ERR ") || l.startsWith("USAGE "));
   const last = lines[lines.length - 1];
   if (errAt !== -1) {
-    const sentence = (lines[errAt] as string).slice(4);
+    const sentence = (lines[errAt] as string).replace(/^[A-Z]+ /, "");
     if (errAt !== lines.length - 1) problems.push("lines after ERR");
     if (sentence.length < 10) problems.push(`an unclear error: ${JSON.stringify(sentence)}`);
     if (INTERNAL.test(sentence))

@@ -1,10 +1,16 @@
-// Unit tests of src/table/app-spec.ts: --name, --ip, --expose, and the daemon-side
-// validation of a registration (specFromJson).
+// Unit tests of src/table/app-spec.ts: --name, --ip, --expose, --publish, and the
+// daemon-side validation of a registration (specFromRegistration).
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { InvalidArgumentError } from "../../src/core/errors.js";
-import { parseAppIps, parseExpose, specFromJson, validateName } from "../../src/table/app-spec.js";
+import {
+  parseAppIps,
+  parseExpose,
+  parsePublish,
+  specFromRegistration,
+  validateName,
+} from "../../src/table/app-spec.js";
 import { DEFAULT_LABELS } from "../../src/table/policy.js";
 
 function invalid(re: RegExp) {
@@ -143,13 +149,49 @@ describe("parseExpose", () => {
   });
 });
 
-describe("specFromJson", () => {
+describe("parsePublish (Docker's order)", () => {
+  test("HOST_PORT:APP_PORT", () => {
+    assert.deepEqual(parsePublish("18080:8080"), { appPort: 8080, hostIp: null, hostPort: 18080 });
+  });
+
+  test("HOST_IP:HOST_PORT:APP_PORT, IPv4 and bracketed IPv6", () => {
+    assert.deepEqual(parsePublish("127.0.0.1:18080:8080"), {
+      appPort: 8080,
+      hostIp: "127.0.0.1",
+      hostPort: 18080,
+    });
+    assert.deepEqual(parsePublish("[2001:DB8::1]:5353:53"), {
+      appPort: 53,
+      hostIp: "2001:db8::1",
+      hostPort: 5353,
+    });
+  });
+
+  test("is the same rule as --expose in the other order", () => {
+    assert.deepEqual(parsePublish("127.0.0.1:18080:8080"), parseExpose("8080:127.0.0.1:18080"));
+  });
+
+  for (const [bad, re] of [
+    ["8080", /^--publish "8080" needs HOST_PORT:APP_PORT \(e\.g\. 18080:8080, as docker run -p\)/],
+    ["18080:", /app port "" is not a port/],
+    [":8080", /host port "" is not a port/],
+    ["18080:80/sctp", /the protocol must be tcp or udp/],
+    ["localhost:18080:8080", /"localhost" is not an IP address/],
+  ] as const) {
+    test(`rejects ${JSON.stringify(bad)}`, () => {
+      assert.throws(() => parsePublish(bad), invalid(re));
+    });
+  }
+});
+
+describe("specFromRegistration (the run options as written, and the command)", () => {
   test("a full registration", () => {
-    const spec = specFromJson({
+    const spec = specFromRegistration({
       name: "web",
-      ips: ["10.77.0.10", "fd77::10"],
-      labels: { zone: "web", tier: "front" },
+      ip: ["10.77.0.10", "fd77::10"],
+      labels: "zone=web,tier=front",
       expose: ["8080:18080", "9090:[::1]:19090"],
+      publish: ["127.0.0.1:18081:8081"],
       lb: "random",
       command: ["python3", "-m", "http.server"],
       user: "nobody",
@@ -161,6 +203,7 @@ describe("specFromJson", () => {
       expose: [
         { appPort: 8080, hostIp: null, hostPort: 18080 },
         { appPort: 9090, hostIp: "::1", hostPort: 19090 },
+        { appPort: 8081, hostIp: "127.0.0.1", hostPort: 18081 },
       ],
       lb: "random",
       command: ["python3", "-m", "http.server"],
@@ -169,74 +212,67 @@ describe("specFromJson", () => {
   });
 
   test("defaults: no name, no IPs, labels zone=default, lb null, user null", () => {
-    const spec = specFromJson({});
+    const spec = specFromRegistration({ command: ["true"] });
     assert.deepEqual(spec, {
       name: "",
       ips: [],
       labels: { zone: "default" },
       expose: [],
       lb: null,
-      command: [],
+      command: ["true"],
       user: null,
     });
     assert.equal(spec.labels, DEFAULT_LABELS);
   });
 
-  test("empty labels object means the default labels", () => {
-    assert.deepEqual(specFromJson({ labels: {} }).labels, { zone: "default" });
-  });
-
-  test("explicit nulls are accepted for lb and user", () => {
-    const spec = specFromJson({ lb: null, user: null });
-    assert.equal(spec.lb, null);
-    assert.equal(spec.user, null);
-  });
-
   for (const v of [null, [], "x", 5, true]) {
     test(`rejects a non-object ${JSON.stringify(v)}`, () => {
-      assert.throws(() => specFromJson(v), invalid(/^bad app registration: not a JSON object$/));
+      assert.throws(() => specFromRegistration(v), invalid(/^bad app registration: not a JSON object$/));
     });
   }
 
   test("rejects unknown fields, naming them", () => {
     assert.throws(
-      () => specFromJson({ name: "web", bogus: 1, evil: true }),
+      () => specFromRegistration({ name: "web", bogus: 1, evil: true, command: ["x"] }),
       invalid(/^bad app registration: unknown field\(s\) bogus, evil$/),
     );
   });
 
   for (const [field, value, re] of [
     ["name", 5, /name must be a string/],
-    ["ips", "10.77.0.10", /ips must be a list of strings/],
-    ["ips", [1], /ips must be a list of strings/],
-    ["labels", "zone=web", /labels must be an object/],
-    ["labels", ["zone=web"], /labels must be an object/],
-    ["labels", null, /labels must be an object/],
-    ["labels", { zone: 5 }, /label values must be strings/],
+    ["ip", "10.77.0.10", /ip must be a list of strings/],
+    ["ip", [1], /ip must be a list of strings/],
+    ["labels", { zone: "web" }, /labels must be a string/],
+    ["labels", null, /labels must be a string/],
     ["expose", "8080:18080", /expose must be a list of strings/],
-    ["expose", [8080], /expose must be a list of strings/],
-    ["lb", "least-conn", /lb must be random or round-robin/],
-    ["lb", 1, /lb must be random or round-robin/],
+    ["publish", [8080], /publish must be a list of strings/],
+    ["lb", 1, /lb must be a string/],
     ["command", "sleep 1", /command must be a list of strings/],
     ["command", ["sleep", 1], /command must be a list of strings/],
     ["user", 0, /user must be a string/],
   ] as const) {
     test(`rejects ${field} = ${JSON.stringify(value)}`, () => {
       assert.throws(
-        () => specFromJson({ [field]: value }),
+        () => specFromRegistration({ command: ["x"], [field]: value }),
         invalid(new RegExp(`^bad app registration: ${re.source}`)),
       );
     });
   }
 
-  test("values are validated like the CLI's", () => {
-    assert.throws(() => specFromJson({ name: "Web" }), invalid(/is not a valid name/));
-    assert.throws(() => specFromJson({ ips: ["127.0.0.1"] }), invalid(/cannot be an app's address/));
-    assert.throws(() => specFromJson({ labels: { "bad key": "x" } }), invalid(/is malformed/));
-    assert.throws(() => specFromJson({ expose: ["8080"] }), invalid(/needs APP_PORT:HOST_PORT/));
+  test("values get the sentences of sockswitch run", () => {
+    const bad = (o: object) => () => specFromRegistration({ command: ["x"], ...o });
+    assert.throws(bad({ name: "Web" }), invalid(/^--name "Web" is not a valid name/));
+    assert.throws(bad({ ip: ["127.0.0.1"] }), invalid(/^--ip 127\.0\.0\.1 cannot be an app's address/));
+    assert.throws(bad({ labels: "bad key=x" }), invalid(/^label "bad key=x" is malformed/));
+    assert.throws(bad({ expose: ["8080"] }), invalid(/^--expose "8080" needs APP_PORT:HOST_PORT/));
+    assert.throws(bad({ lb: "least-conn" }), invalid(/^--lb "least-conn" is not a mode/));
+    assert.throws(() => specFromRegistration({}), invalid(/needs a command/));
   });
 
-  test("a label value containing ',' is rejected, not split into more labels", () => {
-    assert.throws(() => specFromJson({ labels: { zone: "web,admin=yes" } }), InvalidArgumentError);
+  test("the first bad option is the one sockswitch run names (same order)", () => {
+    assert.throws(
+      () => specFromRegistration({ command: ["x"], name: "Web", ip: ["bad"], expose: ["1"] }),
+      invalid(/^--expose "1"/),
+    );
   });
 });

@@ -193,6 +193,16 @@ describe("source-port blocks", () => {
     assert.deepEqual(b.take(), { first: 32832, last: 32895 });
     assert.equal(b.claim({ first: 32770, last: 32833 }), false);
   });
+
+  test("a released block is handed out again only after the others (its ports may be in TIME_WAIT)", () => {
+    const b = new BlockPool({ first: 32768, last: 32768 + 191 }, 64);
+    const first = b.take();
+    assert.deepEqual(first, { first: 32768, last: 32831 });
+    b.release(first as { first: number; last: number });
+    assert.deepEqual(b.take(), { first: 32832, last: 32895 });
+    assert.deepEqual(b.take(), { first: 32896, last: 32959 });
+    assert.deepEqual(b.take(), { first: 32768, last: 32831 });
+  });
 });
 
 describe("table across nodes", () => {
