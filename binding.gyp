@@ -5,6 +5,7 @@
       "sources": [
         "native/addon/addon.c",
         "native/addon/bpf.c",
+        "native/addon/bpf-ring.c",
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",
