@@ -213,10 +213,13 @@ export const FEATURES: readonly FeatureSpec[] = [
 /** The environment variable, for tests only, that makes the probe report features as absent. */
 export const HIDE_ENV = "SOCKSWITCH_TEST_HIDE_FEATURES";
 
-/** Names in SOCKSWITCH_TEST_HIDE_FEATURES (comma-separated); an unknown name is a mistake. */
+/**
+ * Names in SOCKSWITCH_TEST_HIDE_FEATURES (comma-separated; a comma inside braces, as in
+ * BPF_CGROUP_INET{4,6}_CONNECT, is part of the name); an unknown name is a mistake.
+ */
 export function parseHidden(text: string | undefined): Set<string> {
   const out = new Set<string>();
-  for (const name of (text ?? "").split(",").map((x) => x.trim())) {
+  for (const name of (text ?? "").split(/,(?![^{}]*\})/).map((x) => x.trim())) {
     if (name === "") continue;
     if (!FEATURES.some((f) => f.name === name))
       throw new InvalidArgumentError(

@@ -4,11 +4,14 @@
 // fd number of a connect, bind or sendmsg that the daemon lets the kernel run because it was a
 // UNIX socket's, or flips a sendmsg's destination in after the daemon saw none. Under
 // --egress deny every attempt must fail, the ones that won the race with EPERM (the CONTINUE
-// guard, bpf/guard.ts), and the unmanaged servers in the test host must see nothing.
+// guard, bpf/guard.ts), and the unmanaged servers in the test host must see nothing. Without
+// the guard (a kernel without its hooks, as SOCKSWITCH_TEST_HIDE_FEATURES pretends) the daemon
+// says so once, and continues nothing a racing thread could re-aim (trap/continue.ts).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { HIDE_ENV } from "../../src/core/kernel-info.js";
 import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
 
 const TARGET = "192.0.2.1"; // an address of the test host itself (on its lo)
@@ -51,8 +54,17 @@ describe("the CONTINUE guard", () => {
     return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as Outcome;
   };
 
-  test("the daemon attached it", () => {
+  test("the daemon attached it, and says so in the ready line, sockswitch info and /v1/health", () => {
     assert.match(host.daemon?.stdout ?? "", /"continueGuard":"on"/);
+    assert.doesNotMatch(host.daemon?.stdout ?? "", /the CONTINUE guard is off/);
+    const info = host.cli(["info"]);
+    assert.match(
+      info.stdout,
+      /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nseccomp\s+on\s*$/m,
+      info.stdout + info.stderr,
+    );
+    const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
+    assert.equal(JSON.parse(health.stdout).continueGuard, "on", health.stdout);
   });
 
   test("a connect continued for a UNIX socket never runs on a swapped-in TCP socket", async () => {
@@ -90,5 +102,66 @@ describe("the CONTINUE guard", () => {
       p.kill("SIGKILL");
       await p.wait();
     }
+  });
+});
+
+describe("without the CONTINUE guard", () => {
+  const HIDDEN = "BPF_CGROUP_INET{4,6}_CONNECT";
+  let host: TestHost;
+  let bin: string;
+  let tcp: Proc;
+  let udp: Proc;
+
+  before(async () => {
+    host = new TestHost("noguard");
+    must("ip", ["-n", host.ns, "addr", "add", `${TARGET}/32`, "dev", "lo"]);
+    bin = join(host.dir, "hostile-continue");
+    must("cc", ["-O2", "-pthread", "-o", bin, join(FIXTURES, "hostile-continue.c")]);
+    await host.start({ daemonArgs: ["--egress", "deny"], env: { [HIDE_ENV]: HIDDEN } });
+    tcp = host.spawnInHost([PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(TCP_PORT), "T"]);
+    udp = host.spawnInHost([PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(UDP_PORT), "U"]);
+    for (const p of [tcp, udp])
+      await waitFor("the unmanaged servers", () => p.stdout.includes('"listening"'));
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  const race = async (args: string[]): Promise<Outcome> => {
+    const r = await host.runToEnd([], [bin, ...args], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    console.log(`no continue guard, ${args[0]}: ${r.stdout.trim()}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as Outcome;
+  };
+
+  test("the daemon says why, once, and the ready line, sockswitch info and /v1/health say off", () => {
+    const out = host.daemon?.stdout ?? "";
+    const warnings = out.split("\n").filter((l) => l.includes('"msg":"the CONTINUE guard is off'));
+    assert.equal(warnings.length, 1, out);
+    assert.ok(warnings[0]?.includes(`the kernel lacks ${HIDDEN}`), warnings[0]);
+    assert.match(out, /"continueGuard":"off"/);
+    const info = host.cli(["info"]);
+    assert.match(
+      info.stdout,
+      /^seccomp\s+off\s+the kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT/m,
+      info.stdout + info.stderr,
+    );
+    const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
+    assert.equal(JSON.parse(health.stdout).continueGuard, "off", health.stdout);
+  });
+
+  test("a multithreaded app's connect on a UNIX socket is refused (EPERM), so no swap reaches the host", async () => {
+    const r = await race(["connect", TARGET, String(TCP_PORT), "2000"]);
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    assert.ok((r.errno.EPERM ?? 0) > 0, JSON.stringify(r));
+    assert.equal(tcp.stdout.includes('"accepted"'), false, tcp.stdout);
+    assert.match(host.daemon?.stdout ?? "", /from a multithreaded app refused \(EPERM\)/);
+  });
+
+  test("a sendmsg without a destination is carried out by the daemon: one written in meanwhile is not sent", async () => {
+    const r = await race(["name", TARGET, String(UDP_PORT), "2000"]);
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
   });
 });

@@ -101,6 +101,10 @@ describe("kernel feature probe", () => {
     assert.equal(feature(info, "PIDFD_THREAD").reason, "hidden by SOCKSWITCH_TEST_HIDE_FEATURES");
     assert.deepEqual(trapKernel(info), { pidfdThread: false, kcmp: true, ipLocalPortRange: false });
     assert.deepEqual([...parseHidden(undefined)], []);
+    assert.deepEqual(
+      [...parseHidden("BPF_CGROUP_INET{4,6}_CONNECT,PIDFD_THREAD,BPF_CGROUP_UDP{4,6}_SENDMSG")],
+      ["BPF_CGROUP_INET{4,6}_CONNECT", "PIDFD_THREAD", "BPF_CGROUP_UDP{4,6}_SENDMSG"],
+    );
     assert.throws(() => parseHidden("PIDFD_THREAD,nope"), /SOCKSWITCH_TEST_HIDE_FEATURES names "nope"/);
   });
 
