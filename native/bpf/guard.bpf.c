@@ -11,6 +11,10 @@
  * the daemon at socket() time with the socket's fd as key; BPF_F_CLONE carries
  * the mark to accepted sockets), made by any task but the daemon itself, gets
  * EPERM. Sockets without the mark (every other process's) are never touched.
+ * A send to the socket's connected peer is not a new destination and passes:
+ * udpv6_sendmsg (net/ipv6/udp.c) hands a send without a destination on an IPv6
+ * socket connected to an IPv4-mapped peer to udp_sendmsg with that peer as its
+ * address, which runs sendmsg4 as if the app had named it.
  *
  * The daemon is known by its thread group id as the kernel sees it
  * (bpf_get_current_pid_tgid, the initial PID namespace): the daemon does not
@@ -71,11 +75,20 @@ int guard_bind4(struct bpf_sock_addr *ctx) { return judge(ctx->sk); }
 SEC("cgroup/bind6")
 int guard_bind6(struct bpf_sock_addr *ctx) { return judge(ctx->sk); }
 
+/* True when a send goes to the peer the socket is connected to (the daemon connected it). */
+static __always_inline int to_peer(struct bpf_sock_addr *ctx, int v6) {
+  struct bpf_sock *sk = ctx->sk;
+  if (!sk || sk->state != BPF_TCP_ESTABLISHED || sk->dst_port != (__u16)ctx->user_port) return 0;
+  if (!v6) return sk->dst_ip4 == ctx->user_ip4;
+  return sk->dst_ip6[0] == ctx->user_ip6[0] && sk->dst_ip6[1] == ctx->user_ip6[1] &&
+         sk->dst_ip6[2] == ctx->user_ip6[2] && sk->dst_ip6[3] == ctx->user_ip6[3];
+}
+
 SEC("cgroup/sendmsg4")
-int guard_sendmsg4(struct bpf_sock_addr *ctx) { return judge(ctx->sk); }
+int guard_sendmsg4(struct bpf_sock_addr *ctx) { return to_peer(ctx, 0) || judge(ctx->sk); }
 
 SEC("cgroup/sendmsg6")
-int guard_sendmsg6(struct bpf_sock_addr *ctx) { return judge(ctx->sk); }
+int guard_sendmsg6(struct bpf_sock_addr *ctx) { return to_peer(ctx, 1) || judge(ctx->sk); }
 
 /* The project's license; the helpers used here are not GPL-only. */
 char LICENSE[] SEC("license") = "Apache-2.0";

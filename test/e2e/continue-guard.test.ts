@@ -89,6 +89,29 @@ describe("the CONTINUE guard", () => {
     assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
   });
 
+  test("sends of the app's own to its connected peer pass (an IPv6 socket's IPv4-mapped peer runs sendmsg4)", async () => {
+    // udpv6_sendmsg gives udp_sendmsg the connected peer as a destination for a send without
+    // one: the guard must tell that from a destination written in.
+    const script = [
+      "import socket, json",
+      "a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('0.0.0.0', 7604)); a.settimeout(5)",
+      "out = []",
+      "for fam, peer in ((socket.AF_INET6, '::ffff:127.0.0.1'), (socket.AF_INET, '127.0.0.1')):",
+      "    b = socket.socket(fam, socket.SOCK_DGRAM); b.connect((peer, 7604))",
+      "    for how in ('send', 'sendmsg', 'sendto'):",
+      "        try:",
+      "            if how == 'send': b.send(b'x')",
+      "            elif how == 'sendmsg': b.sendmsg([b'x'])",
+      "            else: b.sendto(b'x', (peer, 7604))",
+      "            a.recvfrom(10); out.append('ok')",
+      "        except OSError as e: out.append(e.strerror)",
+      "print(json.dumps(out))",
+    ].join("\n");
+    const r = await host.runToEnd([], [PYTHON, "-c", script], 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim()), ["ok", "ok", "ok", "ok", "ok", "ok"]);
+  });
+
   test("a bind continued for a UNIX socket never binds a swapped-in TCP socket to a host port", async () => {
     const p = host.run([], [bin, "bind", String(BIND_PORT), CALLS]);
     try {
