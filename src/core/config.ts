@@ -43,6 +43,8 @@ export interface DaemonConfig {
   readonly clientBlock: number;
   /** Pick backends on this node when a service has some here. */
   readonly preferLocal: boolean;
+  /** --strict-unix-sockets: refuse unguarded continues of multithreaded apps (trap/continue.ts). */
+  readonly strictUnixSockets: boolean;
   readonly roles: readonly string[];
 }
 

@@ -112,6 +112,7 @@ export function daemonConfigFrom(values: OptionValues, origins: OptionOrigins = 
     ),
     clientBlock,
     preferLocal: bool("prefer-local"),
+    strictUnixSockets: bool("strict-unix-sockets"),
     roles: at(["roles"], () => parseRoles(str("roles") as string)),
     vipCidr,
     socketGroup:

@@ -227,6 +227,14 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
     reload: "restart",
   },
   {
+    key: "strict-unix-sockets",
+    arg: "",
+    help: "refuse (EPERM) bind, connect and sends on UNIX and netlink sockets of multithreaded apps where the kernel guard is not available (closes the fd-swap window of docs/security.md; MariaDB, Java and other multithreaded apps that use UNIX sockets then fail)",
+    kind: "bool",
+    default: false,
+    reload: "restart",
+  },
+  {
     key: "roles",
     arg: "<list>",
     help: "this node's roles, shown by get nodes",

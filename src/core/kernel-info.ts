@@ -48,7 +48,7 @@ export interface KernelInfo {
 const BPF_WITHOUT = "--datapath bpf (experimental) cannot run";
 const GUARD_USE = "the CONTINUE guard (and --datapath bpf)";
 const GUARD_WITHOUT =
-  "the CONTINUE guard is off: a multithreaded app's bind, connect or send on a UNIX socket gets EPERM, and the daemon carries out every send on an INET socket";
+  "the CONTINUE guard is off: a multithreaded app's bind, connect or send on a UNIX socket is continued with a window another thread can use (--strict-unix-sockets: EPERM), and the daemon carries out every send on an INET socket";
 
 export const FEATURES: readonly FeatureSpec[] = [
   {

@@ -69,7 +69,9 @@ export function openDatapath(
   if (typeof guard === "string")
     log.warn(
       { reason: guard },
-      "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is refused (EPERM), and the daemon carries out every send on an INET socket (docs/security.md)",
+      config.strictUnixSockets
+        ? "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is refused (EPERM, --strict-unix-sockets), and the daemon carries out every send on an INET socket (docs/security.md)"
+        : "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is continued with a window in which another thread can swap an INET socket in (docs/security.md; --strict-unix-sockets refuses them), and the daemon carries out every send on an INET socket",
     );
   if (config.datapath === "auto")
     log.info(

@@ -53,6 +53,7 @@ export class Host implements TrapHost {
       nodeIp6: daemonConfig.nodeIp6,
       nodeName: daemonConfig.nodeName,
       egress: daemonConfig.egress,
+      strictUnixSockets: daemonConfig.strictUnixSockets,
     };
     this.table = new ServiceTable(
       [daemonConfig.vipCidr],

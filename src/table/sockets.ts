@@ -219,14 +219,22 @@ export class SocketRegistry {
    * wildcard address on the same port (an unbound UDP socket that the kernel autobound).
    */
   sourceOfDatagram(hostIp: string, hostPort: number): Source | undefined {
-    const exact = this.sources.get(hostKey("udp", hostIp, hostPort));
-    if (exact) return exact;
-    // From an IPv6 address only an AF_INET6 socket can have sent it (bound to `::`).
-    const v6 = hostIp.includes(":");
-    return (
-      (v6 ? undefined : this.sources.get(hostKey("udp", "0.0.0.0", hostPort))) ??
-      this.sources.get(hostKey("udp", "::", hostPort))
-    );
+    // The socket at that exact address, else one bound to the wildcard of the family; from
+    // an IPv6 address only an AF_INET6 socket can have sent it (bound to `::`). A record of
+    // an exited app yields to a live one: the port may have been taken again since (a
+    // specific address and the wildcard of one port cannot both be held by live sockets
+    // without SO_REUSEADDR, so the live one is the sender).
+    const keys = [hostKey("udp", hostIp, hostPort)];
+    if (!hostIp.includes(":")) keys.push(hostKey("udp", "0.0.0.0", hostPort));
+    keys.push(hostKey("udp", "::", hostPort));
+    let retired: Source | undefined;
+    for (const key of keys) {
+      const found = this.sources.get(key);
+      if (!found) continue;
+      if (!this.retired.has(key)) return found;
+      retired ??= found;
+    }
+    return retired;
   }
 
   /** The host address of a client socket that an app sees as virtual ip:port (UDP replies). */

@@ -6,13 +6,19 @@
 // or send it wherever the app points, past policy, --egress deny and pool-port rules
 // (seccomp_unotify(2), "Design goals; use of SECCOMP_USER_NOTIF_FLAG_CONTINUE").
 //
-// A continue is therefore given only where that cannot happen or cannot matter:
+// Carrying these calls out in the daemon instead is no fix: the peer of a UNIX socket sees
+// its connecting or sending task's credentials (SO_PEERCRED, SCM_CREDENTIALS), which would be
+// the daemon's (root) and not the app's. So the kernel runs them, and what can be done is
+// to make the window harmless or to refuse:
 // - the kernel guard holds: BPF programs refuse bind, connect and sends on the daemon's app
-//   sockets from any task but the daemon (host.guard, the kernel datapath's);
-// - or no other thread can change the fd table meanwhile: the calling thread's process has
-//   one thread (a process that shares its fd table without being a thread, clone(CLONE_FILES),
-//   is not detected: docs/security.md).
-// Otherwise the call is refused with EPERM, and the app's first refusal is logged.
+//   sockets from any task but the daemon (host.guard, the kernel datapath's): continued;
+// - no other thread can change the fd table meanwhile: the calling thread's process has one
+//   thread (a process that shares its fd table without being a thread, clone(CLONE_FILES),
+//   is not detected: docs/security.md): continued;
+// - otherwise (a multithreaded app, no guard): continued, the window documented in
+//   docs/security.md and logged once per daemon, unless --strict-unix-sockets, which refuses
+//   the call with EPERM (logged once per app). Refusing by default would stop MariaDB, Java
+//   and most multithreaded programs that talk to a UNIX socket.
 // Receives (recvfrom, recvmsg, recvmmsg without an address to translate) reach nothing and
 // are continued as before; the daemon performs accept, listen, getsockname and getpeername
 // itself for every family.
@@ -23,15 +29,26 @@ import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
 const warned = new WeakSet<AppSession>();
+let toldUnguarded = false;
 
 /** Continues a call on a non-INET socket, or refuses it (EPERM) when that is not safe. */
 export function continueOther(s: AppSession, n: Notification): void {
   if (s.host.guard?.available || singleThreaded(n.pid)) return s.cont(n);
+  if (!s.host.config.strictUnixSockets) {
+    if (!toldUnguarded) {
+      toldUnguarded = true;
+      s.host.log.info(
+        { app: s.app.id, pid: n.pid, nr: n.nr },
+        "a UNIX-socket bind, connect or send of a multithreaded app continued without the kernel guard (BPF cgroup programs): another thread could swap an INET socket in meanwhile (docs/security.md); --strict-unix-sockets refuses such calls",
+      );
+    }
+    return s.cont(n);
+  }
   if (!warned.has(s)) {
     warned.add(s);
     s.host.log.warn(
       { app: s.app.id, pid: n.pid, nr: n.nr },
-      "a UNIX-socket bind, connect or send from a multithreaded app refused (EPERM): without the kernel guard (BPF cgroup programs) another thread could swap an INET socket in; see docs/security.md",
+      "a UNIX-socket bind, connect or send from a multithreaded app refused (EPERM, --strict-unix-sockets): without the kernel guard (BPF cgroup programs) another thread could swap an INET socket in; see docs/security.md",
     );
   }
   s.fail(n, E.EPERM);

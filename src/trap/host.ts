@@ -17,6 +17,8 @@ export interface TrapConfig {
   readonly nodeIp6: string | null;
   readonly nodeName: string;
   readonly egress: "allow" | "deny";
+  /** --strict-unix-sockets: no continued call of a multithreaded app without the guard. */
+  readonly strictUnixSockets: boolean;
 }
 
 /**

@@ -108,6 +108,7 @@ describe("the API answers what /openapi.json says", () => {
       "/healthz",
       "/readyz",
       "/v1/health",
+      "/v1/info",
       "/v1/services",
       "/v1/nodes",
       "/v1/proxies",

@@ -6,7 +6,8 @@
 // --egress deny every attempt must fail, the ones that won the race with EPERM (the CONTINUE
 // guard, bpf/guard.ts), and the unmanaged servers in the test host must see nothing. Without
 // the guard (a kernel without its hooks, as SOCKSWITCH_TEST_HIDE_FEATURES pretends) the daemon
-// says so once, and continues nothing a racing thread could re-aim (trap/continue.ts).
+// says so once, carries out every INET send itself, and with --strict-unix-sockets continues
+// nothing a racing thread could re-aim (trap/continue.ts).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -140,7 +141,10 @@ describe("without the CONTINUE guard", () => {
     must("ip", ["-n", host.ns, "addr", "add", `${TARGET}/32`, "dev", "lo"]);
     bin = join(host.dir, "hostile-continue");
     must("cc", ["-O2", "-pthread", "-o", bin, join(FIXTURES, "hostile-continue.c")]);
-    await host.start({ daemonArgs: ["--egress", "deny"], env: { [HIDE_ENV]: HIDDEN } });
+    await host.start({
+      daemonArgs: ["--egress", "deny", "--strict-unix-sockets"],
+      env: { [HIDE_ENV]: HIDDEN },
+    });
     tcp = host.spawnInHost([PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(TCP_PORT), "T"]);
     udp = host.spawnInHost([PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(UDP_PORT), "U"]);
     for (const p of [tcp, udp])
@@ -174,12 +178,15 @@ describe("without the CONTINUE guard", () => {
     assert.equal(JSON.parse(health.stdout).continueGuard, "off", health.stdout);
   });
 
-  test("a multithreaded app's connect on a UNIX socket is refused (EPERM), so no swap reaches the host", async () => {
+  test("--strict-unix-sockets: a multithreaded app's connect on a UNIX socket is refused (EPERM), so no swap reaches the host", async () => {
     const r = await race(["connect", TARGET, String(TCP_PORT), "2000"]);
     assert.equal(r.ok, 0, JSON.stringify(r));
     assert.ok((r.errno.EPERM ?? 0) > 0, JSON.stringify(r));
     assert.equal(tcp.stdout.includes('"accepted"'), false, tcp.stdout);
-    assert.match(host.daemon?.stdout ?? "", /from a multithreaded app refused \(EPERM\)/);
+    assert.match(
+      host.daemon?.stdout ?? "",
+      /from a multithreaded app refused \(EPERM, --strict-unix-sockets\)/,
+    );
   });
 
   test("a sendmsg without a destination is carried out by the daemon: one written in meanwhile is not sent", async () => {

@@ -165,4 +165,28 @@ describe("kernel fidelity across app lifetimes", () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["101", "101"], r.stderr); // ENETUNREACH
     srv.kill();
   });
+
+  test("a multithreaded app binds, connects and sends on UNIX sockets (as MariaDB and Java do), with the peer's credentials its own", async () => {
+    const r = await host.runToEnd(
+      ["--ip", "10.77.33.30"],
+      [
+        PYTHON,
+        "-c",
+        [
+          "import os, socket, struct, tempfile, threading, time",
+          "threading.Thread(target=time.sleep, args=(3,), daemon=True).start()  # a second thread",
+          "d = tempfile.mkdtemp(); path = os.path.join(d, 's')",
+          "srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); srv.bind(path); srv.listen()",
+          "c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.connect(path)",
+          "a, _ = srv.accept()",
+          "pid, uid, gid = struct.unpack('3i', a.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))",
+          "print('peer is me', pid == os.getpid(), uid == os.getuid())",
+          "g = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); g.bind(path + 'g')",
+          "h = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); h.sendto(b'x', path + 'g')",
+          "print('datagram', g.recv(10))",
+        ].join("\n"),
+      ],
+    );
+    assert.deepEqual(r.stdout.trim().split("\n"), ["peer is me True True", "datagram b'x'"], r.stderr);
+  });
 });

@@ -35,7 +35,8 @@ describe("no continued call can be re-aimed (hostile)", () => {
     bin = join(dir, "hostile-reaim");
     must("cc", ["-O2", "-pthread", "-o", bin, join(FIXTURES, "hostile-reaim.c")]);
     host = new TestHost("reaim");
-    await host.start({ daemonArgs: ["--egress", "deny"] });
+    // --strict-unix-sockets: without the kernel guard, what refuses the swapped-in socket.
+    await host.start({ daemonArgs: ["--egress", "deny", "--strict-unix-sockets"] });
     hostSink = host.spawnInHost([PYTHON, "-u", "-c", SINK, "127.0.0.1", "9999"]);
     service = host.run(
       ["--ip", "10.77.34.10", "--labels", "zone=a"],

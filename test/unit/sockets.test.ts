@@ -206,4 +206,23 @@ describe("SocketRegistry removeApp", () => {
     assert.equal(r.forgetRetired(10), 0);
     assert.equal(r.source("udp", "0.0.0.0", 40100)?.appId, "b");
   });
+
+  test("a datagram's sender: a live socket on the wildcard wins over a retired record at the exact address", () => {
+    const r = new SocketRegistry();
+    // An exited app's connected UDP socket had 127.0.0.1:40200; a new app's unbound socket
+    // was autobound to 0.0.0.0:40200 since (the kernel reuses ephemeral ports).
+    r.addSource("udp", "127.0.0.1", 40200, source("old", 40200));
+    r.removeApp("old", 5);
+    r.addSource("udp", "0.0.0.0", 40200, source("new", 40200));
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40200)?.appId, "new");
+    // The same with the IPv6 wildcard.
+    r.addSource("udp", "127.0.0.1", 40201, source("old2", 40201));
+    r.removeApp("old2", 5);
+    r.addSource("udp", "::", 40201, source("new2", 40201));
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40201)?.appId, "new2");
+    // With no live record, the retired one still names what was sent before the exit.
+    r.addSource("udp", "127.0.0.1", 40202, source("gone", 40202));
+    r.removeApp("gone", 5);
+    assert.equal(r.sourceOfDatagram("127.0.0.1", 40202)?.appId, "gone");
+  });
 });
