@@ -195,6 +195,19 @@ static __always_inline void ssw_get_user(struct bpf_sock_addr *ctx, int v6, stru
   }
 }
 
+/*
+ * True when a datagram goes to the peer the socket is already connected to (its connect was
+ * routed): udpv6_sendmsg hands a send without a destination on an IPv6 socket connected to
+ * an IPv4-mapped peer to udp_sendmsg with that peer as its address, which runs sendmsg4.
+ */
+static __always_inline int ssw_to_peer(struct bpf_sock_addr *ctx, int v6) {
+  struct bpf_sock *sk = ctx->sk;
+  if (!sk || sk->state != BPF_TCP_ESTABLISHED || sk->dst_port != (__u16)ctx->user_port) return 0;
+  if (!v6) return sk->dst_ip4 == ctx->user_ip4;
+  return sk->dst_ip6[0] == ctx->user_ip6[0] && sk->dst_ip6[1] == ctx->user_ip6[1] &&
+         sk->dst_ip6[2] == ctx->user_ip6[2] && sk->dst_ip6[3] == ctx->user_ip6[3];
+}
+
 static __always_inline void ssw_set_user(struct bpf_sock_addr *ctx, int v6, const struct ssw_addr *a) {
   if (v6) {
     ctx->user_ip6[0] = a->w[0];

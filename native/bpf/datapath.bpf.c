@@ -54,6 +54,7 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
 static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
   if (!st) return 1;
+  if (ssw_to_peer(ctx, v6)) return 1; /* already routed at connect */
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
