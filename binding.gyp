@@ -6,6 +6,7 @@
         "native/addon/addon.c",
         "native/addon/bpf.c",
         "native/addon/bpf-ring.c",
+        "native/addon/closer.c",
         "native/addon/dgram.c",
         "native/addon/diag.c",
         "native/addon/fdops.c",

@@ -217,6 +217,7 @@ export const TOOLS = {
   netbench: join(BUILD, "netbench"),
   trap: join(BUILD, "trap-latency"),
   rtt: join(BUILD, "notif-rtt"),
+  flood: join(BUILD, "flood"),
 };
 const DEBIAN = ["iperf3", "redis-server", "redis-benchmark", "nft", "ip"];
 
@@ -247,6 +248,7 @@ export function buildTools(): void {
     ["netbench", TOOLS.netbench],
     ["trap-latency", TOOLS.trap],
     ["notif-rtt", TOOLS.rtt],
+    ["flood", TOOLS.flood],
   ] as const) {
     const src = join(BENCH, "tools", `${name}.c`);
     let fresh = false;

@@ -4,6 +4,7 @@
 
 import Table from "cli-table3";
 import type { ClusterResult } from "./cluster.js";
+import type { FairnessRun } from "./fairness.js";
 import type { Failure, FloorRun, PairResult, PerPath, Settings, TrapResult, TrapRun } from "./measures.js";
 import { PATH_NAMES } from "./paths.js";
 import type { RssStep } from "./rss.js";
@@ -48,6 +49,7 @@ export interface Report {
     trap?: Record<string, unknown>;
     daemon_rss?: Record<string, unknown>;
     cluster?: Record<string, unknown>;
+    fairness?: Record<string, unknown>;
   };
   ratios: Partial<Record<PairKey, Record<string, number | null>>>;
   failures: Failure[];
@@ -139,6 +141,25 @@ function clusterMetric(c: ClusterResult): Record<string, unknown> {
   };
 }
 
+function fairnessMetric(runs: FairnessRun[]): Record<string, unknown> {
+  const med = (k: keyof FairnessRun): number | null => round(median(runs.map((r) => r[k])));
+  const alone = med("alone_p99_us");
+  const flood = med("flood_p99_us");
+  return {
+    unit: "µs",
+    note:
+      "a victim app's socket()+connect() p99 alone and while another app floods the daemon with " +
+      "socket()+close() (bench/fairness.ts); ratio = flood_p99_us / alone_p99_us of the medians",
+    alone_p99_us: alone,
+    flood_p99_us: flood,
+    ratio: ratio(flood, alone),
+    alone_p50_us: med("alone_p50_us"),
+    flood_p50_us: med("flood_p50_us"),
+    flood_rate_per_s: med("flood_rate"),
+    per_run: runs.map((r) => ({ ...r, ratio: round(r.ratio) })),
+  };
+}
+
 export function buildReport(input: {
   machine: Record<string, unknown>;
   sockswitch: { commit: string; dirty: boolean };
@@ -148,6 +169,7 @@ export function buildReport(input: {
   trap: TrapResult | null;
   rss: RssStep[] | null;
   cluster?: ClusterResult | null;
+  fairness?: FairnessRun[] | null;
   failures: Failure[];
 }): Report {
   const report: Report = {
@@ -175,6 +197,7 @@ export function buildReport(input: {
   if (input.trap) report.metrics.trap = trapMetric(input.trap);
   if (input.rss) report.metrics.daemon_rss = rssMetric(input.rss);
   if (input.cluster) report.metrics.cluster = clusterMetric(input.cluster);
+  if (input.fairness?.length) report.metrics.fairness = fairnessMetric(input.fairness);
   return report;
 }
 
@@ -230,6 +253,13 @@ function extraLines(r: Report): string[] {
           `answer with an fd (ADDFD) p50 ${fmt(f.addfd_p50_us)} µs`,
       );
   }
+  const fa = r.metrics.fairness as Record<string, number> | undefined;
+  if (fa)
+    lines.push(
+      `fairness: a victim app's socket()+connect() p99 ${fmt(fa.alone_p99_us)} µs alone, ` +
+        `${fmt(fa.flood_p99_us)} µs while another app floods the daemon ` +
+        `(${fmt(fa.flood_rate_per_s)} calls/s): ${fmtRatio(fa.ratio)}`,
+    );
   const cl = r.metrics.cluster as Record<string, number> | undefined;
   if (cl) {
     lines.push(

@@ -7,7 +7,7 @@
 //   --quick           about two minutes (3 runs of 2 s) instead of the full run
 //   --out FILE        where the JSON goes
 //   --runs N          runs per path
-//   --only a,b        some of: throughput, rr, crr, redis, trap, daemon_rss, cluster
+//   --only a,b        some of: throughput, rr, crr, redis, trap, fairness, daemon_rss, cluster
 //   --commit REF      measure a clean build of that commit (made in bench/build/), not the work tree
 //   --cpu-prof DIR    run the sockswitch daemon under `node --cpu-prof` (profile in DIR; summary:
 //                     npx tsx bench/profile.ts DIR/*.cpuprofile); the profiler's ticks slow it
@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { ratiosSvg } from "./chart.js";
 import { type ClusterResult, measureCluster } from "./cluster.js";
 import { BENCH, cleanup, cleanupOnExit, keepLogs, machine, prepare, tempDir } from "./env.js";
+import { type FairnessRun, runFairness } from "./fairness.js";
 import {
   type Failure,
   type PairResult,
@@ -38,7 +39,7 @@ import { ofCommit, workTree } from "./product.js";
 import { buildReport, markdownTable, type PairKey, type Report, terminalTable } from "./report.js";
 import { measureRss, type RssStep } from "./rss.js";
 
-const ALL = ["throughput", "rr", "crr", "redis", "trap", "daemon_rss", "cluster"];
+const ALL = ["throughput", "rr", "crr", "redis", "trap", "daemon_rss", "cluster", "fairness"];
 
 const MODES: Record<string, Settings> = {
   full: {
@@ -120,6 +121,7 @@ async function main(): Promise<number> {
   let trap: TrapResult | null = null;
   let rss: RssStep[] | null = null;
   let cluster: ClusterResult | null = null;
+  let fairness: FairnessRun[] | null = null;
   try {
     const nodeFlags = (o["daemon-node-options"] ?? "").split(" ").filter(Boolean);
     if (o["cpu-prof"]) {
@@ -133,10 +135,13 @@ async function main(): Promise<number> {
     // trap before crr: crr leaves tens of thousands of TIME_WAIT sockets behind, which slow
     // down the port search of every connect() in that namespace for a minute.
     const measures = new Map(pairMeasures(tempDir()).map((m) => [m.key, m]));
-    for (const key of ["throughput", "rr", "trap", "crr", "redis"].filter((k) => only.includes(k))) {
+    for (const key of ["throughput", "rr", "trap", "fairness", "crr", "redis"].filter((k) =>
+      only.includes(k),
+    )) {
       if (!lab) break;
       const m = measures.get(key);
       if (m) pairs[key as PairKey] = await runPair(m, lab, settings, failures, progress);
+      else if (key === "fairness") fairness = await runFairness(lab, settings, failures, progress);
       else trap = await runTrap(lab, settings, failures, progress);
     }
     // A clean exit (SIGTERM) lets `node --cpu-prof` write its profile.
@@ -162,6 +167,7 @@ async function main(): Promise<number> {
     trap,
     rss,
     cluster,
+    fairness,
     failures,
   });
   outputs(report, out);

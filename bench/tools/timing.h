@@ -8,19 +8,19 @@
 
 #include <time.h>
 
-static long long ns(void) {
+static inline long long ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int cmp(const void *a, const void *b) {
+static inline int cmp(const void *a, const void *b) {
   long long x = *(const long long *)a, y = *(const long long *)b;
   return (x > y) - (x < y);
 }
 
 /* The q-quantile (nearest rank) of n sorted values, in microseconds. */
-static double quantile(const long long *v, long n, double q) {
+static inline double quantile(const long long *v, long n, double q) {
   long i = (long)(q * (double)n + 0.999999) - 1;
   if (i < 0) i = 0;
   if (i >= n) i = n - 1;

@@ -9,7 +9,9 @@
  * connect() are timed with clock_gettime(CLOCK_MONOTONIC). Run once as a plain process
  * and once under `sockswitch run`: the difference is what trapping adds (the
  * seccomp notification, the daemon's handler, its answer). Prints one JSON line with p50,
- * p99 and the mean of each call in microseconds, after a warm-up of 200 rounds.
+ * p99 and the mean of each call in microseconds, and p50 and p99 of the two together
+ * (pair_*: one socket() plus its connect(), what the fairness measure compares), after a
+ * warm-up of 200 rounds.
  * Stops at the first error. Man pages: clock_gettime(2), socket(2), connect(2).
  */
 #define _GNU_SOURCE
@@ -50,7 +52,8 @@ int main(int argc, char **argv) {
   if (count < 1) count = 1;
   long long *sock = calloc((size_t)count, sizeof *sock);
   long long *conn = calloc((size_t)count, sizeof *conn);
-  if (!sock || !conn) return 1;
+  long long *pair = calloc((size_t)count, sizeof *pair);
+  if (!sock || !conn || !pair) return 1;
   int err = 0;
   long done = 0;
   for (long i = -WARMUP; i < count; i++) {
@@ -71,16 +74,19 @@ int main(int argc, char **argv) {
     if (i >= 0) {
       sock[done] = t1 - t0;
       conn[done] = t2 - t1;
+      pair[done] = t2 - t0;
       done++;
     }
   }
   qsort(sock, (size_t)done, sizeof *sock, cmp);
   qsort(conn, (size_t)done, sizeof *conn, cmp);
+  qsort(pair, (size_t)done, sizeof *pair, cmp);
   printf("{\"count\":%ld,\"errors\":%d,\"socket_p50_us\":%.3f,\"socket_p99_us\":%.3f,"
          "\"socket_mean_us\":%.3f,\"connect_p50_us\":%.3f,\"connect_p99_us\":%.3f,"
          "\"connect_mean_us\":%.3f",
          done, err ? 1 : 0, quantile(sock, done, 0.5), quantile(sock, done, 0.99), mean(sock, done),
          quantile(conn, done, 0.5), quantile(conn, done, 0.99), mean(conn, done));
+  printf(",\"pair_p50_us\":%.3f,\"pair_p99_us\":%.3f", quantile(pair, done, 0.5), quantile(pair, done, 0.99));
   if (err) printf(",\"errno\":\"%s\"", strerrorname_np(err) ? strerrorname_np(err) : "?");
   printf("}\n");
   return err ? 3 : 0;

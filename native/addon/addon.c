@@ -77,6 +77,11 @@ static const sw_const constants[] = {
     NR(process_vm_readv),
     NR(process_vm_writev),
     NR(pidfd_getfd),
+    NR(userfaultfd),
+    NR(unshare),
+    NR(clone),
+    NR(clone3),
+    NR(ioctl),
     {"SIZEOF_SECCOMP_NOTIF", (double)sizeof(struct seccomp_notif)},
     {"SIZEOF_SECCOMP_NOTIF_RESP", (double)sizeof(struct seccomp_notif_resp)},
     C(AF_UNIX),
@@ -134,6 +139,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       !register_table(env, exports, sw_dgram_exports, NULL) ||
       !register_table(env, exports, sw_ptrace_exports, NULL) ||
       !register_table(env, exports, sw_diag_exports, NULL) ||
+      !register_table(env, exports, sw_closer_exports, NULL) ||
       !register_table(env, exports, sw_netns_exports, NULL) ||
       !register_table(env, exports, sw_bpf_exports, NULL) ||
       !register_table(env, exports, sw_bpf_ring_exports, NULL) ||

@@ -169,6 +169,7 @@ extern const sw_export sw_proc_exports[];
 extern const sw_export sw_poll_exports[];
 extern const sw_export sw_dgram_exports[];
 extern const sw_export sw_ptrace_exports[];
+extern const sw_export sw_closer_exports[];
 extern const sw_export sw_netns_exports[];
 extern const sw_export sw_bpf_exports[];
 extern const sw_export sw_bpf_ring_exports[];

@@ -6,10 +6,15 @@
  * Responsible for sendmsg, recvmsg, getsockoptBytes and setsockoptBytes (SO_LINGER). Each is one syscall that
  * never blocks (MSG_DONTWAIT is always added; sends also get MSG_NOSIGNAL) and
  * returns its result or -errno. Leans on sendmsg(2), recvmsg(2), getsockopt(2).
+ * Also the receive timestamp of a socket's last datagram (SIOCGSTAMPNS, socket(7)) and
+ * the clock it is read on (CLOCK_REALTIME), which admission compares.
  */
 #include "common.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* A Uint8Array argument that may be empty: NULL when byteLength is 0. */
 static bool opt_bytes(sw_args *a, size_t idx, uint8_t **data, size_t *len) {
@@ -113,10 +118,37 @@ static napi_value dg_setsockopt_bytes(napi_env env, napi_callback_info info) {
   return sw_ret(env, setsockopt(fd, level, name, value, (socklen_t)len));
 }
 
+/*
+ * recvStampUs(fd) -> µs since the epoch | -errno: when the kernel received the datagram
+ * the socket passed last (SIOCGSTAMPNS). The call also sets SOCK_TIMESTAMP on the socket,
+ * from which on each receive keeps its datagram's time; before that (and for a datagram
+ * that arrived while no socket on the host wanted timestamps) the kernel answers the
+ * current time. ENOENT: nothing received yet. No cmsg is added to anyone's receives.
+ */
+static napi_value dg_recv_stamp_us(napi_env env, napi_callback_info info) {
+  static const char usage[] = "recvStampUs(fd)";
+  sw_args a;
+  int32_t fd;
+  if (!sw_get_args(env, info, &a, usage, 1) || !sw_i32(&a, 0, &fd)) return NULL;
+  struct timespec ts;
+  if (ioctl(fd, SIOCGSTAMPNS, &ts) < 0) return sw_num(env, -errno);
+  return sw_num(env, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+/* realtimeUs() -> µs since the epoch (clock_gettime(CLOCK_REALTIME), the receive timestamps' clock). */
+static napi_value dg_realtime_us(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return sw_num(env, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
 const sw_export sw_dgram_exports[] = {
     {"sendmsg", dg_sendmsg},
     {"recvmsg", dg_recvmsg},
     {"getsockoptBytes", dg_getsockopt_bytes},
     {"setsockoptBytes", dg_setsockopt_bytes},
+    {"recvStampUs", dg_recv_stamp_us},
+    {"realtimeUs", dg_realtime_us},
     {NULL, NULL},
 };

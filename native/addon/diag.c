@@ -4,15 +4,18 @@
  * Responsible for sockDiag: one dump of the TCP or UDP sockets of one family in
  * the daemon's network namespace, filtered by state in the kernel (so that a
  * host with a few hundred thousand TIME_WAIT sockets costs the reconcile pass
- * nothing), written into the caller's buffer as fixed-size records. Parsing and
- * deciding are the caller's business. Leans on sock_diag(7), netlink(7) and
- * <linux/inet_diag.h>.
+ * nothing), written into the caller's buffer as fixed-size records; and for
+ * sockLookup: the one socket with a given address pair, if it exists now (the
+ * kernel's exact lookup, as for a packet, not a dump), in the same record shape.
+ * Parsing and deciding are the caller's business. Leans on sock_diag(7),
+ * netlink(7) and <linux/inet_diag.h>.
  */
 #include "common.h"
 
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,9 +24,10 @@
  * One record per socket, SW_DIAG_RECORD bytes:
  *   [0] family  [1] state  [2..3] local port  [4..5] remote port (network order)
  *   [8..11] inode (little-endian)  [16..31] local address  [32..47] remote address
+ *   [48..55] socket cookie (SO_COOKIE, little-endian; never reused while the host runs)
  * (an IPv4 address takes the first 4 bytes of its 16).
  */
-#define SW_DIAG_RECORD 48
+#define SW_DIAG_RECORD 56
 
 static void put_record(uint8_t *rec, const struct inet_diag_msg *m) {
   memset(rec, 0, SW_DIAG_RECORD);
@@ -38,6 +42,8 @@ static void put_record(uint8_t *rec, const struct inet_diag_msg *m) {
   rec[11] = (ino >> 24) & 0xff;
   memcpy(rec + 16, m->id.idiag_src, 16);
   memcpy(rec + 32, m->id.idiag_dst, 16);
+  uint64_t cookie = (uint64_t)m->id.idiag_cookie[0] | ((uint64_t)m->id.idiag_cookie[1] << 32);
+  for (int i = 0; i < 8; i++) rec[48 + i] = (uint8_t)(cookie >> (8 * i));
 }
 
 /* Reads the dump's replies into buf; the record count, or -errno (-ENOBUFS: buf too small). */
@@ -103,7 +109,84 @@ static napi_value diag_sock_diag(napi_env env, napi_callback_info info) {
   return sw_num(env, r);
 }
 
+/*
+ * The daemon's own netlink socket for exact lookups, opened on first use and kept: a
+ * lookup is on the accept path. Requests carry a sequence number; replies to an
+ * earlier request that was given up on are skipped.
+ */
+static int lookup_nl = -1;
+static uint32_t lookup_seq;
+
+/*
+ * sockLookup(family, protocol, src: Uint8Array(16), srcPort, dst: Uint8Array(16), dstPort,
+ * out: Uint8Array(56)) -> 1 (found, record in out) | 0 (no such socket) | -errno.
+ *
+ * TCP: the socket whose local address is src:srcPort and whose peer is dst:dstPort
+ * (established, closing or TIME_WAIT). UDP: the socket that a datagram from dst:dstPort to
+ * src:srcPort would reach (a connected socket, or one bound to src or a wildcard).
+ * Addresses in network order, IPv4 in the first 4 bytes. The kernel answers within the
+ * sendto(), so the reply is read without waiting.
+ */
+static napi_value diag_sock_lookup(napi_env env, napi_callback_info info) {
+  static const char usage[] =
+      "sockLookup(family, protocol, src: Uint8Array, srcPort, dst: Uint8Array, dstPort, out: Uint8Array)";
+  sw_args a;
+  int32_t family, protocol;
+  uint32_t sport, dport;
+  uint8_t *src, *dst, *out;
+  size_t srclen, dstlen, outlen;
+  if (!sw_get_args(env, info, &a, usage, 7) || !sw_i32(&a, 0, &family) || !sw_i32(&a, 1, &protocol) ||
+      !sw_bytes(&a, 2, &src, &srclen) || !sw_u32(&a, 3, &sport) || !sw_bytes(&a, 4, &dst, &dstlen) ||
+      !sw_u32(&a, 5, &dport) || !sw_bytes(&a, 6, &out, &outlen))
+    return NULL;
+  if (srclen < 16 || dstlen < 16 || outlen < SW_DIAG_RECORD) {
+    sw_type_error(&a, srclen < 16 ? 2 : dstlen < 16 ? 4 : 6, "is too short (16, 16 and 56 bytes)");
+    return NULL;
+  }
+  if (lookup_nl < 0) {
+    lookup_nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (lookup_nl < 0) return sw_num(env, -errno);
+  }
+  struct {
+    struct nlmsghdr h;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = sizeof req;
+  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.h.nlmsg_flags = NLM_F_REQUEST;
+  req.h.nlmsg_seq = ++lookup_seq;
+  req.r.sdiag_family = (uint8_t)family;
+  req.r.sdiag_protocol = (uint8_t)protocol;
+  req.r.idiag_states = 0xffffffff;
+  req.r.id.idiag_sport = htons((uint16_t)sport);
+  req.r.id.idiag_dport = htons((uint16_t)dport);
+  memcpy(req.r.id.idiag_src, src, 16);
+  memcpy(req.r.id.idiag_dst, dst, 16);
+  req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(lookup_nl, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+    return sw_num(env, -errno);
+  uint8_t rx[4096] __attribute__((aligned(8)));
+  for (;;) {
+    ssize_t n = recv(lookup_nl, rx, sizeof rx, MSG_DONTWAIT);
+    if (n < 0) return sw_num(env, errno == EAGAIN ? -ETIMEDOUT : -errno);
+    for (struct nlmsghdr *h = (struct nlmsghdr *)rx; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_seq != lookup_seq) continue; /* an answer to an older request */
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = NLMSG_DATA(h);
+        return sw_num(env, e->error == -ENOENT ? 0 : (e->error < 0 ? e->error : -EPROTO));
+      }
+      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+      put_record(out, NLMSG_DATA(h));
+      return sw_num(env, 1);
+    }
+  }
+}
+
 const sw_export sw_diag_exports[] = {
     {"sockDiag", diag_sock_diag},
+    {"sockLookup", diag_sock_lookup},
     {NULL, NULL},
 };

@@ -79,7 +79,10 @@ static napi_value fd_listen(napi_env env, napi_callback_info info) {
 
 /*
  * accept4(fd, flags) -> fd | -errno; SOCK_CLOEXEC is always added. A poll(0)
- * first makes a blocking listener answer -EAGAIN instead of blocking.
+ * first makes an empty queue answer -EAGAIN at once; a blocking listener is made
+ * non-blocking for the accept itself and then put back, because whoever else holds
+ * the listener (a process the app passed it to) may take the connection between
+ * the poll and the accept, and the accept must not then wait for the next one.
  */
 static napi_value fd_accept4(napi_env env, napi_callback_info info) {
   static const char usage[] = "accept4(fd, flags)";
@@ -92,7 +95,13 @@ static napi_value fd_accept4(napi_env env, napi_callback_info info) {
   if (pr < 0) return sw_num(env, -errno);
   if (pfd.revents & POLLNVAL) return sw_num(env, -EBADF);
   if (pr == 0) return sw_num(env, -EAGAIN);
-  return sw_ret(env, accept4(fd, NULL, NULL, flags | SOCK_CLOEXEC));
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return sw_num(env, -errno);
+  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return sw_num(env, -errno);
+  int rc = accept4(fd, NULL, NULL, flags | SOCK_CLOEXEC);
+  int err = rc < 0 ? errno : 0;
+  if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl);
+  return sw_num(env, rc < 0 ? -err : rc);
 }
 
 typedef int (*name_fn)(int, struct sockaddr *, socklen_t *);

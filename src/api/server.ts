@@ -4,9 +4,16 @@
 // Every route declares its schemas (schemas.ts): requests are validated and answers
 // serialized with them, and the OpenAPI document served at /openapi.json is generated from
 // them (@fastify/swagger). A known path asked with another method gets 405 and `Allow`.
+//
+// No connection holds the daemon for long: a request's headers must arrive within
+// HEADERS_TIMEOUT_MS and the whole request within REQUEST_TIMEOUT_MS, a connection idle
+// for IDLE_TIMEOUT_MS (one that never sends a byte included) is closed, and the TCP API
+// takes at most maxConnectionsPerPeer connections from one address (MAX_CONNECTIONS in
+// all): anyone who can reach the port can open connections, token or not.
 
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import type { Socket } from "node:net";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
 import { SockswitchError } from "../core/errors.js";
@@ -23,6 +30,20 @@ import {
 } from "./framework-errors.js";
 import { registerReadRoutes } from "./routes.js";
 import { SHARED } from "./schemas.js";
+
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const IDLE_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** Connections the TCP API takes at once, from everyone together. */
+const MAX_CONNECTIONS = 1024;
+
+export interface ApiOptions {
+  /** The TCP API: connections one remote address may hold; more are closed at once. */
+  readonly maxConnectionsPerPeer?: number;
+  /** Told about each connection refused by maxConnectionsPerPeer (for a log line). */
+  readonly onRefused?: (peer: string) => void;
+}
 
 export interface ApiServer {
   readonly fastify: FastifyInstance;
@@ -51,6 +72,7 @@ function patternOf(url: string): RegExp {
 export async function createApiServer(
   ctx: ApiContext,
   token: { readonly value: string } | null = null,
+  opts: ApiOptions = {},
 ): Promise<ApiServer> {
   let http: Server | null = null;
   const fastify = Fastify({
@@ -62,8 +84,20 @@ export async function createApiServer(
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array" } },
     serverFactory: (handler) => {
       // docs/api.md: the Host header is not checked (the daemon socket has no host name).
-      const server = createServer({ requireHostHeader: false }, handler);
+      const server = createServer(
+        {
+          requireHostHeader: false,
+          headersTimeout: HEADERS_TIMEOUT_MS,
+          requestTimeout: REQUEST_TIMEOUT_MS,
+          keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+          connectionsCheckingInterval: 1000,
+        },
+        handler,
+      );
+      server.setTimeout(IDLE_TIMEOUT_MS, (sock: Socket) => sock.destroy());
       server.on("checkExpectation", onCheckExpectation);
+      if (opts.maxConnectionsPerPeer !== undefined)
+        limitPerPeer(server, opts.maxConnectionsPerPeer, opts.onRefused);
       http = server;
       return http;
     },
@@ -158,4 +192,25 @@ export async function createApiServer(
   });
   await fastify.ready();
   return { fastify, http: http as unknown as Server };
+}
+
+/** Closes a connection at once when its remote address already holds `max`. */
+function limitPerPeer(server: Server, max: number, onRefused?: (peer: string) => void): void {
+  server.maxConnections = MAX_CONNECTIONS;
+  const held = new Map<string, number>();
+  server.on("connection", (sock: Socket) => {
+    const peer = sock.remoteAddress ?? "";
+    const n = held.get(peer) ?? 0;
+    if (n >= max) {
+      onRefused?.(peer);
+      sock.destroy();
+      return;
+    }
+    held.set(peer, n + 1);
+    sock.once("close", () => {
+      const left = (held.get(peer) ?? 1) - 1;
+      if (left > 0) held.set(peer, left);
+      else held.delete(peer);
+    });
+  });
 }

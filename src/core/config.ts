@@ -10,6 +10,7 @@ import { type PortRange, parsePortRange } from "../net/port-pool.js";
 import type { LbMode } from "../table/types.js";
 import type { StoreConfig } from "./cluster-config.js";
 import { InvalidArgumentError } from "./errors.js";
+import type { Limits } from "./limits.js";
 
 export const DEFAULT_SOCKET = "/run/sockswitch/sockswitch.sock";
 export const DEFAULT_STATE_DIR = "/var/lib/sockswitch";
@@ -46,6 +47,8 @@ export interface DaemonConfig {
   /** --strict-unix-sockets: refuse unguarded continues of multithreaded apps (trap/continue.ts). */
   readonly strictUnixSockets: boolean;
   readonly roles: readonly string[];
+  /** Per-app and per-peer bounds (core/limits.ts). */
+  readonly limits: Limits;
 }
 
 /** --api-listen [HOST:]PORT: loopback unless a host is given. */

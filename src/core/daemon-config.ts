@@ -31,6 +31,7 @@ import {
 } from "./config.js";
 import { DAEMON_OPTIONS, type OptionOrigins, type OptionValues } from "./daemon-options.js";
 import { InvalidArgumentError } from "./errors.js";
+import { parseLimit } from "./limits.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 
@@ -114,6 +115,23 @@ export function daemonConfigFrom(values: OptionValues, origins: OptionOrigins = 
     preferLocal: bool("prefer-local"),
     strictUnixSockets: bool("strict-unix-sockets"),
     roles: at(["roles"], () => parseRoles(str("roles") as string)),
+    limits: {
+      waitsPerApp: at(["max-waits-per-app"], () =>
+        parseLimit(str("max-waits-per-app") as string, "--max-waits-per-app"),
+      ),
+      portsPerApp: at(["max-ports-per-app"], () =>
+        parseLimit(str("max-ports-per-app") as string, "--max-ports-per-app", 65535),
+      ),
+      dnsQueriesPerApp: at(["dns-max-queries-per-app"], () =>
+        parseLimit(str("dns-max-queries-per-app") as string, "--dns-max-queries-per-app"),
+      ),
+      dnsTcpPerApp: at(["dns-max-tcp-per-app"], () =>
+        parseLimit(str("dns-max-tcp-per-app") as string, "--dns-max-tcp-per-app"),
+      ),
+      apiConnectionsPerPeer: at(["api-max-connections-per-peer"], () =>
+        parseLimit(str("api-max-connections-per-peer") as string, "--api-max-connections-per-peer"),
+      ),
+    },
     vipCidr,
     socketGroup:
       socketGroup === undefined

@@ -4,6 +4,8 @@
 // Each option says whether SIGHUP applies a new value at once ("live") or only the next
 // start ("restart").
 
+import { DEFAULT_LIMITS } from "./limits.js";
+
 export type OptionKind = "string" | "bool" | "list";
 
 export interface DaemonOption {
@@ -240,6 +242,47 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
     help: "this node's roles, shown by get nodes",
     kind: "list",
     default: "worker",
+    reload: "restart",
+  },
+  // Per-app and per-peer bounds (core/limits.ts; docs/security.md, promise 14).
+  {
+    key: "max-waits-per-app",
+    arg: "<n>",
+    help: "trapped calls one app may have waiting at once (more: ENOBUFS)",
+    kind: "string",
+    default: String(DEFAULT_LIMITS.waitsPerApp),
+    reload: "restart",
+  },
+  {
+    key: "max-ports-per-app",
+    arg: "<n>",
+    help: "host ports one app may hold (more: EADDRINUSE)",
+    kind: "string",
+    default: String(DEFAULT_LIMITS.portsPerApp),
+    reload: "restart",
+  },
+  {
+    key: "dns-max-queries-per-app",
+    arg: "<n>",
+    help: "DNS queries one app may have in flight (more are dropped)",
+    kind: "string",
+    default: String(DEFAULT_LIMITS.dnsQueriesPerApp),
+    reload: "restart",
+  },
+  {
+    key: "dns-max-tcp-per-app",
+    arg: "<n>",
+    help: "DNS-over-TCP connections one app may hold (more are closed)",
+    kind: "string",
+    default: String(DEFAULT_LIMITS.dnsTcpPerApp),
+    reload: "restart",
+  },
+  {
+    key: "api-max-connections-per-peer",
+    arg: "<n>",
+    help: "connections one address may hold to --api-listen (more are closed)",
+    kind: "string",
+    default: String(DEFAULT_LIMITS.apiConnectionsPerPeer),
     reload: "restart",
   },
 ];

@@ -94,6 +94,12 @@ const SYSCALLS = [
   "io_uring_setup",
   "io_uring_enter",
   "io_uring_register",
+  "socketpair",
+  "userfaultfd",
+  "unshare",
+  "clone",
+  "clone3",
+  "ioctl",
 ];
 
 export interface DaemonOptions {
@@ -161,7 +167,7 @@ async function serve(
   const nr: Record<string, number> = {};
   for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
   const supervisor = new Supervisor(nr);
-  const dns = await DaemonDns.start(host, config.dns, config.socket, log);
+  const dns = await DaemonDns.start(host, config.dns, config.limits, config.socket, log);
   if (dns) cleanups.push(() => dns.close());
   host.resolver = dns?.resolver ?? null;
   const datapath = openDatapath(addon, host, log, config, nr, kernelInfo);
@@ -286,7 +292,17 @@ async function serve(
   cleanups.push(() => api.fastify.close());
   // The TCP API first: a port that is taken must stop the start before the socket is served.
   const apiToken = config.api ? { value: config.api.token } : null;
-  const tcpApi = apiToken ? await createApiServer(ctx, apiToken) : null;
+  const tcpApi = apiToken
+    ? await createApiServer(ctx, apiToken, {
+        maxConnectionsPerPeer: config.limits.apiConnectionsPerPeer,
+        onRefused: (peer) =>
+          host.limited.warn(
+            `api|${peer}`,
+            { peer, limit: config.limits.apiConnectionsPerPeer },
+            "the peer holds as many API connections as it may (--api-max-connections-per-peer); closed",
+          ),
+      })
+    : null;
   if (tcpApi && config.api) {
     cleanups.push(() => tcpApi.fastify.close());
     try {

@@ -5,14 +5,25 @@
 // node-ip:pool-port, and replies read with recvfrom/getpeername come from DNS_IP:53. Apps
 // learn the address from a resolv.conf the daemon writes next to its socket, which
 // `sockswitch run` bind-mounts over /etc/resolv.conf in the app's own mount namespace.
+//
+// It serves managed apps only: a query is admitted when it comes from a host socket that
+// is a managed app's now (the same check as pool ports, trap/admission.ts), anything else
+// on the host or the network gets nothing. And an app sees only the names it may reach:
+// a name resolves to the addresses of the apps of that name that share a label with the
+// asking app (label policy, table/policy.ts); a name whose apps it may not reach does not
+// exist for it (NXDOMAIN), as if no such app ran.
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { type DnsConfig, resolvConfPath } from "../core/config.js";
 import { messageOf } from "../core/errors.js";
-import { DnsServer, readResolvConf, type Upstream } from "../dns/index.js";
+import type { Limits } from "../core/limits.js";
+import { type DnsPeer, DnsServer, readResolvConf, type Upstream } from "../dns/index.js";
+import { parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
-import type { Binding } from "../table/sockets.js";
+import { sharesLabel } from "../table/policy.js";
+import type { Binding, VAddr } from "../table/sockets.js";
+import { liveBinding, liveSource } from "../trap/admission.js";
 import type { Resolver } from "../trap/host.js";
 import type { Host } from "./host.js";
 
@@ -27,7 +38,13 @@ export class DaemonDns {
   ) {}
 
   /** Starts the server, or removes a stale resolv.conf and returns null when DNS is off. */
-  static async start(host: Host, cfg: DnsConfig, socket: string, log: Logger): Promise<DaemonDns | null> {
+  static async start(
+    host: Host,
+    cfg: DnsConfig,
+    limits: Limits,
+    socket: string,
+    log: Logger,
+  ): Promise<DaemonDns | null> {
     const file = resolvConfPath(socket);
     if (!cfg.enabled) {
       rmSync(file, { force: true });
@@ -40,8 +57,13 @@ export class DaemonDns {
       domain: cfg.domain,
       upstreams,
       log,
-      lookup: (name) => {
-        const apps = host.table.appsWithName(name);
+      admit: (peer) => appOfPeer(host, peer),
+      maxQueriesPerClient: limits.dnsQueriesPerApp,
+      maxTcpPerClient: limits.dnsTcpPerApp,
+      lookup: (name, client) => {
+        const asker = client === null ? undefined : host.table.getApp(client);
+        if (!asker) return undefined;
+        const apps = host.table.appsWithName(name).filter((a) => sharesLabel(asker.labels, a.labels));
         if (apps.length === 0) return undefined;
         const v4: string[] = [];
         const v6: string[] = [];
@@ -96,6 +118,20 @@ export class DaemonDns {
     rmSync(this.file, { force: true });
     await this.server.close().catch((err) => this.log.warn({ err: messageOf(err) }, "closing DNS"));
   }
+}
+
+/** The managed app whose host socket sends this query now, or null. */
+function appOfPeer(host: Host, peer: DnsPeer): string | null {
+  const ip = parseIp(peer.address);
+  const localIp = parseIp(peer.localAddress);
+  if (!ip || !localIp) return null;
+  const from: VAddr = { ip: ip.text, port: peer.port };
+  const local: VAddr = { ip: localIp.text, port: peer.localPort };
+  if (peer.transport === "udp") {
+    const b = host.sockets.binding("udp", from.ip, from.port);
+    if (b) return b.appId !== "" && liveBinding(host, b, local) === true ? b.appId : null;
+  }
+  return liveSource(host, peer.transport, from, local)?.appId ?? null;
 }
 
 /** The resolver as a bound socket, so replies and getpeername show DNS_IP:53. */

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { BpfDatapath } from "../bpf/datapath.js";
 import type { SocketGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
+import { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
 import { BlockPool, PortPool } from "../net/port-pool.js";
@@ -26,10 +27,12 @@ export class Host implements TrapHost {
   /** Source-port blocks of apps' connections to other nodes (--client-ports). */
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
+  readonly limited: LogLimiter;
   /**
    * The CONTINUE guard (bpf/guard.ts), set once it is attached and checked at start; null
    * when it is not (no BPF in this build or kernel, no cgroup v2, the bpf datapath runs):
-   * trap/continue.ts then continues only what a single-threaded process asks.
+   * trap/continue.ts then continues a multithreaded app's UNIX-socket calls with the window
+   * open, or refuses them under --strict-unix-sockets.
    */
   guard: SocketGuard | null = null;
   /** The bpf datapath, when it is the one that runs. */
@@ -53,6 +56,8 @@ export class Host implements TrapHost {
       nodeIp6: daemonConfig.nodeIp6,
       nodeName: daemonConfig.nodeName,
       egress: daemonConfig.egress,
+      waitsPerApp: daemonConfig.limits.waitsPerApp,
+      portsPerApp: daemonConfig.limits.portsPerApp,
       strictUnixSockets: daemonConfig.strictUnixSockets,
     };
     this.table = new ServiceTable(
@@ -61,6 +66,7 @@ export class Host implements TrapHost {
       daemonConfig.preferLocal ? daemonConfig.nodeName : null,
     );
     this.pool = new PortPool(daemonConfig.ports);
+    this.limited = new LogLimiter(log);
     this.refusePort = daemonConfig.ports.last;
     this.pool.claim(this.refusePort);
     this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);

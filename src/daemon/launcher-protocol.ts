@@ -15,7 +15,9 @@
 // them in the daemon's PID namespace (identity.ts), whatever namespace the launcher runs
 // in. Every fd received is either handed over (the listener, with FD or REATTACH) or
 // closed: the pidfd once the app is identified, with a refused line, with any other line,
-// and when the connection ends (handshake-lines.ts says which line an fd came with).
+// and when the connection ends (handshake-lines.ts says which line an fd came with). A
+// handshake that has not reached GO within HANDSHAKE_MS is refused: a peer that stalls
+// half-way holds a descriptor and reserved IPs.
 
 import type { Logger } from "pino";
 import { InvalidArgumentError, messageOf } from "../core/errors.js";
@@ -26,6 +28,8 @@ import { LineAssembler } from "./handshake-lines.js";
 
 const EAGAIN = 11;
 const MAX_LINE = 64 * 1024;
+/** The whole handshake, from the first line to GO. */
+const HANDSHAKE_MS = 30_000;
 
 export interface PeerCred {
   readonly pid: number;
@@ -67,6 +71,7 @@ export class LauncherConnection {
   /** The app this launcher handed over (FD or REATTACH). */
   private appId: string | null = null;
   private closed = false;
+  private deadline: NodeJS.Timeout | null = null;
   private readonly cred: PeerCred;
 
   constructor(
@@ -83,6 +88,10 @@ export class LauncherConnection {
 
   start(): void {
     this.handle = this.addon.watch(this.fd, READABLE, () => this.onReadable());
+    this.deadline = setTimeout(() => {
+      if (!this.done && !this.closed) this.reject(`the handshake did not finish in ${HANDSHAKE_MS / 1000} s`);
+    }, HANDSHAKE_MS);
+    this.deadline.unref();
   }
 
   private onReadable(): void {
@@ -184,7 +193,7 @@ export class LauncherConnection {
   }
 
   private closeFds(fds: readonly number[]): void {
-    for (const f of fds) this.addon.close(f);
+    for (const f of fds) this.addon.closeShared(f); // anything a peer sent: never wait on it
   }
 
   private send(text: string): void {
@@ -202,6 +211,7 @@ export class LauncherConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.deadline) clearTimeout(this.deadline);
     if (this.pending) this.handler.abandon(this.pending);
     this.pending = null;
     this.addon.unwatch(this.handle);

@@ -4,7 +4,11 @@
 // net module cannot receive), anything else is handed to the HTTP server as a net.Socket.
 // A connection that has sent only part of the magic is not polled in a loop: its readable
 // watch is paused and it is peeked at again every PREFIX_RECHECK_MS; it is closed when its
-// peer shuts down (EPOLLRDHUP), and after PREFIX_WAIT_MS at the latest. unix(7), SO_PEERCRED, epoll(7).
+// peer shuts down (EPOLLRDHUP), and after PREFIX_WAIT_MS at the latest. One that sends
+// nothing at all is closed after FIRST_BYTES_WAIT_MS, and at most MAX_PENDING wait to be
+// classified at once. When the daemon is out of descriptors (EMFILE/ENFILE) accepting
+// pauses for ACCEPT_BACKOFF_MS instead of spinning on a socket that stays readable, and
+// says so once per interval. unix(7), SO_PEERCRED, epoll(7), accept(2).
 
 import { chmodSync, chownSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
@@ -12,18 +16,27 @@ import { Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { SockswitchError } from "../core/errors.js";
+import { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import { READABLE } from "../trap/session.js";
 import { classifyFirstBytes, MAGIC } from "./first-bytes.js";
 import { LauncherConnection, type LaunchHandler } from "./launcher-protocol.js";
 
 const EAGAIN = 11;
+const EMFILE = 24;
+const ENFILE = 23;
 /** The watcher's hang-up bit (EPOLLRDHUP): the peer shut down its side. */
 const DISCONNECT = 4;
 /** How long a connection may sit on a partial magic before it is closed. */
 const PREFIX_WAIT_MS = 5_000;
 /** How often a connection on a partial magic is looked at again. */
 const PREFIX_RECHECK_MS = 20;
+/** How long a new connection may send nothing before it is closed. */
+const FIRST_BYTES_WAIT_MS = 10_000;
+/** Connections not yet classified, at most; more are closed at once. */
+const MAX_PENDING = 256;
+/** How long accepting pauses when the daemon has no descriptor left. */
+const ACCEPT_BACKOFF_MS = 200;
 
 /** A connection not classified yet. */
 interface PendingConn {
@@ -31,6 +44,8 @@ interface PendingConn {
   /** When it was first seen on a partial magic (0: not yet). */
   partialSince: number;
   timer: NodeJS.Timeout | null;
+  /** Closes the connection if it has not been classified in time. */
+  readonly deadline: NodeJS.Timeout;
 }
 
 export interface SocketServerOptions {
@@ -55,12 +70,16 @@ export class SocketServer {
   private readonly peek = new Uint8Array(MAGIC.length);
   private readonly pending = new Map<number, PendingConn>();
   private readonly launchers = new Set<LauncherConnection>();
+  private readonly limited: LogLimiter;
+  private backoff: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly addon: Addon,
     private readonly launch: LaunchHandler,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.limited = new LogLimiter(log);
+  }
 
   listen(opts: SocketServerOptions): void {
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
@@ -89,9 +108,32 @@ export class SocketServer {
     for (;;) {
       const conn = this.addon.accept4(this.fd, 0o4000);
       if (conn === -EAGAIN) return;
+      if (conn === -EMFILE || conn === -ENFILE) {
+        // The connection stays queued; accepting again at once would spin.
+        this.limited.warn(
+          "accept|nofile",
+          { errno: -conn },
+          "the daemon is out of file descriptors; accepting on its socket pauses",
+        );
+        this.addon.rewatch(this.handle, 0);
+        this.backoff ??= setTimeout(() => {
+          this.backoff = null;
+          if (this.fd >= 0) this.addon.rewatch(this.handle, READABLE);
+        }, ACCEPT_BACKOFF_MS);
+        return;
+      }
       if (conn < 0) {
         this.log.warn({ errno: -conn }, "accept on the daemon socket failed");
         return;
+      }
+      if (this.pending.size >= MAX_PENDING) {
+        this.limited.warn(
+          "accept|pending",
+          { limit: MAX_PENDING },
+          "too many connections to the daemon socket that have not said who they are; closed",
+        );
+        this.addon.close(conn);
+        continue;
       }
       const handle = this.addon.watch(conn, READABLE | DISCONNECT, (status, events) =>
         this.classify(conn, status < 0 || (events & DISCONNECT) !== 0),
@@ -101,7 +143,12 @@ export class SocketServer {
         this.addon.close(conn);
         continue;
       }
-      this.pending.set(conn, { handle, partialSince: 0, timer: null });
+      const deadline = setTimeout(() => {
+        const p = this.pending.get(conn);
+        if (p) this.drop(conn, p);
+      }, FIRST_BYTES_WAIT_MS);
+      deadline.unref();
+      this.pending.set(conn, { handle, partialSince: 0, timer: null, deadline });
     }
   }
 
@@ -147,6 +194,7 @@ export class SocketServer {
   private forget(conn: number, p: PendingConn): void {
     this.pending.delete(conn);
     if (p.timer) clearTimeout(p.timer);
+    clearTimeout(p.deadline);
     this.addon.unwatch(p.handle);
   }
 
@@ -157,6 +205,7 @@ export class SocketServer {
 
   close(): void {
     if (this.fd < 0) return;
+    if (this.backoff) clearTimeout(this.backoff);
     this.addon.unwatch(this.handle);
     this.addon.close(this.fd);
     this.fd = -1;

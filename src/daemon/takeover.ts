@@ -91,6 +91,8 @@ export function rebuildSources(host: Host, app: App, kernel: readonly KernelSock
       appId: app.id,
       local: { ip: local, port: k.localPort },
       peer,
+      cookie: k.cookie ?? 0,
+      inode: k.inode,
     });
     rebuilt++;
   }

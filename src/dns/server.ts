@@ -3,9 +3,13 @@
 // the same address and port; answer() is the same service without a socket, for callers
 // that already hold a query (e.g. a trapped sendto to port 53).
 //
+// Who is served is the caller's choice (admit): the daemon serves its managed apps only,
+// and says which app asks, so that the name table answers each app what it may see.
+//
 // Invariants: nothing a client sends can throw out of a socket handler or crash the
 // process; every query is answered or dropped within the forwarding budget (timeoutMs);
-// memory is bounded (queries in flight, TCP connections, bytes buffered per connection).
+// memory is bounded (queries in flight, TCP connections, bytes buffered per connection),
+// and so is each client's share of it (queries in flight, TCP connections per client).
 // udp(7), tcp(7), RFC 1035, RFC 7766 (TCP: several queries a connection, replies in any
 // order, idle timeout).
 
@@ -13,6 +17,13 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIPv6, type Server, type Socket } from "node:net";
 import pino, { type Logger } from "pino";
 import { messageOf, SockswitchError, StateError } from "../core/errors.js";
+import {
+  DEFAULT_QUERIES_PER_CLIENT,
+  DEFAULT_TCP_PER_CLIENT,
+  DnsClients,
+  type DnsPeer,
+  type DnsTransport,
+} from "./clients.js";
 import { forward, type Upstream } from "./forward.js";
 import { buildResponse, parseQuery, RCODE, rcodeOf, responseLimit, TCP_MAX } from "./wire.js";
 import { type DnsLookup, decide, normalizeDomain, type Zone } from "./zone.js";
@@ -31,6 +42,16 @@ export interface DnsServerOptions {
   /** TTL of our answers (and of their negative caching); default 5 s. */
   readonly ttl?: number;
   readonly log?: DnsLog;
+  /**
+   * Who may ask: a key naming the client (the daemon: the app's id), passed on to lookup
+   * and used to share out the limits; null refuses the peer (a UDP query is dropped, a
+   * TCP connection closed). Default: everyone, as one client per peer address.
+   */
+  readonly admit?: (peer: DnsPeer) => string | null;
+  /** Queries one client may have in flight; more are dropped (UDP) or end the connection (TCP). Default 64. */
+  readonly maxQueriesPerClient?: number;
+  /** TCP connections one client may hold; more are closed at once. Default 8. */
+  readonly maxTcpPerClient?: number;
 }
 
 export interface DnsListenOptions {
@@ -38,8 +59,6 @@ export interface DnsListenOptions {
   /** 0 picks a free port, the same for UDP and TCP. */
   readonly port: number;
 }
-
-export type DnsTransport = "udp" | "tcp";
 
 /** Queries being answered at once, all sockets together; more are dropped (UDP) or wait (TCP). */
 const MAX_INFLIGHT = 1024;
@@ -64,6 +83,7 @@ export class DnsServer {
   private readonly connections = new Set<Socket>();
   private readonly closing = new AbortController();
   private inflight = 0;
+  private readonly clients: DnsClients;
 
   constructor(opts: DnsServerOptions) {
     this.domain = normalizeDomain(opts.domain ?? "sockswitch.local");
@@ -71,6 +91,12 @@ export class DnsServer {
     this.upstreams = [...(opts.upstreams ?? [])];
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.log = opts.log ?? pino({ level: "silent" });
+    this.clients = new DnsClients(
+      opts.admit ?? ((p: DnsPeer) => p.address),
+      opts.maxQueriesPerClient ?? DEFAULT_QUERIES_PER_CLIENT,
+      opts.maxTcpPerClient ?? DEFAULT_TCP_PER_CLIENT,
+      this.log,
+    );
   }
 
   /** Replaces the upstreams (e.g. after resolv.conf changed); queries in flight keep theirs. */
@@ -123,9 +149,13 @@ export class DnsServer {
    * The response to one DNS message, or undefined when it deserves none (no header, or
    * it is itself a response). Never throws.
    */
-  async answer(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  async answer(
+    query: Buffer,
+    transport: DnsTransport,
+    client: string | null = null,
+  ): Promise<Buffer | undefined> {
     try {
-      return await this.respond(query, transport);
+      return await this.respond(query, transport, client);
     } catch (err) {
       // A bug of ours, not the client's: log it, answer nothing rather than crash.
       this.log.warn({ err: messageOf(err) }, "dns query failed");
@@ -133,7 +163,11 @@ export class DnsServer {
     }
   }
 
-  private async respond(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  private async respond(
+    query: Buffer,
+    transport: DnsTransport,
+    client: string | null,
+  ): Promise<Buffer | undefined> {
     const parsed = parseQuery(query);
     if (parsed.kind === "drop") return undefined;
     const limit = responseLimit(transport, parsed.edns);
@@ -145,7 +179,7 @@ export class DnsServer {
 
     let decision: ReturnType<typeof decide>;
     try {
-      decision = decide(parsed.question, this.zone);
+      decision = decide(parsed.question, this.zone, client);
     } catch (err) {
       this.log.warn({ err: messageOf(err), name: parsed.question.name }, "dns name lookup failed");
       return buildResponse({ ...base, rcode: RCODE.SERVFAIL });
@@ -162,13 +196,14 @@ export class DnsServer {
     return reply;
   }
 
-  /** answer() counted against MAX_INFLIGHT. */
-  private async serve(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  /** answer() counted against MAX_INFLIGHT; the client's share was taken (startQuery). */
+  private async serve(query: Buffer, transport: DnsTransport, client: string): Promise<Buffer | undefined> {
     this.inflight++;
     try {
-      return await this.answer(query, transport);
+      return await this.answer(query, transport, client);
     } finally {
       this.inflight--;
+      this.clients.queryDone(client);
     }
   }
 
@@ -180,7 +215,16 @@ export class DnsServer {
         this.log.debug({ from: rinfo.address }, "dns busy: query dropped");
         return;
       }
-      void this.serve(msg, "udp").then((reply) => {
+      const local = udp.address();
+      const client = this.clients.clientOf({
+        address: rinfo.address,
+        port: rinfo.port,
+        localAddress: local.address,
+        localPort: local.port,
+        transport: "udp",
+      });
+      if (client === null || !this.clients.startQuery(client, `${rinfo.address}:${rinfo.port}`)) return;
+      void this.serve(msg, "udp", client).then((reply) => {
         if (!reply || !this.udp.has(udp)) return;
         udp.send(reply, rinfo.port, rinfo.address, (err) => {
           if (err) this.log.debug({ err: messageOf(err), to: rinfo.address }, "dns udp send failed");
@@ -199,6 +243,22 @@ export class DnsServer {
       sock.destroy();
       return;
     }
+    const client = this.clients.clientOf({
+      address: sock.remoteAddress ?? "",
+      port: sock.remotePort ?? 0,
+      localAddress: sock.localAddress ?? "",
+      localPort: sock.localPort ?? 0,
+      transport: "tcp",
+    });
+    if (client === null) {
+      sock.destroy();
+      return;
+    }
+    if (!this.clients.startTcp(client)) {
+      sock.destroy();
+      return;
+    }
+    sock.once("close", () => this.clients.tcpDone(client));
     this.connections.add(sock);
     let buffered: Buffer = Buffer.alloc(0);
     let pending = 0;
@@ -214,12 +274,15 @@ export class DnsServer {
         if (buffered.length < 2 + len) break;
         const msg = Buffer.from(buffered.subarray(2, 2 + len));
         buffered = buffered.subarray(2 + len);
-        if (this.inflight >= MAX_INFLIGHT) {
+        if (
+          this.inflight >= MAX_INFLIGHT ||
+          !this.clients.startQuery(client, `${sock.remoteAddress}:${sock.remotePort}`)
+        ) {
           sock.destroy();
           return;
         }
         pending++;
-        void this.serve(msg, "tcp").then((reply) => {
+        void this.serve(msg, "tcp", client).then((reply) => {
           pending--;
           if (sock.destroyed) return;
           if (!reply) {

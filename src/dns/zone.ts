@@ -27,8 +27,12 @@ export interface DnsAddresses {
   readonly v6: readonly string[];
 }
 
-/** The daemon's name table: a bare name (lower case, no domain) to its addresses. */
-export type DnsLookup = (name: string) => DnsAddresses | undefined;
+/**
+ * The daemon's name table: a bare name (lower case, no domain) to its addresses, as the
+ * client asking may see them (client: what the server's admit() said about the asker;
+ * null when the server admits everyone).
+ */
+export type DnsLookup = (name: string, client: string | null) => DnsAddresses | undefined;
 
 export interface Zone {
   /** Lower case, no trailing dot, e.g. "sockswitch.local". */
@@ -63,7 +67,7 @@ export function normalizeDomain(domain: string): string {
   return d;
 }
 
-export function decide(q: Question, zone: Zone): ZoneDecision {
+export function decide(q: Question, zone: Zone, client: string | null = null): ZoneDecision {
   // Labels that are not plain LDH (a '.' inside one, binary bytes) are never ours.
   if (q.labels.length === 0 || !q.labels.every((l) => LABEL.test(l))) return FORWARD;
   const labels = q.labels.map((l) => l.toLowerCase());
@@ -74,7 +78,7 @@ export function decide(q: Question, zone: Zone): ZoneDecision {
   if (!inDomain) {
     if (labels.length !== 1) return FORWARD;
     if (q.qclass !== QCLASS.IN && q.qclass !== QCLASS.ANY) return FORWARD;
-    const addrs = zone.lookup(labels[0] ?? "");
+    const addrs = zone.lookup(labels[0] ?? "", client);
     if (!addrs) return FORWARD;
     // Not our zone (it sits under the root), so no SOA to cite for an empty answer.
     return { ...records(q, addrs, zone.ttl), authoritative: true, authorities: [] };
@@ -91,7 +95,7 @@ export function decide(q: Question, zone: Zone): ZoneDecision {
     }
     return { kind: "answer", rcode: RCODE.NOERROR, authoritative: true, answers: [], authorities: soa };
   }
-  const addrs = rest.length === 1 ? zone.lookup(rest[0] ?? "") : undefined;
+  const addrs = rest.length === 1 ? zone.lookup(rest[0] ?? "", client) : undefined;
   if (!addrs) {
     return { kind: "answer", rcode: RCODE.NXDOMAIN, authoritative: true, answers: [], authorities: soa };
   }

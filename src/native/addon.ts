@@ -88,6 +88,16 @@ export interface AddonConstants {
   readonly __NR_io_uring_register: number;
   /** Syscall number of socketpair(2). */
   readonly __NR_socketpair: number;
+  /** Syscall number of userfaultfd(2). */
+  readonly __NR_userfaultfd: number;
+  /** Syscall number of unshare(2). */
+  readonly __NR_unshare: number;
+  /** Syscall number of clone(2). */
+  readonly __NR_clone: number;
+  /** Syscall number of clone3(2). */
+  readonly __NR_clone3: number;
+  /** Syscall number of ioctl(2). */
+  readonly __NR_ioctl: number;
   /** sizeof(struct seccomp_notif) in the headers the addon was built with. */
   readonly SIZEOF_SECCOMP_NOTIF: number;
   /** sizeof(struct seccomp_notif_resp) in the headers the addon was built with. */
@@ -151,10 +161,25 @@ export interface Addon {
   notifSyncWakeUp(fd: number): number;
   /**
    * One NETLINK_SOCK_DIAG dump (sock_diag(7)) of a family's TCP or UDP sockets whose state is
-   * in the `states` bit mask, as 48-byte records in buf (see native/addon/diag.c): the record
+   * in the `states` bit mask, as 56-byte records in buf (see native/addon/diag.c): the record
    * count, -ENOBUFS when buf is too small, or -errno.
    */
   sockDiag(family: number, protocol: number, states: number, buf: Uint8Array): number;
+  /**
+   * One NETLINK_SOCK_DIAG exact lookup (sock_diag(7)) of the socket with address pair
+   * src:srcPort, dst:dstPort (16-byte addresses in network order, IPv4 in the first 4;
+   * for UDP the kernel looks up as for a datagram from src to dst), written as one 56-byte
+   * record into out: 1 found, 0 no such socket, or -errno. Never blocks.
+   */
+  sockLookup(
+    family: number,
+    protocol: number,
+    src: Uint8Array,
+    srcPort: number,
+    dst: Uint8Array,
+    dstPort: number,
+    out: Uint8Array,
+  ): number;
   /** pidfd_open(2): a close-on-exec pidfd or -errno. */
   pidfdOpen(pid: number, flags: number): number;
   /** pidfd_getfd(2): a close-on-exec copy of the target's fd or -errno. */
@@ -187,6 +212,16 @@ export interface Addon {
   fcntl(fd: number, cmd: number, arg: number): number;
   /** close(2): 0 or -errno. */
   close(fd: number): number;
+  /**
+   * Closes a descriptor the daemon shares with an app without waiting on it for more than
+   * about 2 ms (the app may have made this the last close of a lingering TCP socket, or of
+   * a file): UDP, UNIX, netlink and non-lingering TCP sockets at once (under a watchdog),
+   * lingering TCP sockets and non-sockets on the addon's closer thread
+   * (native/addon/closer.c). 0 or -errno.
+   */
+  closeShared(fd: number): number;
+  /** Descriptors closeShared has queued and not closed yet. */
+  closesPending(): number;
   /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */
   fstat(fd: number, out: Float64Array): number;
   /** flock(2) with LOCK_NB: an exclusive (exclusive = 1) or shared lock; 0, -EWOULDBLOCK when held elsewhere, or -errno. */
@@ -233,6 +268,15 @@ export interface Addon {
   getsockoptBytes(fd: number, level: number, name: number, out: Uint8Array): number;
   /** setsockopt(2) of an option of any shape (all of value): 0 or -errno. */
   setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): number;
+  /**
+   * ioctl(SIOCGSTAMPNS), socket(7): when the kernel received the datagram the socket passed
+   * last, in µs since the epoch (CLOCK_REALTIME), or -errno (ENOENT: none yet). Sets
+   * SOCK_TIMESTAMP on the socket: from then on every receive keeps its datagram's time
+   * (before, the kernel answers the current time). Adds no cmsg to anyone's receives.
+   */
+  recvStampUs(fd: number): number;
+  /** clock_gettime(CLOCK_REALTIME) in µs since the epoch: the clock of recvStampUs. */
+  realtimeUs(): number;
   /** Interrupts the system call thread tid is blocked in (PTRACE_SEIZE + PTRACE_INTERRUPT, wait, PTRACE_DETACH) so the kernel restarts it: 0 or -errno. */
   interruptSyscall(tid: number): number;
   /** kcmp(2): 0 when the two tasks' resources (type: KCMP_FILES 2, KCMP_FILE 0 with fds idx1/idx2) are the same, 1-3 when not, or -errno. */

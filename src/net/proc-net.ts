@@ -16,6 +16,8 @@ export interface KernelSocket {
   readonly remotePort: number;
   readonly state: string;
   readonly inode: number;
+  /** The socket's cookie (SO_COOKIE), when read through sock_diag; 0 from /proc/net. */
+  readonly cookie?: number;
 }
 
 export const TCP_STATES = [

@@ -2,16 +2,18 @@
 // the kernel: the reconcile pass asks only for listening TCP and all UDP sockets, so that a
 // host busy with short connections (hundreds of thousands of TIME_WAIT sockets) costs it
 // nothing. Records come from the addon's sockDiag; the shape is proc-net's KernelSocket.
+// lookupSocket asks the kernel for the one socket at an address pair, now (the addon's
+// sockLookup): what admission checks a recorded client against.
 
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Proto } from "../table/types.js";
-import { formatV4, formatV6, isV4MappedBytes } from "./ip.js";
+import { formatV4, formatV6, type IpAddr, isV4MappedBytes } from "./ip.js";
 import { type KernelSocket, kernelSockets, TCP_STATES } from "./proc-net.js";
 import { AF_INET, AF_INET6 } from "./sockaddr.js";
 
-const RECORD = 48;
+const RECORD = 56;
 const TCP_LISTEN = 10;
 const TCP_TIME_WAIT = 6;
 const ALL_STATES = 0xffffffff;
@@ -24,6 +26,11 @@ function address(family: number, rec: Uint8Array, off: number): string {
   if (family === AF_INET) return formatV4(rec, off);
   const b = rec.subarray(off, off + 16);
   return isV4MappedBytes(b) ? formatV4(b, 12) : formatV6(b);
+}
+
+/** The cookie at offset 48 of a record (exact below 2^53: the kernel counts up from 1). */
+function cookieOf(view: DataView, off: number): number {
+  return view.getUint32(off + 48, true) + view.getUint32(off + 52, true) * 0x100000000;
 }
 
 export class SockDiag {
@@ -56,6 +63,7 @@ export class SockDiag {
           remotePort: view.getUint16(off + 4),
           state: proto === "tcp" ? (TCP_STATES[st] ?? String(st)) : st === 1 ? "CONNECTED" : "BOUND",
           inode: view.getUint32(off + 8, true),
+          cookie: cookieOf(view, off),
         });
       }
     }
@@ -74,6 +82,55 @@ export class SockDiag {
   allButTimeWait(): KernelSocket[] {
     return [...this.dump("tcp", (ALL_STATES & ~(1 << TCP_TIME_WAIT)) >>> 0), ...this.dump("udp", ALL_STATES)];
   }
+}
+
+/** One socket as the kernel's exact lookup found it. */
+export interface FoundSocket {
+  readonly inode: number;
+  readonly cookie: number;
+}
+
+const found = new Uint8Array(RECORD);
+const foundView = new DataView(found.buffer);
+const src = new Uint8Array(16);
+const dst = new Uint8Array(16);
+
+/** An address as sock_diag wants it: 16 bytes, IPv4 in the first 4. */
+function put(out: Uint8Array, ip: IpAddr): void {
+  out.fill(0);
+  out.set(ip.bytes);
+}
+
+/**
+ * The socket of this host whose own address is `local` and which talks to `remote` (TCP:
+ * the connection local → remote, in any state but listening; UDP: the socket a datagram
+ * from remote to local reaches, connected or bound), or null when there is none now;
+ * -errno when the kernel cannot be asked. Both addresses of one family (IPv4 for an
+ * IPv4-mapped socket). sock_diag(7), an exact lookup (no dump); no allocation.
+ */
+export function lookupSocket(
+  addon: Addon,
+  proto: Proto,
+  local: IpAddr,
+  localPort: number,
+  remote: IpAddr,
+  remotePort: number,
+): FoundSocket | null | number {
+  const family = local.family === 4 ? AF_INET : AF_INET6;
+  let r: number;
+  if (proto === "tcp") {
+    put(src, local);
+    put(dst, remote);
+    r = addon.sockLookup(family, IPPROTO_TCP, src, localPort, dst, remotePort, found);
+  } else {
+    // udp_diag looks a socket up as for a packet: from idiag_src to idiag_dst.
+    put(src, remote);
+    put(dst, local);
+    r = addon.sockLookup(family, IPPROTO_UDP, src, remotePort, dst, localPort, found);
+  }
+  if (r < 0) return r;
+  if (r === 0) return null;
+  return { inode: foundView.getUint32(8, true), cookie: cookieOf(foundView, 0) };
 }
 
 /** The two lists the daemon reads, whichever way this kernel offers them. */

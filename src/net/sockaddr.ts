@@ -10,6 +10,7 @@ export const AF_UNSPEC = 0;
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const AF_NETLINK = 16;
 export const AF_PACKET = 17;
 export const SOCKADDR_IN_LEN = 16;
 export const SOCKADDR_IN6_LEN = 28;

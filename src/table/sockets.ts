@@ -63,7 +63,40 @@ export interface Source {
   readonly local: VAddr;
   /** What the client dialed: a virtual ip:port, or the real destination for egress. */
   readonly peer: VAddr;
+  /**
+   * The client socket's cookie (SO_COOKIE: unique while the host runs), which admission
+   * compares with the socket the kernel finds at this address now; 0 when unknown.
+   */
+  readonly cookie: number;
+  /** Its inode, where no cookie was known (a record rebuilt from /proc/net); else 0. */
+  readonly inode?: number;
+  /**
+   * Earlier records of other sockets on the same host address that may still be
+   * connected elsewhere (connect() shares a local port between destinations), newest first.
+   */
+  previous?: Source;
+  /**
+   * When the app exited (ms since the epoch): the record is retired. It still names what
+   * its socket sent before it was gone and a server reads later (admission.ts), it routes
+   * nothing (replies to it reach nobody, as the kernel's would), and it is forgotten
+   * RETIRED_MS later (daemon/apps.ts). Unset while the app runs.
+   */
+  retiredAt?: number;
+  /**
+   * UDP: a time (µs since the epoch, CLOCK_REALTIME, the clock of the kernel's receive
+   * timestamps) at or before which the socket took its host address, and one at or after
+   * which it still held it (its last send through the daemon, or the last time the kernel
+   * found it there). A datagram from that address that the kernel received between the two
+   * came from this socket, even once it is gone (admission.ts). Unset: unknown.
+   */
+  heldSince?: number;
+  heldUntil?: number;
 }
+
+/** Earlier records kept behind a source (see Source.previous). */
+const PREVIOUS_MAX = 3;
+/** How many host keys may hold the sender of a datagram (see datagramCandidate). */
+export const DATAGRAM_CANDIDATES = 3;
 
 function hostKey(proto: Proto, ip: string, port: number): string {
   return `${proto}|${ip}|${port}`;
@@ -83,8 +116,8 @@ export class SocketRegistry {
   private readonly byApp = new Map<string, Set<string>>();
   /** app|proto|virtual port → host keys of its bindings (bind looks there for conflicts). */
   private readonly byPort = new Map<string, Set<string>>();
-  /** Client records of exited apps (key → when), kept for a while: see removeApp. */
-  private readonly retired = new Map<string, number>();
+  /** Host keys whose records (or earlier records behind them) are retired: see removeApp. */
+  private readonly retired = new Set<string>();
   /** UDP bindings connect()ed to a peer, by virtual port|peer ip|peer port. */
   private readonly byConnectedPeer = new Map<string, Set<Binding>>();
 
@@ -188,6 +221,11 @@ export class SocketRegistry {
     return out;
   }
 
+  /** How many host addresses the app's sockets are bound to (its host ports). */
+  countOf(appId: string): number {
+    return this.byApp.get(appId)?.size ?? 0;
+  }
+
   bindingsOf(appId: string): Binding[] {
     const out: Binding[] = [];
     for (const key of this.byApp.get(appId) ?? []) {
@@ -204,8 +242,20 @@ export class SocketRegistry {
   addSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
     const key = hostKey(proto, hostIp, hostPort);
     const previous = this.sources.get(key);
-    if (previous) this.unindexSource(proto, previous, key);
-    this.retired.delete(key);
+    if (previous) {
+      this.unindexSource(proto, previous, key);
+      if (previous.cookie !== s.cookie || previous.cookie === 0) {
+        s.previous = previous;
+        let last: Source = s;
+        for (let depth = 0; depth < PREVIOUS_MAX && last.previous; depth++) last = last.previous;
+        last.previous = undefined;
+      } else {
+        // The same socket again (a UDP socket is recorded at each send): it has held the
+        // address since its first record.
+        s.previous = previous.previous;
+        if (previous.heldSince !== undefined) s.heldSince = previous.heldSince;
+      }
+    }
     this.sources.set(key, s);
     this.byVirtual.set(hostKey(proto, s.local.ip, s.local.port), { ip: hostIp, port: hostPort });
   }
@@ -215,34 +265,69 @@ export class SocketRegistry {
   }
 
   /**
+   * Forgets record s at host ip:port (its socket is gone): the current record, or one of
+   * the earlier ones behind it.
+   */
+  removeSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {
+    const key = hostKey(proto, hostIp, hostPort);
+    const current = this.sources.get(key);
+    if (current === s) {
+      this.unindexSource(proto, s, key);
+      const next = s.previous;
+      if (next) {
+        this.sources.set(key, next);
+        this.byVirtual.set(hostKey(proto, next.local.ip, next.local.port), { ip: hostIp, port: hostPort });
+      } else this.sources.delete(key);
+      return;
+    }
+    for (let r = current; r; r = r.previous) {
+      if (r.previous === s) {
+        r.previous = s.previous;
+        return;
+      }
+    }
+  }
+
+  /**
    * The source of a datagram from host ip:port: the record of that address, or of the
    * wildcard address on the same port (an unbound UDP socket that the kernel autobound).
    */
   sourceOfDatagram(hostIp: string, hostPort: number): Source | undefined {
-    // The socket at that exact address, else one bound to the wildcard of the family; from
-    // an IPv6 address only an AF_INET6 socket can have sent it (bound to `::`). A record of
-    // an exited app yields to a live one: the port may have been taken again since (a
-    // specific address and the wildcard of one port cannot both be held by live sockets
-    // without SO_REUSEADDR, so the live one is the sender).
-    const keys = [hostKey("udp", hostIp, hostPort)];
-    if (!hostIp.includes(":")) keys.push(hostKey("udp", "0.0.0.0", hostPort));
-    keys.push(hostKey("udp", "::", hostPort));
+    // A record of an exited app yields to a live one: the port may have been taken again
+    // since (a specific address and the wildcard of one port cannot both be held by live
+    // sockets without SO_REUSEADDR, so the live one is the sender).
     let retired: Source | undefined;
-    for (const key of keys) {
-      const found = this.sources.get(key);
+    for (let i = 0; i < DATAGRAM_CANDIDATES; i++) {
+      const found = this.datagramCandidate(hostIp, hostPort, i);
       if (!found) continue;
-      if (!this.retired.has(key)) return found;
+      if (found.retiredAt === undefined) return found;
       retired ??= found;
     }
     return retired;
   }
 
-  /** The host address of a client socket that an app sees as virtual ip:port (UDP replies). */
+  /**
+   * The records that may have sent a datagram from host ip:port, candidate i of
+   * DATAGRAM_CANDIDATES (each with the earlier records behind it): 0 the socket at that
+   * exact address, 1 one bound to the IPv4 wildcard, 2 one bound to `::` (from an IPv6
+   * address only an AF_INET6 socket can have sent it). No allocation but the key.
+   */
+  datagramCandidate(hostIp: string, hostPort: number, i: number): Source | undefined {
+    if (i === 0) return this.sources.get(hostKey("udp", hostIp, hostPort));
+    if (i === 1)
+      return hostIp.includes(":") ? undefined : this.sources.get(hostKey("udp", "0.0.0.0", hostPort));
+    return this.sources.get(hostKey("udp", "::", hostPort));
+  }
+
+  /**
+   * The host address of a client socket that an app sees as virtual ip:port (UDP replies).
+   * Not a retired record's: its app is gone, and its host port may be anyone's by now.
+   */
   hostOfSource(proto: Proto, ip: string, port: number): { host: VAddr; source: Source } | undefined {
     const host = this.byVirtual.get(hostKey(proto, ip, port));
     if (!host) return undefined;
     const source = this.sources.get(hostKey(proto, host.ip, host.port));
-    return source ? { host, source } : undefined;
+    return source && source.retiredAt === undefined ? { host, source } : undefined;
   }
 
   private unindexSource(proto: Proto, s: Source, key: string): void {
@@ -259,28 +344,39 @@ export class SocketRegistry {
    * Forgets an app's bindings (its sockets are gone: it exited); returns them. Its client
    * records stay, retired at `now` (ms), so that what its sockets sent before the exit and is
    * still queued at a server (datagrams, a connection not yet accepted) is still known as
-   * its: the kernel delivers that traffic too. forgetRetired drops them later.
+   * its: the kernel delivers that traffic too (admission.ts decides what a retired record
+   * may still name). forgetRetired drops them later.
    */
   removeApp(appId: string, now: number): Binding[] {
     this.udpClients.removeApp(appId);
     const removed = this.bindingsOf(appId);
     for (const b of removed) this.removeBinding(b);
     this.byApp.delete(appId);
-    for (const [key, s] of this.sources) if (s.appId === appId) this.retired.set(key, now);
+    for (const [key, first] of this.sources) {
+      for (let r: Source | undefined = first; r; r = r.previous) {
+        if (r.appId !== appId || r.retiredAt !== undefined) continue;
+        r.retiredAt = now;
+        this.retired.add(key);
+      }
+    }
     return removed;
   }
 
   /** Drops the client records retired before `before` (ms); returns how many. */
   forgetRetired(before: number): number {
     let n = 0;
-    for (const [key, at] of this.retired) {
-      if (at >= before) continue;
-      this.retired.delete(key);
-      const s = this.sources.get(key);
-      if (!s) continue;
-      this.unindexSource(key.slice(0, key.indexOf("|")) as Proto, s, key);
-      this.sources.delete(key);
-      n++;
+    for (const key of this.retired) {
+      let left = false;
+      const [proto, ip, port] = key.split("|") as [Proto, string, string];
+      for (let r = this.sources.get(key); r; r = r.previous) {
+        if (r.retiredAt === undefined) continue;
+        if (r.retiredAt >= before) left = true;
+        else {
+          this.removeSource(proto, ip, Number(port), r);
+          n++;
+        }
+      }
+      if (!left) this.retired.delete(key);
     }
     return n;
   }

@@ -5,7 +5,7 @@
 // would in the kernel. Listeners of other families (UNIX) are accepted the same way, their
 // peer's address written as the kernel has it.
 
-import type { Binding } from "../table/sockets.js";
+import type { Binding, Source, VAddr } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
 import {
   domainOf,
@@ -23,6 +23,7 @@ import {
   SOL_SOCKET,
   virtualPeer,
 } from "./addresses.js";
+import { liveSource } from "./admission.js";
 import type { Notification } from "./notification.js";
 import { type AppSession, READABLE } from "./session.js";
 
@@ -48,12 +49,21 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
 
     const tryAccept = (): boolean => {
       let conn: number;
+      let peer: VAddr | null = null;
+      let local: VAddr | null = null;
+      let src: Source | undefined;
       for (;;) {
         conn = a.accept4(dup, flags & SOCK_NONBLOCK);
         if (conn < 0) break;
         listener ??= inet ? listenerOf(s, dup) : OTHER;
-        if (admitted(s, listener.binding, conn)) break;
-        a.close(conn); // not a managed client: refused (reset), and the app never sees it
+        if (!inet) break; // no records: anyone may come in
+        peer = hostName(s, conn, true);
+        local = hostName(s, conn, false);
+        src = peer && local ? liveSource(s.host, listener.proto, peer, local) : undefined;
+        if (admitted(s, listener.binding, peer, src)) break;
+        // Not a managed client: refused with a reset, and the app never sees it.
+        a.setsockoptBytes(conn, SOL_SOCKET, SO_LINGER, LINGER_RESET);
+        a.close(conn);
       }
       if (conn === -E.EAGAIN) return false;
       if (conn < 0) {
@@ -65,26 +75,24 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
         const w =
           len < 0 ? len : s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, Math.min(len, s.outBuf.length));
         if (w < 0) {
-          a.close(conn);
+          a.closeShared(conn);
           s.fail(n, -w);
           return true;
         }
       } else if (addrPtr !== 0) {
-        const peer = hostName(s, conn, true);
-        const local = hostName(s, conn, false);
         const v =
           peer && listener
-            ? virtualPeer(s, listener.proto, local, peer)
+            ? peerName(s, listener.proto, local, peer, src)
             : { ip: domain === 2 ? "0.0.0.0" : "::", port: 0 };
         const w = s.writeSockaddr(n, addrPtr, lenPtr, s.outBuf, encodeFor(s, domain, v));
         if (w < 0) {
-          a.close(conn);
+          a.closeShared(conn);
           s.fail(n, -w);
           return true;
         }
       }
       const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, conn, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
-      a.close(conn);
+      a.closeShared(conn); // the app holds it now, and may make ours the last close
       if (r === -E.ENOENT)
         s.host.log.warn(
           { app: s.app.id },
@@ -100,9 +108,13 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     owned = false;
     s.wait(n, dup, READABLE, tryAccept);
   } finally {
-    if (owned) a.close(dup);
+    if (owned) a.closeShared(dup);
   }
 }
+
+const SO_LINGER = 13;
+/** struct linger { l_onoff = 1, l_linger = 0 }: close() resets the connection. */
+const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 interface Listener {
   readonly proto: Proto;
@@ -119,23 +131,39 @@ function listenerOf(s: AppSession, fd: number): Listener {
   return { proto, binding: name ? s.host.sockets.binding(proto, name.ip, name.port) : undefined };
 }
 
-const SO_LINGER = 13;
-/** struct linger { l_onoff = 1, l_linger = 0 }: close() resets the connection. */
-const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+/**
+ * What the app sees as the peer: a managed client's virtual address (its live record);
+ * a peer at an address whose record belongs to another socket is shown as it is, never
+ * as the recorded app; anything else as virtualPeer names it (another node's client).
+ */
+function peerName(
+  s: AppSession,
+  proto: Proto,
+  local: VAddr | null,
+  peer: VAddr,
+  src: Source | undefined,
+): VAddr {
+  if (src) return src.local;
+  if (s.host.sockets.source(proto, peer.ip, peer.port)) return peer;
+  return virtualPeer(s, proto, local, peer);
+}
 
 /**
  * Pool ports are where managed services really listen, on the node's address: only a
- * managed client that connected through sockswitch (a recorded source on this node, or a
- * peer in another node's published client-port range) may come in, and a
- * private loopback listener admits only its own app. --expose ports and sockets the daemon
- * has no record of (not bound through sockswitch) admit anyone. A refused connection is
- * reset; the app never sees it.
+ * managed client whose connection this is (src: the live record of its client socket,
+ * see admission.ts; or a peer in another node's published client-port range) may come
+ * in, and a private loopback listener admits only its own app. --expose ports and sockets
+ * the daemon has no record of (not bound through sockswitch) admit anyone. A refused
+ * connection is reset; the app never sees it.
  */
-function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean {
+function admitted(
+  s: AppSession,
+  b: Binding | undefined,
+  peer: VAddr | null,
+  src: Source | undefined,
+): boolean {
   if (!b || b.exposed) return true;
-  const peer = hostName(s, conn, true);
   if (!peer) return true; // already gone: let the app see what the kernel says
-  const src = s.host.sockets.source(b.proto, peer.ip, peer.port);
   if (src && (!b.loopback || src.appId === s.app.id)) return true;
   // A managed client on another node: its node's IP and a port of the node's published
   // client-port range (its app's block is in there).
@@ -151,6 +179,5 @@ function admitted(s: AppSession, b: Binding | undefined, conn: number): boolean 
     { app: s.app.id, listener: `${b.hostIp}:${b.hostPort}`, peer: `${peer.ip}:${peer.port}` },
     "connection to a managed listener from an unmanaged peer refused",
   );
-  s.host.addon.setsockoptBytes(conn, SOL_SOCKET, SO_LINGER, LINGER_RESET);
   return false;
 }

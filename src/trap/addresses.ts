@@ -5,7 +5,7 @@
 import { constants } from "node:os";
 import { type IpAddr, isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6, encodeSockaddr, readKernelSockaddr } from "../net/sockaddr.js";
-import type { VAddr } from "../table/sockets.js";
+import type { Source, VAddr } from "../table/sockets.js";
 import type { App, Proto } from "../table/types.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
@@ -123,12 +123,12 @@ export function virtualPeer(s: AppSession, proto: Proto, local: VAddr | null, pe
 
 /**
  * What an app sees as the sender of a datagram from host address `from`: the virtual
- * address of a managed socket bound there (a server), of a managed client socket there,
- * or `from` itself for an unmanaged sender.
+ * address of the managed client socket that sent it (src, as admission.ts's checkSender
+ * found it; null: none), of a managed socket bound there (a server), or `from` itself for
+ * an unmanaged sender.
  */
-export function virtualSource(s: AppSession, from: VAddr): VAddr {
+export function virtualSource(s: AppSession, from: VAddr, src: Source | null): VAddr {
   const reg = s.host.sockets;
-  const src = reg.sourceOfDatagram(from.ip, from.port);
   if (src) return src.local;
   const b = reg.bindingAt("udp", from.ip, from.port);
   if (b) {
@@ -144,11 +144,14 @@ export function virtualSource(s: AppSession, from: VAddr): VAddr {
   return remote ? { ip: appIp(remote, ipOf(from.ip).family), port: from.port } : from;
 }
 
-/** True when a datagram from host address `from` comes from a socket sockswitch made. */
-export function isManagedSender(s: AppSession, from: VAddr): boolean {
+/**
+ * True when a datagram from host address `from` comes from a socket sockswitch made: a
+ * bound one, or the client socket of record src (admission.ts's checkSender; null: none).
+ */
+export function isManagedSender(s: AppSession, from: VAddr, src: Source | null): boolean {
   const reg = s.host.sockets;
   if (reg.bindingAt("udp", from.ip, from.port) !== undefined) return true;
-  if (reg.sourceOfDatagram(from.ip, from.port) !== undefined) return true;
+  if (src !== null) return true;
   if (s.host.isLocalAddress(from.ip)) return false;
   const t = s.host.table;
   return t.isRemoteManaged(from.ip, from.port) || t.serviceAtHost("udp", from.ip, from.port) !== undefined;

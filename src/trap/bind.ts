@@ -42,6 +42,6 @@ export function handleBind(s: AppSession, n: Notification): void {
     const proto = protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE));
     s.settle(n, bindVirtual(s, n.pid, dup, domain, proto, stat[1] as number, s.addrBuf, len, d.ip));
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

@@ -26,7 +26,9 @@ import {
   SO_REUSEPORT,
   SOL_SOCKET,
 } from "./addresses.js";
+import { keepReceiveTimes } from "./admission.js";
 import type { TrapHost } from "./host.js";
+import { mayTakePort } from "./limits.js";
 import { rerouteUdpClients } from "./reroute.js";
 import type { AppSession } from "./session.js";
 import { closeShadow, shadowBind, shadowListen } from "./shadow.js";
@@ -61,6 +63,10 @@ export function bindVirtual(
   const wildcard = isUnspecified(vip.text);
   const loopback = !wildcard && isLoopback(vip.text);
   const v6only = domain === AF_INET6 && a.getsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY) === 1;
+  if (!mayTakePort(s)) {
+    closeShadow(s.host, shadow.fd);
+    return -E.EADDRINUSE;
+  }
   const rule = loopback ? undefined : app.expose.find((e) => e.appPort === vport);
   // An --expose on another node's IP: this node serves it on its own node IP, and the
   // ingress gateway of that node forwards to it.
@@ -104,6 +110,7 @@ export function bindVirtual(
   };
   host.sockets.addBinding(binding);
   if (proto === "udp") {
+    keepReceiveTimes(host, fd); // for admission of datagrams whose sender is gone (admission.ts)
     publish(s, binding);
     rerouteServed(host, binding);
   }

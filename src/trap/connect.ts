@@ -15,6 +15,7 @@ import {
   SO_TYPE,
   SOL_SOCKET,
 } from "./addresses.js";
+import { keepReceiveTimes, socketCookie } from "./admission.js";
 import { publish, rerouteServed, unpublish } from "./binding.js";
 import { continueOther } from "./continue.js";
 import type { Notification } from "./notification.js";
@@ -55,9 +56,10 @@ export function handleConnect(s: AppSession, n: Notification): void {
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;
     if (blocking) a.fcntl(dup, F_SETFL, flags | O_NONBLOCK);
+    const since = Date.now() * 1000; // before the connect that may bind it (rounded down)
     const c = a.connect(dup, s.outBuf, hostLen);
     if (blocking) a.fcntl(dup, F_SETFL, flags);
-    if (c === 0 || c === -E.EINPROGRESS) connected(s, dup, domain, proto, route, bound);
+    if (c === 0 || c === -E.EINPROGRESS) connected(s, dup, domain, proto, route, bound, since);
     if (blocking && (c === -E.EINPROGRESS || c === -E.EALREADY)) {
       // On this host (loopback, the node's own address) the handshake is usually done by
       // the time connect() returns: answer at once, without a trip through the event loop.
@@ -76,7 +78,7 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (blocking && c < 0) disconnect(s, dup);
     s.settle(n, c);
   } finally {
-    if (owned) a.close(dup);
+    if (owned) a.closeShared(dup);
   }
 }
 
@@ -111,8 +113,9 @@ function connected(
   proto: Proto,
   route: Exclude<Route, number>,
   bound: Binding | undefined,
+  since: number,
 ): void {
-  const source = recordSource(s, fd, proto, route.dialed, bound);
+  const source = recordSource(s, fd, proto, route.dialed, bound, since);
   if (proto !== "udp") return;
   if (bound && bound.appId === s.app.id && bound.connectedTo === null) {
     unpublish(s.host, bound);
@@ -134,21 +137,35 @@ function connected(
 
 const fstatBuf = new Float64Array(3);
 
-/** Records the client socket at fd's host address: its virtual local address and what it dialed. */
+/**
+ * Records the client socket at fd's host address: its virtual local address, what it
+ * dialed, its cookie, and for UDP (admission.ts) since when and until when it is known to
+ * hold the address: `since` (µs since the epoch) was read before the connect or send that
+ * may have bound it, and the time now (after it) extends the hold.
+ */
 export function recordSource(
   s: AppSession,
   fd: number,
   proto: Proto,
   dialed: SockAddr,
-  bound?: Binding,
+  bound: Binding | undefined,
+  since: number,
 ): { host: VAddr; local: VAddr } | null {
   const host = hostName(s, fd, false);
   if (!host) return null;
   const local = clientAddress(s, bound, host, dialed);
+  const cookie = socketCookie(s.host, fd);
+  const udp = proto === "udp";
+  // A socket recorded for the first time keeps its datagrams' receive times from now on.
+  if (udp && s.host.sockets.source(proto, host.ip, host.port)?.cookie !== cookie)
+    keepReceiveTimes(s.host, fd);
   s.host.sockets.addSource(proto, host.ip, host.port, {
     appId: s.app.id,
     local,
     peer: { ip: dialed.ip.text, port: dialed.port },
+    cookie,
+    heldSince: udp ? since : undefined,
+    heldUntil: udp ? s.host.addon.realtimeUs() : undefined,
   });
   return { host, local };
 }

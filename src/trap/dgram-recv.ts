@@ -6,7 +6,7 @@
 // ask for no address, and calls on TCP or UNIX sockets, are left to the kernel.
 
 import { readKernelSockaddr } from "../net/sockaddr.js";
-import type { VAddr } from "../table/sockets.js";
+import type { Source, VAddr } from "../table/sockets.js";
 import {
   domainOf,
   E,
@@ -21,6 +21,7 @@ import {
   SOL_SOCKET,
   virtualSource,
 } from "./addresses.js";
+import { checkSender } from "./admission.js";
 import {
   MAX_CONTROL,
   MAX_DATAGRAM,
@@ -68,7 +69,7 @@ function takeUdp(s: AppSession, n: Notification): { dup: number; domain: number 
   const a = s.host.addon;
   const domain = domainOf(s, dup);
   if (domain < 0 || !isInet(domain) || protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) !== "udp") {
-    a.close(dup);
+    a.closeShared(dup);
     return domain < 0 ? domain : null;
   }
   return { dup, domain };
@@ -87,6 +88,7 @@ function receive(
   const a = s.host.addon;
   let r: number;
   let from: ReturnType<typeof readKernelSockaddr>;
+  let src: Source | null = null;
   for (let tries = 0; ; tries++) {
     r = a.recvmsg(
       dup,
@@ -98,28 +100,32 @@ function receive(
     );
     if (r < 0) return r;
     from = readKernelSockaddr(name, info[0] as number);
+    // The client record that names the sender: its socket's now, or when the kernel
+    // received the datagram (admission.ts); null: none does.
+    const local = from === null ? null : hostName(s, dup, false);
+    src = from !== null && local !== null ? checkSender(s.host, dup, local, from) : null;
     // A pool port admits only managed senders: an unmanaged datagram is dropped, unseen.
-    if (from === null || (flags & (MSG_PEEK | MSG_ERRQUEUE)) !== 0 || admits(s, dup, from)) break;
+    if (from === null || (flags & (MSG_PEEK | MSG_ERRQUEUE)) !== 0 || admits(s, local, from, src)) break;
     s.host.log.debug(
       { app: s.app.id, from: `${from.ip}:${from.port}` },
       "datagram from an unmanaged sender dropped",
     );
     if (tries >= 64) return -E.EAGAIN;
   }
-  const nameLen = from ? encodeFor(s, domain, virtualSource(s, from)) : 0;
+  const nameLen = from ? encodeFor(s, domain, virtualSource(s, from, src)) : 0;
   const w = deliver({ bytes: r, nameLen, controlLen: info[1] as number, flags: info[2] as number });
   return w < 0 ? w : r;
 }
 
 /**
  * Whether a datagram from `from` may reach the app: anything for a socket not on a pool
- * port (an --expose port, an autobound client); on a pool port, only managed senders and
- * the unmanaged peers this socket itself sent to (replies to its egress traffic).
+ * port (an --expose port, an autobound client); on a pool port, only managed senders (src:
+ * the client record that names it, see checkSender) and the unmanaged peers this socket
+ * itself sent to (replies to its egress traffic).
  */
-function admits(s: AppSession, dup: number, from: VAddr): boolean {
-  const local = hostName(s, dup, false);
+function admits(s: AppSession, local: VAddr | null, from: VAddr, src: Source | null): boolean {
   const b = local ? s.host.sockets.binding("udp", local.ip, local.port) : undefined;
-  if (!b || b.exposed || isManagedSender(s, from)) return true;
+  if (!b || b.exposed || isManagedSender(s, from, src)) return true;
   return b.egressPeers?.has(`${from.ip}|${from.port}`) === true;
 }
 
@@ -150,7 +156,7 @@ function receiveAndAnswer(
   const blocking = (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) === 0 && fl >= 0 && (fl & O_NONBLOCK) === 0;
   if (r !== -E.EAGAIN || !blocking) {
     finish(r);
-    a.close(dup);
+    a.closeShared(dup);
     return;
   }
   s.wait(

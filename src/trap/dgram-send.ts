@@ -63,7 +63,7 @@ function takeInet(
   const a = s.host.addon;
   const domain = domainOf(s, dup);
   if (domain < 0 || !isInet(domain)) {
-    a.close(dup);
+    a.closeShared(dup);
     return domain < 0 ? domain : null;
   }
   return { dup, domain, proto: protoOf(a.getsockoptInt(dup, SOL_SOCKET, SO_TYPE)) };
@@ -107,9 +107,10 @@ function sendOne(
   }
   if (route.drop) return m.data.length;
   const hostLen = encodeFor(s, domain, route.host);
+  const since = Date.now() * 1000; // before the send that may bind it (rounded down)
   const sent = a.sendmsg(dup, m.data, m.data.length, s.outBuf, hostLen, m.control, m.control.length, flags);
   // Who sent it, as the receiver must see it (the kernel picks the source per datagram).
-  if (sent >= 0) recordSource(s, dup, "udp", route.dialed, bound);
+  if (sent >= 0) recordSource(s, dup, "udp", route.dialed, bound, since);
   // Egress from a socket on a pool port: its replies are admitted (see dgram-recv.ts).
   if (sent >= 0 && local && !route.loopback && !s.host.table.isVirtual(d.ip.text)) {
     const b = s.host.sockets.binding("udp", local.ip, local.port);
@@ -134,7 +135,7 @@ function sendAndAnswer(
 ) {
   const r = sendOne(s, n, dup, domain, m, flags);
   if (r !== -E.EAGAIN || !isBlocking(s, dup, flags)) {
-    s.host.addon.close(dup);
+    s.host.addon.closeShared(dup);
     return s.settle(n, r);
   }
   s.wait(n, dup, WRITABLE, () => {
@@ -157,13 +158,13 @@ export function handleSendto(s: AppSession, n: Notification): void {
   const len = n.ptr(2);
   if (t.proto === "tcp") return streamSend(s, n, t.dup, [{ base: n.ptr(1), len }], EMPTY, flags);
   if (len > MAX_DATAGRAM) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return s.fail(n, E.EMSGSIZE);
   }
   const data = new Uint8Array(len);
   const r = s.read(n, n.ptr(1), data, len);
   if (r < 0 || !s.idValid(n)) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return r < 0 ? s.fail(n, -r) : undefined;
   }
   sendAndAnswer(
@@ -196,27 +197,27 @@ export function handleSendmsg(s: AppSession, n: Notification): void {
   if (typeof t === "number") return s.fail(n, -t);
   const m = readMsgHdr(s, n, n.ptr(1));
   if (typeof m === "number") {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return s.fail(n, -m);
   }
   if (m.name === 0 && s.host.guard?.available) {
     // No destination, and the kernel guard refuses any the app could write in meanwhile
     // (continue.ts): the kernel may send it, which costs less than carrying it out here.
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return s.cont(n);
   }
   if (t.proto === "tcp") {
     const iovs = readIovecs(s, n, m);
     const control = typeof iovs === "number" ? iovs : readControl(s, n, m);
     if (typeof iovs === "number" || typeof control === "number") {
-      s.host.addon.close(t.dup);
+      s.host.addon.closeShared(t.dup);
       return s.fail(n, -(typeof iovs === "number" ? iovs : (control as number)));
     }
     return streamSend(s, n, t.dup, iovs, control, flags);
   }
   const out = outgoing(s, n, m);
   if (typeof out === "number" || !s.idValid(n)) {
-    s.host.addon.close(t.dup);
+    s.host.addon.closeShared(t.dup);
     return typeof out === "number" ? s.fail(n, -out) : undefined;
   }
   sendAndAnswer(s, n, t.dup, t.domain, out, flags);
@@ -257,7 +258,7 @@ export function handleSendmmsg(s: AppSession, n: Notification): void {
     sent++;
     if (typeof out !== "number" && r < out.data.length) break;
   }
-  a.close(t.dup);
+  a.closeShared(t.dup);
   // Like the kernel: the count if anything was sent, else the first error.
   s.settle(n, sent > 0 ? sent : err);
 }

@@ -2,15 +2,28 @@
 // It is assembled here, not in C, so that what is trapped is decided in one place; the
 // daemon sends it to the launcher in the handshake and the launcher installs it verbatim.
 //
-// Trapped (SECCOMP_RET_USER_NOTIF): socket() for AF_INET, AF_INET6 and AF_PACKET (by
-// argument, so UNIX sockets and netlink never reach the daemon), bind, listen, connect,
-// accept, accept4, getsockname, getpeername; sendto and recvfrom only when they carry an
-// address (a UDP datagram to or from a virtual address) or MSG_FASTOPEN (TCP Fast Open
-// connects without connect()); sendmsg, sendmmsg, recvmsg and recvmmsg always, since their
-// address is inside struct msghdr where BPF cannot look. setns, ptrace, process_vm_readv,
-// process_vm_writev and pidfd_getfd are refused with EPERM. io_uring is refused with
-// ENOSYS: its socket operations would bypass the trap. Syscalls of another architecture
-// (i386, x32) kill the process: they would reach the network through other numbers.
+// Trapped (SECCOMP_RET_USER_NOTIF): socket() for AF_INET and AF_INET6 (by argument),
+// bind, listen, connect, accept, accept4, getsockname, getpeername; sendto and recvfrom
+// only when they carry an address (a UDP datagram to or from a virtual address) or
+// MSG_FASTOPEN (TCP Fast Open connects without connect()); sendmsg, sendmmsg, recvmsg and
+// recvmmsg always, since their address is inside struct msghdr where BPF cannot look.
+//
+// socket() and socketpair() families are an allowlist (SOCKET_FAMILIES): besides the two
+// the daemon carries out, only AF_UNIX and AF_NETLINK reach the kernel, both scoped to the
+// app's own network namespace or its host's filesystem; every other family gets
+// EAFNOSUPPORT, the kernel's answer for a family it does not have (socket(2)).
+//
+// setns, ptrace, process_vm_readv, process_vm_writev and pidfd_getfd are refused with
+// EPERM. So are the ways to make memory whose page faults wait on a process:
+// userfaultfd(2) and /dev/userfaultfd, and a new user namespace (how an unprivileged
+// process mounts FUSE). The daemon reads and writes app memory with process_vm_readv/writev
+// on its only thread, and a fault there would stop it (clone3 gets ENOSYS, since its flags
+// are in memory BPF cannot read; libc then falls back to clone).
+// io_uring is refused with ENOSYS: its socket operations would bypass the trap. Syscalls
+// of another architecture (i386, x32) kill the process: they would reach the network
+// through other numbers.
+
+import { AF_INET, AF_INET6, AF_NETLINK, AF_UNIX } from "../net/sockaddr.js";
 
 export interface FilterConstants {
   readonly auditArch: number;
@@ -35,7 +48,30 @@ export const SECCOMP_RET_ALLOW = 0x7fff0000;
 const X32_SYSCALL_BIT = 0x40000000;
 const ENOSYS = 38;
 const EPERM = 1;
+const EOPNOTSUPP = 95;
+const EAFNOSUPPORT = 97;
 const MSG_FASTOPEN = 0x20000000;
+const CLONE_NEWUSER = 0x10000000;
+/** ioctl(2) on /dev/userfaultfd that makes a userfaultfd (_IO(0xAA, 0x00), Linux 6.1). */
+const USERFAULTFD_IOC_NEW = 0xaa00;
+
+/**
+ * socket(2) families and what the filter does with them; any other family fails with
+ * EAFNOSUPPORT. AF_INET and AF_INET6 are carried out by the daemon on host sockets.
+ * AF_UNIX: abstract names belong to the network namespace, filesystem names to the host's
+ * files (unix(7)); nothing leaves the host. AF_NETLINK: every netlink socket belongs to
+ * the network namespace it was made in (netlink(7)), the app's own, empty one, and
+ * families not made for namespaces answer only in the host's initial one. Refused, among
+ * others: AF_PACKET (raw frames), AF_VSOCK (the hypervisor and other VMs: not namespaced
+ * at all), AF_BLUETOOTH, AF_CAN, AF_XDP, AF_KEY, AF_TIPC, AF_RDS, AF_SMC, AF_ALG (the
+ * kernel's crypto API, not networking, refused as attack surface).
+ */
+export const SOCKET_FAMILIES: Readonly<Record<number, "notify" | "allow">> = {
+  [AF_INET]: "notify",
+  [AF_INET6]: "notify",
+  [AF_UNIX]: "allow",
+  [AF_NETLINK]: "allow",
+};
 
 const OFF_NR = 0;
 const OFF_ARCH = 4;
@@ -76,6 +112,7 @@ export function buildFilter(c: FilterConstants): Buffer {
     ld(OFF_NR),
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
+    jeq(nr("socketpair"), "socketpair"),
     ...(c.socketOnly
       ? []
       : [
@@ -91,13 +128,31 @@ export function buildFilter(c: FilterConstants): Buffer {
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),
     jeq(nr("io_uring_register"), "enosys"),
+    jeq(nr("userfaultfd"), "eperm"),
+    jeq(nr("clone3"), "enosys"),
+    jeq(nr("unshare"), "newuser"),
+    jeq(nr("clone"), "newuser"),
+    jeq(nr("ioctl"), "ioctl"),
     ret(SECCOMP_RET_ALLOW),
     label("socket"),
     ld(argLow(0)),
-    jeq(2, "notify"), // AF_INET
-    jeq(10, "notify"), // AF_INET6
-    jeq(17, "notify"), // AF_PACKET: refused by the daemon with EPERM, and logged
-    ret(SECCOMP_RET_ALLOW),
+    ...Object.entries(SOCKET_FAMILIES).map(([family, action]) => jeq(Number(family), action)),
+    ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+    label("socketpair"),
+    // Only AF_UNIX makes pairs (the kernel answers EOPNOTSUPP for netlink itself).
+    ld(argLow(0)),
+    jeq(AF_UNIX, "allow"),
+    jeq(AF_NETLINK, "allow"),
+    jeq(AF_INET, "eopnotsupp"), // inet has no socketpair (inet_stream_ops: sock_no_socketpair)
+    jeq(AF_INET6, "eopnotsupp"),
+    ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+    label("newuser"),
+    // unshare(flags) and clone(flags, …) on x86_64 and arm64: the flags are argument 0.
+    ld(argLow(0)),
+    { code: BPF_JSET_K, jt: "eperm", jf: "allow", k: CLONE_NEWUSER },
+    label("ioctl"),
+    ld(argLow(1)),
+    jeq(USERFAULTFD_IOC_NEW, "eperm", "allow"),
     label("sendto"),
     ld(argLow(3)),
     { code: BPF_JSET_K, jt: "notify", jf: 0, k: MSG_FASTOPEN },
@@ -113,6 +168,8 @@ export function buildFilter(c: FilterConstants): Buffer {
     ret(SECCOMP_RET_ALLOW),
     label("enosys"),
     ret(SECCOMP_RET_ERRNO | ENOSYS),
+    label("eopnotsupp"),
+    ret(SECCOMP_RET_ERRNO | EOPNOTSUPP),
     label("eperm"),
     ret(SECCOMP_RET_ERRNO | EPERM),
     label("kill"),

@@ -35,6 +35,6 @@ export function handleGetpeername(s: AppSession, n: Notification): void {
     if (v.port === 0) return s.fail(n, E.ENOTCONN);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

@@ -30,6 +30,6 @@ export function handleGetsockname(s: AppSession, n: Notification): void {
     const v = virtualLocal(s, dup, proto, local);
     s.settle(n, s.writeSockaddr(n, n.ptr(1), n.ptr(2), s.outBuf, encodeFor(s, domain, v)));
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

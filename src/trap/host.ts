@@ -3,6 +3,7 @@
 // wiring implements it; handlers never import the store or the API.
 
 import type { Logger } from "pino";
+import type { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
@@ -17,6 +18,10 @@ export interface TrapConfig {
   readonly nodeIp6: string | null;
   readonly nodeName: string;
   readonly egress: "allow" | "deny";
+  /** Trapped calls one app may have waiting at once (--max-waits-per-app). */
+  readonly waitsPerApp: number;
+  /** Host ports one app may hold (--max-ports-per-app). */
+  readonly portsPerApp: number;
   /** --strict-unix-sockets: no continued call of a multithreaded app without the guard. */
   readonly strictUnixSockets: boolean;
 }
@@ -54,6 +59,8 @@ export interface TrapHost {
    */
   readonly refusePort: number;
   readonly log: Logger;
+  /** For events an app can repeat at will (a bound reached): rate-limited warnings. */
+  readonly limited: LogLimiter;
   /** The DNS server, when the daemon runs one. */
   readonly resolver: Resolver | null;
   /**

@@ -47,6 +47,6 @@ export function handleListen(s: AppSession, n: Notification): void {
     }
     s.respond(n, 0);
   } finally {
-    a.close(dup);
+    a.closeShared(dup);
   }
 }

@@ -25,7 +25,7 @@ export function rerouteUdpClients(host: TrapHost, ip: string, port: number): voi
       continue;
     }
     const r = host.addon.connect(dup, s.outBuf, encodeFor(s, c.domain, route.host));
-    host.addon.close(dup);
+    host.addon.closeShared(dup);
     if (r === 0) {
       c.target = route.host;
       host.log.debug(

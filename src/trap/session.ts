@@ -5,12 +5,14 @@
 // Invariants: every notification received is answered exactly once (respond, fail or cont)
 // unless it became invalid (the thread was interrupted or died); every fd the daemon takes
 // from the app (a pidfd_getfd duplicate) is closed by the handler that took it, or by the
-// waiter that inherits it.
+// waiter that inherits it, with closeShared: the app can make the daemon's close the last
+// one of a lingering socket, and that close must not run on the event loop.
 
 import { readdirSync, readlinkSync } from "node:fs";
 import { constants } from "node:os";
 import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
+import { mayWait, waitEnded } from "./limits.js";
 import type { Notification } from "./notification.js";
 import { ThreadFds } from "./thread-fds.js";
 
@@ -138,7 +140,7 @@ export class AppSession {
         const dup = this.takeProcessFd(pid, Number(fd));
         if (dup < 0) continue;
         if (this.host.addon.fstat(dup, statBuf) === 0 && statBuf[1] === inode) return dup;
-        this.host.addon.close(dup);
+        this.host.addon.closeShared(dup);
       }
     }
     return -1;
@@ -196,6 +198,12 @@ export class AppSession {
     timeoutMs = 0,
     onTimeout: () => void = () => this.fail(n, E.EAGAIN),
   ): void {
+    // Each wait holds fd in the daemon: bounded per app and for all (trap/limits.ts).
+    if (!mayWait(this)) {
+      this.host.addon.closeShared(fd);
+      this.fail(n, E.ENOBUFS);
+      return;
+    }
     const w: Waiter = { notif: n, fd, handle: 0, timer: null, onReady };
     if (timeoutMs > 0) {
       // SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket: the call gives up (EAGAIN by default).
@@ -219,13 +227,20 @@ export class AppSession {
       if (w.onReady()) this.endWait(w);
     });
     this.waiters.add(w);
+    if (w.handle < 0) {
+      // Not watchable (libuv's -errno): answer now rather than never.
+      this.host.log.warn({ app: this.app.id, errno: -w.handle }, "cannot watch a socket for a blocked call");
+      this.endWait(w);
+      this.fail(n, -w.handle);
+    }
   }
 
   private endWait(w: Waiter): void {
     if (!this.waiters.delete(w)) return;
+    waitEnded();
     if (w.timer) clearTimeout(w.timer);
     this.host.addon.unwatch(w.handle);
-    this.host.addon.close(w.fd);
+    this.host.addon.closeShared(w.fd);
   }
 
   /** Drops waits whose notification is gone (the thread took a signal or exited). */

@@ -194,7 +194,7 @@ export function restoreShadows(s: AppSession): number {
       });
       n++;
     } finally {
-      a.close(dup);
+      a.closeShared(dup);
     }
   }
   return n;

@@ -1,11 +1,12 @@
-// socket(2) for AF_INET/AF_INET6 (the filter traps no other family but AF_PACKET): the
-// daemon makes a socket of the same domain, type, protocol and flags in the host network
-// namespace and installs it in the app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND,
-// which is also the call's return value. Raw, packet and ICMP sockets are refused. Each socket
-// is marked for the CONTINUE guard (bpf/guard.ts) before the app can see it; a socket that
-// cannot be marked while the guard is on is not handed out (the errno of the failed mark).
+// socket(2) for AF_INET/AF_INET6 (the filter traps no other family, and refuses every
+// family but these and AF_UNIX/AF_NETLINK itself): the daemon makes a socket of the same
+// domain, type, protocol and flags in the host network namespace and installs it in the
+// app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND, which is also the call's return
+// value. Raw and ICMP sockets are refused. Each socket is marked for the CONTINUE guard
+// (bpf/guard.ts), or stamped with the app for the bpf datapath, before the app can see it; a
+// socket that cannot be marked is not handed out (the errno of the failed mark).
 
-import { AF_INET6, AF_PACKET } from "../net/sockaddr.js";
+import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from "./addresses.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
@@ -25,8 +26,9 @@ export function handleSocket(s: AppSession, n: Notification): void {
     s.host.log.warn({ app: s.app.id, pid: n.pid, domain, type: kind, protocol }, `socket refused: ${why}`);
     s.fail(n, errno);
   };
-  if (domain === AF_PACKET || kind === SOCK_RAW)
-    return refuse(E.EPERM, "raw and packet sockets are not switched");
+  // Not sent by the filter; refused as it refuses them, should the two ever disagree.
+  if (domain !== AF_INET && domain !== AF_INET6) return refuse(E.EAFNOSUPPORT, "address family not allowed");
+  if (kind === SOCK_RAW) return refuse(E.EPERM, "raw sockets are not switched");
   if (kind === SOCK_DGRAM && (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)) {
     return refuse(E.EACCES, "ICMP sockets are not switched");
   }
@@ -40,7 +42,7 @@ export function handleSocket(s: AppSession, n: Notification): void {
     return refuse(E.EPROTONOSUPPORT, "only UDP datagram sockets are switched");
   }
   const a = s.host.addon;
-  const fd = a.socket(domain === AF_INET6 ? AF_INET6 : domain, type, protocol);
+  const fd = a.socket(domain, type, protocol);
   if (fd < 0) return s.fail(n, -fd);
   const m = s.host.markSocket(fd, s.app);
   if (m < 0) {
@@ -52,6 +54,8 @@ export function handleSocket(s: AppSession, n: Notification): void {
     return s.fail(n, -m);
   }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
+  // A plain close: an unconnected TCP socket never lingers, and the app cannot connect it
+  // before this (connect and every other way to connect are trapped, and wait their turn).
   a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
 }

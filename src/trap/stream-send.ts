@@ -70,7 +70,7 @@ export function streamSend(
     return true;
   };
   if (pump()) {
-    a.close(dup);
+    a.closeShared(dup);
     return;
   }
   // SO_SNDTIMEO: what was sent by then, or EAGAIN.

@@ -2,6 +2,11 @@
 // readable, receive each trapped call, dispatch it to the handler named after the call,
 // and notice when the app is gone (the listener hangs up once no task uses the filter).
 // A handler that throws is a daemon bug: the call gets EIO and the daemon goes on.
+//
+// Fair service: one trapped call per app per turn of the event loop. Every app's listener
+// is a level-triggered watch, so an app with calls queued is reported again on the next
+// turn, after every other app that was ready; an app that floods the daemon delays
+// another app's call by at most one of its own per turn, not by a batch of them.
 
 import { handleAccept } from "./accept.js";
 import { handleBind } from "./bind.js";
@@ -21,8 +26,8 @@ const EIO = 5;
 const ENOENT = 2;
 const EINTR = 4;
 const EPIPE = 32;
-/** Notifications handled per wake-up before yielding to the rest of the event loop. */
-const BATCH = 64;
+/** Notifications handled per app per turn of the event loop (fairness, above). */
+const BATCH = 1;
 
 export class Supervisor {
   private readonly handlers: Handler[] = [];

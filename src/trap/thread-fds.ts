@@ -25,8 +25,14 @@ import type { App } from "../table/types.js";
 import type { TrapHost } from "./host.js";
 
 const E = constants.errno;
-/** Cached pidfds (and tids) per app; past this, the cache starts over. */
-const MAX_PIDFDS = 1024;
+/**
+ * Pidfds cached per app (each is a descriptor of the daemon's, and the daemon's descriptors
+ * are shared by every app: docs/security.md, promise 14); past this, the oldest goes (it is
+ * opened again when needed).
+ */
+const MAX_PIDFDS = 32;
+/** Thread ids (and their thread groups) remembered per app; past this, those lists start over. */
+const MAX_TIDS = 1024;
 
 /** The thread group (process) of a thread: Tgid in /proc/TID/status, or -ESRCH. */
 export function threadGroupOf(tid: number): number {
@@ -59,7 +65,7 @@ export class ThreadFds {
    * gives no way to reach; logged). The caller checks the notification is still valid after.
    */
   take(tid: number, fd: number): number {
-    if (this.tids.size < MAX_PIDFDS) this.tids.add(tid);
+    if (this.tids.size < MAX_TIDS) this.tids.add(tid);
     return this.host.kernel.pidfdThread ? this.takeFromThread(tid, fd) : this.takeFromLeader(tid, fd);
   }
 
@@ -119,14 +125,14 @@ export class ThreadFds {
   private groupOf(tid: number): number {
     const group = threadGroupOf(tid);
     if (group < 0) return group;
-    if (this.groups.size >= MAX_PIDFDS) this.groups.clear();
+    if (this.groups.size >= MAX_TIDS) this.groups.clear();
     this.groups.set(tid, group);
     return group;
   }
 
   private refuse(tid: number, group: number, why: number): number {
     if (!this.refused.has(tid)) {
-      if (this.refused.size >= MAX_PIDFDS) this.refused.clear();
+      if (this.refused.size >= MAX_TIDS) this.refused.clear();
       this.refused.add(tid);
       this.host.log.warn(
         { app: this.app.id, pid: group, tid, kcmp: why < 0 ? -why : why },
@@ -142,11 +148,20 @@ export class ThreadFds {
   private open(pid: number, thread: boolean): number {
     let fd = this.pidfds.get(pid);
     if (fd !== undefined) return fd;
-    if (this.pidfds.size >= MAX_PIDFDS) this.close();
+    if (this.pidfds.size >= MAX_PIDFDS) this.dropOldest();
     // PIDFD_THREAD also takes a group leader (and then names that one thread).
     fd = this.host.addon.pidfdOpen(pid, thread ? PIDFD_THREAD : 0);
     if (fd >= 0) this.pidfds.set(pid, fd);
     return fd;
+  }
+
+  /** Makes room in the cache: the pidfd cached first goes (Map keeps insertion order). */
+  private dropOldest(): void {
+    for (const [pid, fd] of this.pidfds) {
+      this.host.addon.close(fd);
+      this.pidfds.delete(pid);
+      return;
+    }
   }
 
   private forget(pid: number): void {

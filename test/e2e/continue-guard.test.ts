@@ -1,5 +1,5 @@
 // End-to-end, hostile: calls the daemon answers with CONTINUE cannot be turned onto an app's
-// host socket (issue 13, kind 3; docs/security.md, promise 12). A C program races the daemon
+// host socket (issue 13, kind 3; docs/security.md, promise 17). A C program races the daemon
 // (test/fixtures/hostile-continue.c): a thread dup2()s one of the app's INET sockets onto the
 // fd number of a connect, bind or sendmsg that the daemon lets the kernel run because it was a
 // UNIX socket's, or flips a sendmsg's destination in after the daemon saw none. Under

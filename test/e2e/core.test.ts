@@ -291,7 +291,7 @@ describe("one host", () => {
       accept_not_listening: "EINVAL",
       connect_bad_fd: "EBADF",
       raw_socket: "EPERM",
-      packet_socket: "EPERM",
+      packet_socket: "EAFNOSUPPORT",
       icmp_dgram_socket: "EACCES",
       sctp_socket: "EPROTONOSUPPORT",
       io_uring_setup: "ENOSYS",

@@ -4,35 +4,8 @@
 // on stdin), never by a sleep.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { CLI, Proc, PYTHON, TestHost, waitFor } from "./harness.js";
-
-/** A server under `sockswitch run` that reads its stdin: the test says when to go on. */
-function steered(host: TestHost, opts: string[], script: string): Proc & { go(): void } {
-  const child = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      host.ns,
-      CLI,
-      "--socket",
-      host.socket,
-      "run",
-      ...opts,
-      "--",
-      PYTHON,
-      "-u",
-      "-c",
-      script,
-    ],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  const p = new Proc(child) as Proc & { go(): void };
-  p.go = () => child.stdin?.write("go\n");
-  return p;
-}
+import { PYTHON, TestHost, waitFor } from "./harness.js";
 
 const COLLECTOR = `
 import socket, sys
@@ -91,7 +64,7 @@ describe("kernel fidelity across app lifetimes", () => {
   });
 
   test("datagrams and a connection a client sent just before it exited reach the server, from its virtual IP", async () => {
-    const srv = steered(host, ["--ip", "10.77.31.10"], COLLECTOR);
+    const srv = host.steered(["--ip", "10.77.31.10"], [PYTHON, "-u", "-c", COLLECTOR]);
     await waitFor("the collector", () => srv.stdout.includes("ready"));
     const cli = await host.runToEnd(["--ip", "10.77.31.20"], [PYTHON, "-c", FIRE_AND_FORGET]);
     assert.equal(cli.code, 0, cli.stderr);
@@ -120,7 +93,7 @@ describe("kernel fidelity across app lifetimes", () => {
   test("a connected UDP client keeps working when its server restarts at the same virtual address", async () => {
     const one = host.run(["--ip", "10.77.32.10", "--name", "echo32"], [PYTHON, "-u", "-c", ECHO]);
     await waitFor("the first server", () => one.stdout.includes("ready"));
-    const cli = steered(host, ["--ip", "10.77.32.20"], PINNED);
+    const cli = host.steered(["--ip", "10.77.32.20"], [PYTHON, "-u", "-c", PINNED]);
     await waitFor("the first answer", () => cli.stdout.includes("before"));
     assert.match(cli.stdout, /before echo:q/);
     one.kill("SIGKILL");

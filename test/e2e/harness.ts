@@ -188,6 +188,24 @@ export class TestHost {
     return p;
   }
 
+  /**
+   * Starts `sockswitch run OPTS -- CMD...` with its stdin open: go() writes a line to it, so
+   * that the test tells the app when to go on (never a sleep).
+   */
+  steered(opts: string[], cmd: string[]): Proc & { go(): void } {
+    const child = spawn(
+      "ip",
+      ["netns", "exec", this.ns, CLI, "--socket", this.socket, "run", ...opts, "--", ...cmd],
+      {
+        stdio: ["pipe", "pipe", "pipe"],
+      },
+    );
+    const p = new Proc(child) as Proc & { go(): void };
+    p.go = () => child.stdin?.write("go\n");
+    this.procs.push(p);
+    return p;
+  }
+
   /** Runs `sockswitch run` to completion. */
   async runToEnd(opts: string[], cmd: string[], ms = 20_000): Promise<Result> {
     return this.run(opts, cmd).wait(ms);

@@ -1,7 +1,7 @@
 // End-to-end: compose-like stacks. The README's three-tier example
 // (examples/three-tier: web published on the host, api by name, redis) is started with
-// `sockswitch up -f`, serves through all three tiers, keeps its label policy (web cannot
-// reach redis), is left alone by a second `up`, and `down -f` removes every app of it.
+// `sockswitch up -f`, serves through all three tiers, keeps its label policy (web is not
+// told redis's name and cannot reach its IP), is left alone by a second `up`, and `down -f` removes every app of it.
 
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -15,6 +15,7 @@ interface App {
   name: string;
   stack: string | null;
   status: string;
+  ips: string[];
 }
 
 describe("stacks: sockswitch up -f / down -f", () => {
@@ -46,11 +47,19 @@ describe("stacks: sockswitch up -f / down -f", () => {
       ["api", "redis", "web"],
     );
     assert.match(host.cli(["get", "apps", "web", "-o", "wide"]).stdout, /STACK[\s\S]*web[\s\S]*shop/);
-    // web's labels reach api, not redis.
-    const probe =
-      "import socket\ntry:\n socket.create_connection(('redis', 6379), timeout=3); print('reached')\nexcept OSError as e: print(e.errno)";
-    const fromWeb = await host.runToEnd(["--labels", "front=shop"], ["python3", "-c", probe]);
-    assert.equal(fromWeb.stdout.trim(), "13", "EACCES: web's labels share none with redis");
+    // web's labels reach api, not redis: it is not told redis's name (the daemon's DNS
+    // answers only names an app may reach), and a connect to redis's IP gets EACCES.
+    const redisIp = apps().find((a) => a.name === "redis" && a.stack === "shop")?.ips[0];
+    assert.ok(redisIp, "redis has no IP");
+    const probe = [
+      "import socket, sys",
+      "try: socket.getaddrinfo('redis.sockswitch.local.', 6379); print('resolved')",
+      "except socket.gaierror as e: print('unknown', e.errno == socket.EAI_NONAME)",
+      "try: socket.create_connection((sys.argv[1], 6379), timeout=3); print('reached')",
+      "except OSError as e: print(e.errno)",
+    ].join("\n");
+    const fromWeb = await host.runToEnd(["--labels", "front=shop"], ["python3", "-c", probe, redisIp]);
+    assert.deepEqual(fromWeb.stdout.trim().split("\n"), ["unknown True", "13"], fromWeb.stderr);
     const again = host.cli(["up", "-f", STACK]);
     assert.match(again.stdout, /redis is running[\s\S]*api is running[\s\S]*web is running/);
     const down = host.cli(["down", "-f", STACK, "-t", "2"]);

@@ -10,6 +10,7 @@ import {
   SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS,
   SECCOMP_RET_USER_NOTIF,
+  SOCKET_FAMILIES,
   TRAPPED_CALLS,
 } from "../../src/trap/filter.js";
 
@@ -41,6 +42,12 @@ const X86_64: FilterConstants = {
     io_uring_setup: 425,
     io_uring_enter: 426,
     io_uring_register: 427,
+    socketpair: 53,
+    userfaultfd: 323,
+    unshare: 272,
+    clone: 56,
+    clone3: 435,
+    ioctl: 16,
   },
 };
 
@@ -55,6 +62,7 @@ const USER_NOTIF = 0x7fc00000;
 const ALLOW = 0x7fff0000;
 const KILL_PROCESS = 0x80000000;
 const MSG_FASTOPEN = 0x20000000;
+const EAFNOSUPPORT = 97;
 
 interface Insn {
   code: number;
@@ -176,14 +184,53 @@ describe("buildFilter verdicts", () => {
     assert.equal(verdict(nr("socket"), [10, 2, 0]), USER_NOTIF);
   });
 
-  test("socket(AF_PACKET) is trapped", () => {
-    assert.equal(verdict(nr("socket"), [17, 3, 0]), USER_NOTIF);
-  });
-
-  test("socket(AF_UNIX), socket(AF_NETLINK) and socket(AF_UNSPEC) are allowed", () => {
+  test("socket(AF_UNIX) and socket(AF_NETLINK) are allowed", () => {
     assert.equal(verdict(nr("socket"), [1, 1, 0]), ALLOW);
     assert.equal(verdict(nr("socket"), [16, 3, 0]), ALLOW);
-    assert.equal(verdict(nr("socket"), [0, 1, 0]), ALLOW);
+  });
+
+  test("every other family fails with EAFNOSUPPORT (an allowlist): packet, vsock, bluetooth, …", () => {
+    const families: Record<string, number> = {
+      AF_UNSPEC: 0,
+      AF_AX25: 3,
+      AF_IPX: 4,
+      AF_APPLETALK: 5,
+      AF_X25: 9,
+      AF_KEY: 15,
+      AF_PACKET: 17,
+      AF_LLC: 26,
+      AF_CAN: 29,
+      AF_TIPC: 30,
+      AF_BLUETOOTH: 31,
+      AF_ALG: 38,
+      AF_NFC: 39,
+      AF_VSOCK: 40,
+      AF_KCM: 41,
+      AF_QIPCRTR: 42,
+      AF_SMC: 43,
+      AF_XDP: 44,
+      AF_MCTP: 45,
+      AF_RDS: 21,
+      beyond_AF_MAX: 46,
+      huge: 0x7fffffff,
+    };
+    for (const [name, family] of Object.entries(families))
+      assert.equal(verdict(nr("socket"), [family, 1, 0]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, name);
+    assert.deepEqual(
+      Object.keys(SOCKET_FAMILIES)
+        .map(Number)
+        .sort((a, b) => a - b),
+      [1, 2, 10, 16],
+    );
+  });
+
+  test("socketpair: AF_UNIX and AF_NETLINK go to the kernel, inet gets EOPNOTSUPP, the rest EAFNOSUPPORT", () => {
+    assert.equal(verdict(nr("socketpair"), [1, 1, 0, 0x1000]), ALLOW);
+    assert.equal(verdict(nr("socketpair"), [16, 3, 0, 0x1000]), ALLOW);
+    assert.equal(verdict(nr("socketpair"), [2, 1, 0, 0x1000]), SECCOMP_RET_ERRNO | 95);
+    assert.equal(verdict(nr("socketpair"), [10, 2, 0, 0x1000]), SECCOMP_RET_ERRNO | 95);
+    for (const family of [0, 17, 30, 40, 44])
+      assert.equal(verdict(nr("socketpair"), [family, 1, 0, 0x1000]), SECCOMP_RET_ERRNO | EAFNOSUPPORT);
   });
 
   test("socket's family is compared on the low 32 bits", () => {
@@ -249,6 +296,26 @@ describe("buildFilter verdicts", () => {
       assert.equal(verdict(nr(name), [3, 0]), SECCOMP_RET_ERRNO | 1);
     });
   }
+
+  test("userfaultfd fails with EPERM, and so does /dev/userfaultfd's USERFAULTFD_IOC_NEW", () => {
+    assert.equal(verdict(nr("userfaultfd"), [0x80000]), SECCOMP_RET_ERRNO | 1);
+    assert.equal(verdict(nr("ioctl"), [5, 0xaa00, 0x80000]), SECCOMP_RET_ERRNO | 1);
+    assert.equal(verdict(nr("ioctl"), [5, 0x5401, 0x1000]), ALLOW); // TCGETS
+    assert.equal(verdict(nr("ioctl"), [5, 0x8912, 0x1000]), ALLOW); // SIOCGIFCONF
+  });
+
+  test("a new user namespace fails with EPERM (unshare, clone); clone3 gets ENOSYS", () => {
+    const CLONE_NEWUSER = 0x10000000;
+    const CLONE_NEWNET = 0x40000000;
+    const THREAD = 0x3d0f00; // glibc's pthread_create flags
+    assert.equal(verdict(nr("unshare"), [CLONE_NEWUSER]), SECCOMP_RET_ERRNO | 1);
+    assert.equal(verdict(nr("unshare"), [CLONE_NEWUSER | CLONE_NEWNET]), SECCOMP_RET_ERRNO | 1);
+    assert.equal(verdict(nr("unshare"), [CLONE_NEWNET]), ALLOW);
+    assert.equal(verdict(nr("clone"), [CLONE_NEWUSER | 17]), SECCOMP_RET_ERRNO | 1);
+    assert.equal(verdict(nr("clone"), [THREAD, 0x7000]), ALLOW);
+    assert.equal(verdict(nr("clone"), [17]), ALLOW); // fork()
+    assert.equal(verdict(nr("clone3"), [0x7000, 88]), SECCOMP_RET_ERRNO | 38);
+  });
 
   for (const name of ["io_uring_setup", "io_uring_enter", "io_uring_register"]) {
     test(`${name} fails with ENOSYS`, () => {

@@ -38,8 +38,13 @@ function binding(o: BOpts): Binding {
   };
 }
 
-function source(appId: string, localPort: number, peerIp = "10.77.0.20", peerPort = 80): Source {
-  return { appId, local: { ip: "10.77.0.10", port: localPort }, peer: { ip: peerIp, port: peerPort } };
+function source(appId: string, localPort: number, peerIp = "10.77.0.20", peerPort = 80, cookie = 0): Source {
+  return {
+    appId,
+    local: { ip: "10.77.0.10", port: localPort },
+    peer: { ip: peerIp, port: peerPort },
+    cookie,
+  };
 }
 
 describe("SocketRegistry bindings", () => {
@@ -144,6 +149,48 @@ describe("SocketRegistry sources", () => {
     assert.equal(r.allSources().length, 1);
   });
 
+  test("the records of other sockets on the same host address stay behind the newest (at most 3)", () => {
+    const r = new SocketRegistry();
+    const olds = [1, 2, 3, 4].map((c) => source("a", 40100, "10.77.0.20", 80 + c, c));
+    for (const o of olds) r.addSource("tcp", "192.0.2.1", 40100, o);
+    const newest = r.source("tcp", "192.0.2.1", 40100);
+    assert.equal(newest, olds[3]);
+    assert.deepEqual(
+      [newest?.previous, newest?.previous?.previous, newest?.previous?.previous?.previous],
+      [olds[2], olds[1], olds[0]],
+    );
+    r.addSource("tcp", "192.0.2.1", 40100, source("a", 40100, "10.77.0.20", 90, 5));
+    let depth = 0;
+    for (let x = r.source("tcp", "192.0.2.1", 40100)?.previous; x; x = x.previous) depth++;
+    assert.equal(depth, 3, "the oldest is forgotten");
+  });
+
+  test("the same socket recorded again (same cookie) keeps no earlier record of itself", () => {
+    const r = new SocketRegistry();
+    r.addSource("udp", "192.0.2.1", 40100, source("a", 40100, "10.77.0.20", 53, 7));
+    r.addSource("udp", "192.0.2.1", 40100, source("a", 40100, "10.77.0.21", 53, 7));
+    assert.equal(r.source("udp", "192.0.2.1", 40100)?.previous, undefined);
+  });
+
+  test("removeSource forgets one record: the newest (the next takes its place) or one behind it", () => {
+    const r = new SocketRegistry();
+    const [s1, s2, s3] = [1, 2, 3].map((c) => source(`app${c}`, 40100, `10.77.0.${c}`, 80, c)) as [
+      Source,
+      Source,
+      Source,
+    ];
+    for (const s of [s1, s2, s3]) r.addSource("udp", "192.0.2.1", 40100, s);
+    r.removeSource("udp", "192.0.2.1", 40100, s2);
+    assert.equal(r.source("udp", "192.0.2.1", 40100), s3);
+    assert.equal(s3.previous, s1);
+    r.removeSource("udp", "192.0.2.1", 40100, s3);
+    assert.equal(r.source("udp", "192.0.2.1", 40100), s1);
+    assert.equal(r.hostOfSource("udp", "10.77.0.10", 40100)?.source, s1, "the reply index follows");
+    r.removeSource("udp", "192.0.2.1", 40100, s1);
+    assert.equal(r.source("udp", "192.0.2.1", 40100), undefined);
+    assert.deepEqual(r.allSources(), []);
+  });
+
   test("a new binding replaces a stale source on the same host address", () => {
     const r = new SocketRegistry();
     r.addSource("tcp", "192.0.2.1", 40000, source("a", 40000));
@@ -203,8 +250,28 @@ describe("SocketRegistry removeApp", () => {
     r.addSource("udp", "0.0.0.0", 40100, source("a", 40100));
     r.removeApp("a", 5);
     r.addSource("udp", "0.0.0.0", 40100, source("b", 40100));
-    assert.equal(r.forgetRetired(10), 0);
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.previous?.appId, "a", "a's record behind b's");
+    assert.equal(r.forgetRetired(10), 1, "only a's retired record goes");
     assert.equal(r.source("udp", "0.0.0.0", 40100)?.appId, "b");
+    assert.equal(r.source("udp", "0.0.0.0", 40100)?.previous, undefined);
+    assert.equal(r.retiredCount, 0);
+  });
+
+  test("a retired record routes no reply, and records behind another app's are retired too", () => {
+    const r = new SocketRegistry();
+    r.addSource("udp", "192.0.2.1", 40100, source("a", 40100));
+    assert.ok(r.hostOfSource("udp", "10.77.0.10", 40100), "a running client is reached");
+    r.removeApp("a", 5);
+    assert.equal(r.hostOfSource("udp", "10.77.0.10", 40100), undefined, "its app exited");
+    assert.equal(r.source("udp", "192.0.2.1", 40100)?.retiredAt, 5, "still there, retired");
+    r.addSource("tcp", "192.0.2.1", 40200, source("c", 40200));
+    r.addSource("tcp", "192.0.2.1", 40200, source("d", 40200));
+    r.removeApp("c", 7);
+    assert.equal(r.source("tcp", "192.0.2.1", 40200)?.previous?.retiredAt, 7);
+    assert.equal(r.forgetRetired(6), 1, "a's, retired at 5");
+    assert.equal(r.forgetRetired(8), 1, "c's, behind d's");
+    assert.equal(r.source("tcp", "192.0.2.1", 40200)?.appId, "d");
+    assert.equal(r.retiredCount, 0);
   });
 
   test("a datagram's sender: a live socket on the wildcard wins over a retired record at the exact address", () => {

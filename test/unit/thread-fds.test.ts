@@ -141,4 +141,31 @@ describe("thread fds", () => {
     assert.equal(t.take(otherThread(), 3), -E.ESRCH);
     assert.deepEqual(f.warnings, []);
   });
+
+  test("at most 32 pidfds per app: past that, the one cached first is closed, no other", () => {
+    const f = fake({ pidfdThread: true, kcmp: true } as TrapKernel);
+    const fds = new ThreadFds(f.host, APP);
+    for (let tid = 1; tid <= 32; tid++) fds.take(100000 + tid, 3);
+    assert.deepEqual(
+      f.calls.filter((c) => c.startsWith("close")),
+      [],
+      "32 fit",
+    );
+    fds.take(100033, 3);
+    assert.deepEqual(
+      f.calls.filter((c) => c.startsWith("close")),
+      ["close 500"],
+      "the first thread's pidfd goes",
+    );
+    f.calls.length = 0;
+    fds.take(100002, 3);
+    assert.deepEqual(f.calls, ["getfd 501 3"], "the second is still cached");
+    f.calls.length = 0;
+    fds.take(100001, 3);
+    assert.deepEqual(
+      f.calls,
+      ["close 501", "open 100001 128", "getfd 533 3"],
+      "the first is opened again; the oldest cached (the second) goes",
+    );
+  });
 });

@@ -1,0 +1,286 @@
+/*
+ * closer.c: closing descriptors the daemon shares with an app, without waiting on them.
+ *
+ * Responsible for closeShared. The daemon's duplicate of an app's socket (a
+ * pidfd_getfd copy, or a socket it installed in the app) may be the last reference
+ * when the daemon closes it: the app closed its own, or exited. For a TCP socket with
+ * SO_LINGER on and data or a FIN not yet acknowledged, that last close() sleeps in
+ * tcp_close() for up to the linger time (sk_stream_wait_close; up to about 68 years).
+ * The wait is interruptible: a signal ends it, and the socket is then orphaned exactly
+ * as after a close without SO_LINGER (the kernel still sends what is queued). So:
+ *
+ * - UDP, UNIX and netlink sockets never wait in close(2): closed at once.
+ * - A TCP socket without SO_LINGER (the usual case) is closed at once too, on the
+ *   caller's thread, under a watchdog: if the app sets SO_LINGER and drops its own
+ *   reference between the check and the close, the close may linger after all, and the
+ *   watchdog thread then interrupts it with a signal after at most about BOUND_NS. The
+ *   watchdog costs the caller two clock reads per close (vDSO, no system call); it
+ *   polls every POLL_NS while closes happen and sleeps when they stop.
+ * - A TCP socket with SO_LINGER on, and anything that is not a socket (a file the app
+ *   passed where a socket belongs: its close may wait on its filesystem's ->flush,
+ *   which a signal does not end), go to the closer thread, which closes them in order,
+ *   each under a per-thread timer (timer_create, SIGEV_THREAD_ID) that interrupts it
+ *   after CLOSER_GUARD_NS. When QUEUE_MAX are waiting there, the caller closes such a
+ *   socket itself under a timer of GUARD_NS (an app cannot grow the queue without end).
+ *
+ * Waking a thread for every close, or arming a timer for every close, each cost about a
+ * quarter to a third of the connection rate on a 2-CPU VM (bench crr): hence the checks.
+ * The signal's handler does nothing, with SA_RESTART, so that a stray one (after its
+ * close returned) restarts whatever call it lands in. Leans on close(2), socket(7)
+ * (SO_LINGER), timer_create(2), sigaction(2), futex(2), pthread_kill(3).
+ */
+#include "common.h"
+
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The watchdog: how often it looks while closes happen, and the longest one may take. */
+#define POLL_NS (2000L * 1000)
+#define BOUND_NS (2000L * 1000)
+/* Polls without a close before the watchdog sleeps until the next one. */
+#define IDLE_POLLS 100
+/* The closer thread's bound per close, and the caller's when that queue is full. */
+#define CLOSER_GUARD_NS (2L * 1000 * 1000)
+#define GUARD_NS (200L * 1000)
+#define QUEUE_MAX 4096
+
+static int close_signal;
+static bool signal_ready;
+
+/* ---- the watchdog of the caller's thread ---- */
+static pthread_t guarded;          /* the thread that calls closeShared */
+static bool watchdog_started, watchdog_failed;
+static _Atomic long long closing_since; /* ns (CLOCK_MONOTONIC) of the close in progress, 0: none */
+static _Atomic unsigned long closes;    /* closes so far: tells the watchdog closes still happen */
+static _Atomic int asleep;              /* the watchdog waits on this word (futex) */
+
+/* ---- the closer thread ---- */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static int *queue;
+static size_t queued, cap;
+static bool closer_started;
+/* The caller's own timer, for when the closer's queue is full. */
+static timer_t guard;
+static bool guard_ready, guard_failed;
+
+static void on_signal(int sig) { (void)sig; /* only interrupts the close in progress */ }
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static bool install_signal(void) {
+  if (signal_ready) return true;
+  close_signal = SIGRTMAX - 1;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(close_signal, &sa, NULL) < 0) return false;
+  signal_ready = true;
+  return true;
+}
+
+static void *watchdog_main(void *arg) {
+  (void)arg;
+  unsigned long seen = atomic_load(&closes);
+  int idle = 0;
+  const struct timespec step = {.tv_sec = 0, .tv_nsec = POLL_NS};
+  for (;;) {
+    long long since = atomic_load(&closing_since);
+    if (since != 0 && now_ns() - since > BOUND_NS) pthread_kill(guarded, close_signal);
+    unsigned long n = atomic_load(&closes);
+    idle = n == seen && since == 0 ? idle + 1 : 0;
+    seen = n;
+    if (idle < IDLE_POLLS) {
+      nanosleep(&step, NULL);
+      continue;
+    }
+    /* Nothing for a while: sleep until a close starts (closeShared wakes us). */
+    atomic_store(&asleep, 1);
+    if (atomic_load(&closing_since) == 0 && atomic_load(&closes) == seen)
+      syscall(SYS_futex, &asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+    atomic_store(&asleep, 0);
+    idle = 0;
+  }
+  return NULL;
+}
+
+/* Starts the watchdog for the calling thread once; false if it cannot run. */
+static bool watchdog_ready(void) {
+  if (watchdog_started) return pthread_equal(guarded, pthread_self());
+  if (watchdog_failed || !install_signal()) return false;
+  watchdog_failed = true; /* until the thread runs */
+  guarded = pthread_self();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  watchdog_started = pthread_create(&t, &attr, watchdog_main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  watchdog_failed = !watchdog_started;
+  return watchdog_started;
+}
+
+/* close(fd) under the watchdog. */
+static int watched_close(int fd) {
+  atomic_store(&closing_since, now_ns());
+  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  int rc = close(fd);
+  int err = errno;
+  atomic_store(&closing_since, 0);
+  atomic_fetch_add(&closes, 1);
+  errno = err;
+  return rc;
+}
+
+/* A one-shot timer that signals the calling thread; false if it cannot be made. */
+static bool thread_timer(timer_t *t) {
+  if (!install_signal()) return false;
+  struct sigevent ev;
+  memset(&ev, 0, sizeof ev);
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = close_signal;
+  ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+  return timer_create(CLOCK_MONOTONIC, &ev, t) == 0;
+}
+
+/* close(fd) with the thread's timer armed for ns: a lingering close ends after that. */
+static int timed_close(timer_t t, long ns, int fd) {
+  const struct itimerspec arm = {.it_value = {.tv_sec = 0, .tv_nsec = ns}};
+  const struct itimerspec disarm = {0};
+  timer_settime(t, 0, &arm, NULL);
+  int rc = close(fd);
+  int err = errno;
+  timer_settime(t, 0, &disarm, NULL);
+  errno = err;
+  return rc;
+}
+
+static void *closer_main(void *arg) {
+  (void)arg;
+  timer_t timer;
+  bool timed = thread_timer(&timer);
+  int batch[256];
+  for (;;) {
+    pthread_mutex_lock(&lock);
+    while (queued == 0) pthread_cond_wait(&wake, &lock);
+    size_t n = queued < 256 ? queued : 256;
+    memcpy(batch, queue, n * sizeof *batch);
+    memmove(queue, queue + n, (queued - n) * sizeof *queue);
+    queued -= n;
+    pthread_mutex_unlock(&lock);
+    for (size_t i = 0; i < n; i++) {
+      if (timed)
+        timed_close(timer, CLOSER_GUARD_NS, batch[i]);
+      else
+        close(batch[i]);
+    }
+  }
+  return NULL;
+}
+
+/* Hands fd to the closer thread (started on first use); false if it cannot take it now. */
+static bool queue_close(int fd) {
+  if (!closer_started) {
+    if (!install_signal()) return false;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    closer_started = pthread_create(&t, &attr, closer_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    if (!closer_started) return false;
+  }
+  pthread_mutex_lock(&lock);
+  bool taken = false;
+  if (queued < QUEUE_MAX) {
+    if (queued == cap) {
+      size_t ncap = cap ? cap * 2 : 256;
+      int *q = realloc(queue, ncap * sizeof *q);
+      if (q != NULL) {
+        queue = q;
+        cap = ncap;
+      }
+    }
+    if (queued < cap) {
+      queue[queued++] = fd;
+      pthread_cond_signal(&wake);
+      taken = true;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return taken;
+}
+
+enum kind { AT_ONCE, TCP, OTHER };
+
+/* What closing fd may wait on: nothing (UDP, UNIX, netlink), a linger (TCP), or anything. */
+static enum kind kind_of(int fd) {
+  int v;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0) return OTHER; /* not a socket */
+  if (v == AF_UNIX || v == AF_NETLINK) return AT_ONCE;
+  if (v != AF_INET && v != AF_INET6) return OTHER;
+  len = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0) return OTHER;
+  return v == IPPROTO_UDP ? AT_ONCE : v == IPPROTO_TCP ? TCP : OTHER;
+}
+
+static bool lingers(int fd) {
+  struct linger l;
+  socklen_t len = sizeof l;
+  return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) < 0 || (l.l_onoff && l.l_linger > 0);
+}
+
+/*
+ * closeShared(fd) -> 0 | -errno. Closes a descriptor the daemon shares with an app
+ * without waiting on it for more than about BOUND_NS (see above); the descriptor is gone
+ * from the caller's point of view at once.
+ */
+static napi_value closer_close_shared(napi_env env, napi_callback_info info) {
+  static const char usage[] = "closeShared(fd)";
+  sw_args a;
+  int32_t fd;
+  if (!sw_get_args(env, info, &a, usage, 1) || !sw_i32(&a, 0, &fd)) return NULL;
+  if (fd < 0) return sw_num(env, -EBADF);
+  enum kind k = kind_of(fd);
+  if (k == AT_ONCE) return sw_ret(env, close(fd));
+  if (k == TCP && !lingers(fd) && watchdog_ready()) return sw_ret(env, watched_close(fd));
+  if (queue_close(fd)) return sw_num(env, 0);
+  /* The closer is busy (or cannot run): close here, bounded by a timer of our own. */
+  if (!guard_ready && !guard_failed) {
+    guard_ready = thread_timer(&guard);
+    guard_failed = !guard_ready;
+  }
+  return sw_ret(env, guard_ready ? timed_close(guard, GUARD_NS, fd) : close(fd));
+}
+
+/* closesPending() -> descriptors queued for the closer thread and not yet closed. */
+static napi_value closer_pending(napi_env env, napi_callback_info info) {
+  (void)info;
+  pthread_mutex_lock(&lock);
+  size_t n = queued;
+  pthread_mutex_unlock(&lock);
+  return sw_num(env, (int64_t)n);
+}
+
+const sw_export sw_closer_exports[] = {
+    {"closeShared", closer_close_shared},
+    {"closesPending", closer_pending},
+    {NULL, NULL},
+};

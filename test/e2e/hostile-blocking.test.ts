@@ -1,0 +1,78 @@
+// End-to-end: nothing an app controls stops the daemon (docs/security.md, promise 12).
+// Hostile apps (as nobody, and as root where that is stronger) try to make the daemon's
+// only thread wait: on the last close of a lingering socket (the handed case
+// linger-daemon-hang), and on a page fault in their memory while it reads a trapped
+// call's arguments (userfaultfd, FUSE in a user namespace of their own). After each
+// attempt another app must still be served at once.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+
+/** Builds a C fixture into the test host's directory (readable by nobody). */
+function compile(host: TestHost, name: string): string {
+  const out = join(host.dir, name);
+  must("cc", ["-O2", "-pthread", "-o", out, join(FIXTURES, `${name}.c`)]);
+  must("chmod", ["755", host.dir, out]);
+  return out;
+}
+
+/** An app of its own answers a trapped call (socket() and a refused connect) within 5 s. */
+async function daemonAnswers(host: TestHost): Promise<void> {
+  const probe = `import socket
+s = socket.socket()
+s.settimeout(5)
+try: s.connect(("10.77.0.99", 9))
+except OSError as e: print(type(e).__name__)`;
+  const r = await host.runToEnd(["--user", "nobody"], [PYTHON, "-c", probe], 15_000);
+  assert.equal(r.code, 0, `the daemon did not answer another app: ${r.stderr}`);
+}
+
+describe("the daemon never waits on an app", () => {
+  let host: TestHost;
+  let secret: Proc;
+
+  before(async () => {
+    host = new TestHost("blocking");
+    await host.start();
+    // The target the linger app hammers: its connects are refused by label policy.
+    secret = host.run(
+      ["--user", "nobody", "--ip", "10.77.0.99", "--labels", "zone=secret"],
+      [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "S"],
+    );
+    await waitFor("the secret server", () => secret.stdout.includes('"listening"'));
+  });
+
+  after(async () => {
+    await host?.cleanup();
+  });
+
+  test("an app cannot make the daemon's close() of its socket linger (SO_LINGER, unsent data)", async () => {
+    const app = compile(host, "hostile-linger");
+    const r = await host.runToEnd(["--user", "nobody", "--labels", "zone=b"], [app, "40"], 300_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^no hang$/m, r.stdout);
+    // `ip netns exec` execs the daemon: its pid is the daemon's.
+    assert.doesNotMatch(must("cat", [`/proc/${host.daemon?.pid}/stack`]), /sk_stream_wait_close/);
+    await daemonAnswers(host);
+  });
+
+  for (const user of [[], ["--user", "nobody"]]) {
+    test(`an app cannot make memory whose faults the daemon would wait on (${user.length ? "nobody" : "root"})`, async () => {
+      const app = compile(host, "hostile-memory");
+      const r = await host.runToEnd(user, [app], 30_000);
+      assert.equal(r.code, 0, r.stderr);
+      const got = JSON.parse(r.stdout) as Record<string, string>;
+      // /dev/userfaultfd: refused by the filter once open; where its mode (0600 root) or
+      // its absence already stops the open, that errno.
+      assert.ok(["EPERM", "EACCES", "ENOENT"].includes(got.dev_userfaultfd as string), r.stdout);
+      assert.deepEqual(
+        { ...got, dev_userfaultfd: undefined },
+        { userfaultfd: "EPERM", dev_userfaultfd: undefined, unshare_newuser: "EPERM", clone3: "ENOSYS" },
+      );
+      if (!user.length) assert.equal(got.dev_userfaultfd, "EPERM", "root opens /dev/userfaultfd");
+      await daemonAnswers(host);
+    });
+  }
+});
