@@ -141,6 +141,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       !register_table(env, exports, sw_diag_exports, NULL) ||
       !register_table(env, exports, sw_closer_exports, NULL) ||
       !register_table(env, exports, sw_netns_exports, NULL) ||
+      !register_table(env, exports, sw_bpf_exports, NULL) ||
+      !register_table(env, exports, sw_bpf_ring_exports, NULL) ||
       !register_table(env, exports, sw_kernel_exports, NULL) ||
       !register_table(env, exports, sw_poll_exports, poll_state))
     return NULL;

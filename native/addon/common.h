@@ -171,6 +171,8 @@ extern const sw_export sw_dgram_exports[];
 extern const sw_export sw_ptrace_exports[];
 extern const sw_export sw_closer_exports[];
 extern const sw_export sw_netns_exports[];
+extern const sw_export sw_bpf_exports[];
+extern const sw_export sw_bpf_ring_exports[];
 extern const sw_export sw_kernel_exports[];
 
 /* notify.c: kernel sizes read at module load; 0 until then. */

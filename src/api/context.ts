@@ -67,6 +67,17 @@ export interface EventSource {
   ): () => void;
 }
 
+/** The datapath that runs and the state of the CONTINUE guard (daemon/datapath.ts). */
+export interface DatapathInfo {
+  readonly name: "seccomp" | "bpf";
+  readonly continueGuard: {
+    /** True when the guard is attached and passed its check at start. */
+    readonly available: boolean;
+    /** Why it is not ("" when it is). */
+    readonly reason: string;
+  };
+}
+
 export interface ApiContext {
   readonly table: ServiceTable;
   readonly sockets: SocketRegistry;
@@ -84,4 +95,6 @@ export interface ApiContext {
   readonly callerOf: (socket: unknown) => Caller | null;
   /** What the daemon's kernel offers (probed at start). */
   readonly kernel: KernelInfo;
+  /** The datapath that runs. */
+  readonly datapath: DatapathInfo;
 }

@@ -1,13 +1,16 @@
-// GET /v1/info: the daemon's version and node, and what its kernel offers (the probe made at
-// start, core/kernel-info.ts), with a fastify response schema (docs/openapi.yaml, InfoResponse).
+// GET /v1/info: the daemon's version and node, what its kernel offers (the probe made at
+// start, core/kernel-info.ts) and the datapath it runs with the state of the CONTINUE guard,
+// with a fastify response schema (docs/openapi.yaml, InfoResponse).
 
 import type { FastifyInstance } from "fastify";
 import type { KernelInfo } from "../core/kernel-info.js";
+import type { DatapathInfo } from "./context.js";
 
 export interface InfoResponse {
   readonly version: string;
   readonly node: string;
   readonly kernel: KernelInfo;
+  readonly datapath: DatapathInfo;
 }
 
 const feature = {
@@ -31,7 +34,7 @@ export const INFO_SCHEMA = {
   response: {
     200: {
       type: "object",
-      required: ["version", "node", "kernel"],
+      required: ["version", "node", "kernel", "datapath"],
       additionalProperties: false,
       properties: {
         version: { type: "string" },
@@ -48,6 +51,20 @@ export const INFO_SCHEMA = {
             features: { type: "array", items: feature },
           },
         },
+        datapath: {
+          type: "object",
+          required: ["name", "continueGuard"],
+          additionalProperties: false,
+          properties: {
+            name: { type: "string", enum: ["seccomp", "bpf"] },
+            continueGuard: {
+              type: "object",
+              required: ["available", "reason"],
+              additionalProperties: false,
+              properties: { available: { type: "boolean" }, reason: { type: "string" } },
+            },
+          },
+        },
       },
     },
   },
@@ -55,9 +72,14 @@ export const INFO_SCHEMA = {
 
 export function registerInfoRoute(
   app: FastifyInstance,
-  ctx: { readonly version: string; readonly node: string; readonly kernel: KernelInfo },
+  ctx: {
+    readonly version: string;
+    readonly node: string;
+    readonly kernel: KernelInfo;
+    readonly datapath: DatapathInfo;
+  },
 ): void {
   app.get("/v1/info", { schema: INFO_SCHEMA }, async (): Promise<InfoResponse> => {
-    return { version: ctx.version, node: ctx.node, kernel: ctx.kernel };
+    return { version: ctx.version, node: ctx.node, kernel: ctx.kernel, datapath: ctx.datapath };
   });
 }

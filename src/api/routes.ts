@@ -80,6 +80,8 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       apps: ctx.table.listApps().length,
       services: ctx.table.listServices().length,
       startedAt: ctx.startedAt,
+      datapath: ctx.datapath.name,
+      continueGuard: ctx.datapath.continueGuard.available ? "on" : "off",
     }),
   );
 

@@ -44,7 +44,17 @@ export const ErrorBody = {
 export const Health = {
   $id: "Health",
   type: "object",
-  required: ["status", "version", "node", "store", "apps", "services", "startedAt"],
+  required: [
+    "status",
+    "version",
+    "node",
+    "store",
+    "apps",
+    "services",
+    "startedAt",
+    "datapath",
+    "continueGuard",
+  ],
   properties: {
     status: { type: "string", const: "ok" },
     version: str("The daemon's version."),
@@ -53,6 +63,13 @@ export const Health = {
     apps: int("Number of apps in the table."),
     services: int("Number of services in the table."),
     startedAt: time("When the daemon started."),
+    datapath: str("How decisions reach the kernel (--datapath): seccomp or bpf.", {
+      enum: ["seccomp", "bpf"],
+    }),
+    continueGuard: str(
+      "on: the CONTINUE guard's BPF programs are attached and passed their check at start (docs/security.md); off: they are not.",
+      { enum: ["on", "off"] },
+    ),
   },
 };
 

@@ -1,6 +1,7 @@
-// `sockswitch info [-o table|json]`: the daemon's version and node, and what its kernel
-// offers: each feature sockswitch probes, the release that brought it, whether sockswitch
-// needs it, and what it does without it (GET /v1/info).
+// `sockswitch info [-o table|json]`: the daemon's version and node, its datapath and whether
+// the CONTINUE guard holds, and what its kernel offers: each feature sockswitch probes, the
+// release that brought it, whether sockswitch needs it, and what it does without it
+// (GET /v1/info).
 
 import { apiGet } from "../api/client.js";
 import type { InfoResponse } from "../api/info.js";
@@ -19,6 +20,11 @@ export function formatInfo(info: InfoResponse): string {
     ["NODE", "VERSION", "KERNEL", "MACHINE", "CGROUP2", "BPFFS"],
     [[info.node, info.version, k.release, k.machine, k.cgroup2 ?? "<none>", k.bpffs ?? "<none>"]],
   );
+  const d = info.datapath;
+  const guard = table(
+    ["DATAPATH", "CONTINUE GUARD", "NOTE"],
+    [[d.name, d.continueGuard.available ? "on" : "off", d.continueGuard.reason]],
+  );
   const features = table(
     ["FEATURE", "SINCE", "NEED", "AVAILABLE", "NOTE"],
     k.features.map((f) => [f.name, f.since, f.need, yesNo(f), f.reason ?? ""]),
@@ -26,7 +32,7 @@ export function formatInfo(info: InfoResponse): string {
   const missing = k.features
     .filter((f) => (f.need === "required" || f.need === "optional") && f.available !== true)
     .map((f) => `- without ${f.name}: ${f.without}`);
-  return [head, "", features, ...(missing.length > 0 ? ["", ...missing] : [])].join("\n");
+  return [head, "", guard, "", features, ...(missing.length > 0 ? ["", ...missing] : [])].join("\n");
 }
 
 export async function info(socket: string, output: string): Promise<string> {

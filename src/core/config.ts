@@ -26,6 +26,8 @@ export interface DaemonConfig {
   readonly ports: PortRange;
   readonly vipCidr: Cidr;
   readonly egress: "allow" | "deny";
+  /** How decisions reach the kernel: trapped calls (seccomp), socket hooks (bpf), or the best this host allows. */
+  readonly datapath: DatapathMode;
   readonly lb: LbMode;
   readonly clean: boolean;
   readonly logLevel: string;
@@ -178,6 +180,13 @@ export function parseNodeIps(text: string | undefined): { nodeIp: string; nodeIp
 export function parseEgress(text: string): "allow" | "deny" {
   if (text === "allow" || text === "deny") return text;
   throw new InvalidArgumentError(`--egress "${text}" is not a mode; use allow or deny`);
+}
+
+export type DatapathMode = "auto" | "seccomp" | "bpf";
+
+export function parseDatapath(text: string): DatapathMode {
+  if (text === "auto" || text === "seccomp" || text === "bpf") return text;
+  throw new InvalidArgumentError(`--datapath "${text}" is not a datapath; use auto, seccomp or bpf`);
 }
 
 export function parseLb(text: string, flag = "--lb"): LbMode {

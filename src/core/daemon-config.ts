@@ -18,6 +18,7 @@ import {
   type DaemonConfig,
   defaultDnsIp,
   parseApiListen,
+  parseDatapath,
   parseDnsDomain,
   parseDnsIp,
   parseEgress,
@@ -151,6 +152,7 @@ export function daemonConfigFrom(values: OptionValues, origins: OptionOrigins = 
     },
     egress: at(["egress"], () => parseEgress(str("egress") as string)),
     lb: at(["lb"], () => parseLb(str("lb") as string)),
+    datapath: at(["datapath"], () => parseDatapath(str("datapath") as string)),
     clean: bool("clean"),
     logLevel,
   };

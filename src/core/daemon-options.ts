@@ -86,6 +86,14 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
     reload: "live",
   },
   {
+    key: "datapath",
+    arg: "<mode>",
+    help: "how decisions reach the kernel: auto (seccomp for now), seccomp or bpf (experimental)",
+    kind: "string",
+    default: "auto",
+    reload: "restart",
+  },
+  {
     key: "clean",
     arg: "",
     help: "start with an empty state (forget stored apps and services)",

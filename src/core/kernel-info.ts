@@ -1,9 +1,10 @@
 // What sockswitch needs from the kernel, feature by feature: the Linux release that brought
 // it, whether the daemon cannot run without it (required), works differently without it
-// (optional), or does not use it yet (planned: the BPF datapath; unused), and what happens
-// without it. The probe (src/daemon/kernel-probe.ts) fills in what the running kernel
-// offers; this file is pure: the table, the report's shape, mountinfo parsing, and the one
-// sentence a daemon refuses to start with. README.md's kernel table says the same.
+// (optional: among them the hooks of the CONTINUE guard), is used only by the experimental
+// BPF datapath or mounted by the daemon when absent (planned), or not at all (unused), and
+// what happens without it. The probe (src/daemon/kernel-probe.ts) fills in what the running
+// kernel offers; this file is pure: the table, the report's shape, mountinfo parsing, and
+// the one sentence a daemon refuses to start with. README.md's kernel table says the same.
 
 import { InvalidArgumentError } from "./errors.js";
 
@@ -44,7 +45,10 @@ export interface KernelInfo {
   readonly features: readonly FeatureReport[];
 }
 
-const BPF_WITHOUT = "the BPF datapath (not built yet) cannot use this hook";
+const BPF_WITHOUT = "--datapath bpf (experimental) cannot run";
+const GUARD_USE = "the CONTINUE guard (and --datapath bpf)";
+const GUARD_WITHOUT =
+  "the CONTINUE guard is off: a multithreaded app's bind, connect or send on a UNIX socket is continued with a window another thread can use (--strict-unix-sockets: EPERM), and the daemon carries out every send on an INET socket";
 
 export const FEATURES: readonly FeatureSpec[] = [
   {
@@ -137,15 +141,16 @@ export const FEATURES: readonly FeatureSpec[] = [
     name: "cgroup2",
     since: "4.5",
     need: "planned",
-    use: "the BPF datapath attaches its programs to the apps' cgroups",
-    without: BPF_WITHOUT,
+    use: "the CONTINUE guard and --datapath bpf attach their programs to the daemon's cgroup",
+    without:
+      "the daemon mounts it at /sys/fs/cgroup when that is empty (a fresh /sys), else the CONTINUE guard is off",
   },
   {
     name: "bpffs",
     since: "4.4",
     need: "planned",
-    use: "the BPF datapath pins its maps",
-    without: BPF_WITHOUT,
+    use: "the CONTINUE guard and --datapath bpf pin their maps and links, for the next daemon",
+    without: "the daemon mounts it at /sys/fs/bpf (in its own mount namespace, its pins end with it)",
   },
   {
     name: "BPF_CGROUP_INET_SOCK_CREATE",
@@ -164,23 +169,23 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     name: "BPF_CGROUP_INET{4,6}_BIND",
     since: "4.17",
-    need: "planned",
-    use: "bind() hooks",
-    without: BPF_WITHOUT,
+    need: "optional",
+    use: `bind() hooks: ${GUARD_USE}`,
+    without: GUARD_WITHOUT,
   },
   {
     name: "BPF_CGROUP_INET{4,6}_CONNECT",
     since: "4.17",
-    need: "planned",
-    use: "connect() hooks",
-    without: BPF_WITHOUT,
+    need: "optional",
+    use: `connect() hooks: ${GUARD_USE}`,
+    without: GUARD_WITHOUT,
   },
   {
     name: "BPF_CGROUP_UDP{4,6}_SENDMSG",
     since: "4.18",
-    need: "planned",
-    use: "UDP send hooks",
-    without: BPF_WITHOUT,
+    need: "optional",
+    use: `UDP send hooks: ${GUARD_USE}`,
+    without: GUARD_WITHOUT,
   },
   {
     name: "BPF_CGROUP_UDP{4,6}_RECVMSG",
@@ -208,10 +213,13 @@ export const FEATURES: readonly FeatureSpec[] = [
 /** The environment variable, for tests only, that makes the probe report features as absent. */
 export const HIDE_ENV = "SOCKSWITCH_TEST_HIDE_FEATURES";
 
-/** Names in SOCKSWITCH_TEST_HIDE_FEATURES (comma-separated); an unknown name is a mistake. */
+/**
+ * Names in SOCKSWITCH_TEST_HIDE_FEATURES (comma-separated; a comma inside braces, as in
+ * BPF_CGROUP_INET{4,6}_CONNECT, is part of the name); an unknown name is a mistake.
+ */
 export function parseHidden(text: string | undefined): Set<string> {
   const out = new Set<string>();
-  for (const name of (text ?? "").split(",").map((x) => x.trim())) {
+  for (const name of (text ?? "").split(/,(?![^{}]*\})/).map((x) => x.trim())) {
     if (name === "") continue;
     if (!FEATURES.some((f) => f.name === name))
       throw new InvalidArgumentError(

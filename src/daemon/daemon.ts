@@ -8,6 +8,7 @@
 //   kernel      what the kernel offers, probed once; a kernel without a requirement is refused (daemon/kernel-probe.ts)
 //   store       embedded state in --state-dir (store/embedded.ts), or etcd (store/etcd.ts)
 //   host        table + socket registry + port pool + store writes (daemon/host.ts)
+//   datapath    how decisions reach the kernel: seccomp (+ the CONTINUE guard) or bpf (daemon/datapath.ts)
 //   supervisor  trapped-call dispatch, one handler per call (trap/supervisor.ts)
 //   dns         the embedded DNS server and its well-known virtual IP (daemon/dns.ts)
 //   apps        app lifecycle: identity, sessions, removal (daemon/apps.ts)
@@ -27,6 +28,7 @@
 // sockets) and their launchers hand them to the next daemon. SIGHUP: reload (reload.ts).
 
 import { createApiServer } from "../api/server.js";
+import { pinDirOf, removePins } from "../bpf/system.js";
 import type { DaemonConfig } from "../core/config.js";
 import {
   InvalidArgumentError,
@@ -44,13 +46,13 @@ import { loadAddon } from "../native/addon.js";
 import { kernelLists } from "../net/sock-diag.js";
 import { specFromRegistration } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
-import { buildFilter } from "../trap/filter.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { DaemonApps } from "./app-control.js";
 import { AppHistory } from "./app-history.js";
 import { AppManager } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
 import { containUncaught } from "./containment.js";
+import { openDatapath } from "./datapath.js";
 import { DaemonDns } from "./dns.js";
 import { EventBus, tableEvents } from "./event-bus.js";
 import { Host } from "./host.js";
@@ -158,15 +160,19 @@ async function serve(
   const snapshot = await store.open();
   cleanups.push(() => store.close());
   const host = new Host(addon, config, store, log, trapKernel(kernelInfo));
+  // The state dir names the daemon's BPF pins (bpf/system.ts).
+  if (config.clean) removePins(pinDirOf(config.stateDir));
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
   for (const name of SYSCALLS) nr[name] = k[`__NR_${name}`] as number;
   const supervisor = new Supervisor(nr);
-  const filter = buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr });
   const dns = await DaemonDns.start(host, config.dns, config.limits, config.socket, log);
   if (dns) cleanups.push(() => dns.close());
   host.resolver = dns?.resolver ?? null;
+  const datapath = openDatapath(addon, host, log, config, nr, kernelInfo);
+  cleanups.push(() => datapath.close());
+  const filter = datapath.filter;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
   const kernel = kernelLists(addon, log, feature(kernelInfo, "sock_diag").available !== false);
@@ -191,7 +197,15 @@ async function serve(
         stack: run.req.stack ?? null,
       });
   }
-  host.table.observer = tableEvents(events, host, config.nodeName);
+  // After the restore: the event stream tells changes, the bpf datapath's mirror sees them all.
+  const mirror = host.table.observer;
+  const toEvents = tableEvents(events, host, config.nodeName);
+  host.table.observer = mirror
+    ? (c) => {
+        mirror(c);
+        toEvents(c);
+      }
+    : toEvents;
 
   const launch: LaunchHandler = {
     hello(registration, cred) {
@@ -270,6 +284,7 @@ async function serve(
     events,
     callerOf,
     kernel: kernelInfo,
+    datapath: datapath.info,
   };
   const server = new SocketServer(addon, launch, log);
   const api = await createApiServer(ctx);
@@ -324,6 +339,8 @@ async function serve(
       restoredApps: snapshot.apps.length,
       dns: dns ? `${dns.resolver.ip}:53` : "off",
       api: config.api ? `${config.api.host}:${config.api.port}` : "unix socket only",
+      datapath: datapath.info.name,
+      continueGuard: datapath.info.continueGuard.available ? "on" : "off",
     },
     "sockswitch daemon ready",
   );

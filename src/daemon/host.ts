@@ -3,6 +3,8 @@
 
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
+import type { BpfDatapath } from "../bpf/datapath.js";
+import type { SocketGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
@@ -11,7 +13,7 @@ import { BlockPool, PortPool } from "../net/port-pool.js";
 import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
-import type { Service } from "../table/types.js";
+import type { App, Service } from "../table/types.js";
 import type { Resolver, TrapConfig, TrapHost, TrapKernel } from "../trap/host.js";
 import type { AppSession } from "../trap/session.js";
 
@@ -26,8 +28,15 @@ export class Host implements TrapHost {
   readonly blocks: BlockPool;
   resolver: Resolver | null = null;
   readonly limited: LogLimiter;
-  /** Set when the kernel guard is loaded (see trap/continue.ts). */
-  guard: { readonly available: boolean } | null = null;
+  /**
+   * The CONTINUE guard (bpf/guard.ts), set once it is attached and checked at start; null
+   * when it is not (no BPF in this build or kernel, no cgroup v2, the bpf datapath runs):
+   * trap/continue.ts then continues a multithreaded app's UNIX-socket calls with the window
+   * open, or refuses them under --strict-unix-sockets.
+   */
+  guard: SocketGuard | null = null;
+  /** The bpf datapath, when it is the one that runs. */
+  bpf: BpfDatapath | null = null;
   /** Set by the ingress gateway: frees a port one of its proxies holds. */
   onProxyPort: ((port: number) => void) | null = null;
   /** Set by the app manager: the session of a running app. */
@@ -75,6 +84,16 @@ export class Host implements TrapHost {
         if (ip) this.local.add(ip.text);
       }
     }
+  }
+
+  markSocket(fd: number, app: App): number {
+    if (this.bpf) return this.bpf.mark(fd, app);
+    return this.guard ? this.guard.mark(fd) : 0;
+  }
+
+  /** This host's own addresses, as read at start. */
+  localAddresses(): string[] {
+    return [...this.local];
   }
 
   isLocalAddress(ip: string): boolean {

@@ -301,6 +301,46 @@ export interface Addon {
   socketIn(nsFd: number, domain: number, type: number, protocol: number): number;
   /** bind(2) without CAP_NET_BIND_SERVICE for the call (EACCES below ip_unprivileged_port_start): 0 or -errno. */
   bindUnprivileged(fd: number, addr: Uint8Array, len: number): number;
+  /** 1 when the addon was built with the BPF programs (native/bpf), 0 when not (every other bpf* call: -ENOSYS). */
+  bpfBuilt(): number;
+  /** mount(2) of a bpffs (mode 0700) or of the cgroup v2 hierarchy at path (an existing directory): 0 or -errno. */
+  bpfMount(fstype: "bpf" | "cgroup2", path: string): number;
+  /**
+   * Opens and loads the embedded BPF object `name` (native/bpf/NAME.bpf.c): a handle >= 1 or
+   * -errno (bpfLog() says why). pinDir (a bpffs directory, "" for none): every map is pinned
+   * there by its name, and one already pinned there is reused with its contents.
+   */
+  bpfOpen(name: string, pinDir: string): number;
+  /** The fd of a map of a loaded object (owned by the object: never close it), or -errno. */
+  bpfMapFd(handle: number, map: string): number;
+  /**
+   * Attaches a cgroup program of a loaded object to the cgroup (an fd of its directory) through a
+   * link, alongside other programs: 0 or -errno. linkPath ("" for none): a link pinned there
+   * already gets this program instead (the hook is never empty); otherwise the new link is
+   * pinned there and outlives the daemon.
+   */
+  bpfAttachCgroup(handle: number, program: string, cgroupFd: number, linkPath: string): number;
+  /** Closes a loaded object and its links (unpinned links detach): 0 or -EBADF. */
+  bpfClose(handle: number): number;
+  /** libbpf's warnings since the last call (cleared). */
+  bpfLog(): string;
+  /** bpf(BPF_MAP_UPDATE_ELEM) (flags BPF_ANY 0, BPF_NOEXIST 1, BPF_EXIST 2; socket storage: the key is a socket fd): 0 or -errno. */
+  bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number): number;
+  /** bpf(BPF_MAP_LOOKUP_ELEM) into valueOut: 0 or -errno (-ENOENT: no such key). */
+  bpfMapLookup(fd: number, key: Uint8Array, valueOut: Uint8Array): number;
+  /** bpf(BPF_MAP_DELETE_ELEM): 0 or -errno. */
+  bpfMapDelete(fd: number, key: Uint8Array): number;
+  /** bpf(BPF_MAP_GET_NEXT_KEY) (key null: the first): 0 or -errno (-ENOENT after the last). */
+  bpfMapNextKey(fd: number, key: Uint8Array | null, nextOut: Uint8Array): number;
+  /** Maps a BPF ring buffer (its map fd; watch that fd for readability): an id >= 1 or -errno. */
+  bpfRingOpen(mapFd: number): number;
+  /**
+   * Copies whole records into out (each a little-endian u32 length, then its bytes padded to 8)
+   * and consumes exactly those: bytes used, or -errno.
+   */
+  bpfRingRead(id: number, out: Uint8Array): number;
+  /** Unmaps a ring buffer: 0 or -EBADF. */
+  bpfRingClose(id: number): number;
   /** Numbers from kernel and libc headers. */
   readonly constants: AddonConstants;
 }

@@ -68,6 +68,10 @@ export class ServiceTable {
     this.selector.defaultMode = mode;
   }
 
+  get defaultLb(): LbMode {
+    return this.selector.defaultMode;
+  }
+
   // ---- nodes (the cluster's members; on one host, only this one) ----
 
   putNode(node: NodeInfo): void {

@@ -28,6 +28,11 @@ import { AF_INET, AF_INET6, AF_NETLINK, AF_UNIX } from "../net/sockaddr.js";
 export interface FilterConstants {
   readonly auditArch: number;
   readonly nr: Readonly<Record<string, number>>;
+  /**
+   * Trap socket() only (the bpf datapath: every other call on the daemon's host sockets is
+   * handled by the kernel's socket hooks). Default false: every call above.
+   */
+  readonly socketOnly?: boolean;
 }
 
 const BPF_LD_W_ABS = 0x20;
@@ -108,13 +113,17 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     jeq(nr("socketpair"), "socketpair"),
-    ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
-    jeq(nr("sendto"), "sendto"),
-    jeq(nr("recvfrom"), "addr4"),
-    jeq(nr("sendmsg"), "notify"),
-    jeq(nr("sendmmsg"), "notify"),
-    jeq(nr("recvmsg"), "notify"),
-    jeq(nr("recvmmsg"), "notify"),
+    ...(c.socketOnly
+      ? []
+      : [
+          ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
+          jeq(nr("sendto"), "sendto"),
+          jeq(nr("recvfrom"), "addr4"),
+          jeq(nr("sendmsg"), "notify"),
+          jeq(nr("sendmmsg"), "notify"),
+          jeq(nr("recvmsg"), "notify"),
+          jeq(nr("recvmmsg"), "notify"),
+        ]),
     ...DENIED_CALLS.map((name) => jeq(nr(name), "eperm")),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),

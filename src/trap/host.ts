@@ -8,7 +8,7 @@ import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
 import type { SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
-import type { Service } from "../table/types.js";
+import type { App, Service } from "../table/types.js";
 import type { AppSession } from "./session.js";
 
 export interface TrapConfig {
@@ -63,6 +63,13 @@ export interface TrapHost {
   readonly limited: LogLimiter;
   /** The DNS server, when the daemon runs one. */
   readonly resolver: Resolver | null;
+  /**
+   * Marks a socket the daemon made for app before the app sees it: for the CONTINUE guard
+   * (bpf/guard.ts: a call answered with CONTINUE cannot bind, connect or send on it once another
+   * thread has swapped it in under the call's fd number), or with the app's identity for the bpf
+   * datapath (bpf/datapath.ts). 0 or -errno. No allocation: it is on the trapped-call path.
+   */
+  markSocket(fd: number, app: App): number;
   /** Adds a service to the table and the store. */
   registerService(svc: Service): void;
   /** Removes a service from the table and the store. */

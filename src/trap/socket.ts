@@ -2,7 +2,9 @@
 // family but these and AF_UNIX/AF_NETLINK itself): the daemon makes a socket of the same
 // domain, type, protocol and flags in the host network namespace and installs it in the
 // app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND, which is also the call's return
-// value. Raw and ICMP sockets are refused.
+// value. Raw and ICMP sockets are refused. Each socket is marked for the CONTINUE guard
+// (bpf/guard.ts), or stamped with the app for the bpf datapath, before the app can see it; a
+// socket that cannot be marked is not handed out (the errno of the failed mark).
 
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from "./addresses.js";
@@ -42,6 +44,15 @@ export function handleSocket(s: AppSession, n: Notification): void {
   const a = s.host.addon;
   const fd = a.socket(domain, type, protocol);
   if (fd < 0) return s.fail(n, -fd);
+  const m = s.host.markSocket(fd, s.app);
+  if (m < 0) {
+    a.close(fd);
+    s.host.log.warn(
+      { app: s.app.id, errno: -m },
+      "socket refused: marking it (CONTINUE guard, bpf datapath) failed",
+    );
+    return s.fail(n, -m);
+  }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
   // A plain close: an unconnected TCP socket never lingers, and the app cannot connect it
   // before this (connect and every other way to connect are trapped, and wait their turn).

@@ -149,6 +149,8 @@ export class TestHost {
       join(this.dir, "state"),
       "--log-level",
       "debug",
+      // SSW_DATAPATH=bpf runs the suites against the bpf datapath (seccomp by default).
+      ...(process.env.SSW_DATAPATH ? ["--datapath", process.env.SSW_DATAPATH] : []),
       ...(opts.daemonArgs ?? []),
     ];
     const env = { ...process.env, ...opts.env };

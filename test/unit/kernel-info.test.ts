@@ -101,6 +101,10 @@ describe("kernel feature probe", () => {
     assert.equal(feature(info, "PIDFD_THREAD").reason, "hidden by SOCKSWITCH_TEST_HIDE_FEATURES");
     assert.deepEqual(trapKernel(info), { pidfdThread: false, kcmp: true, ipLocalPortRange: false });
     assert.deepEqual([...parseHidden(undefined)], []);
+    assert.deepEqual(
+      [...parseHidden("BPF_CGROUP_INET{4,6}_CONNECT,PIDFD_THREAD,BPF_CGROUP_UDP{4,6}_SENDMSG")],
+      ["BPF_CGROUP_INET{4,6}_CONNECT", "PIDFD_THREAD", "BPF_CGROUP_UDP{4,6}_SENDMSG"],
+    );
     assert.throws(() => parseHidden("PIDFD_THREAD,nope"), /SOCKSWITCH_TEST_HIDE_FEATURES names "nope"/);
   });
 
@@ -149,10 +153,18 @@ describe("kernel feature probe", () => {
       version: "0.1.0",
       node: "a",
       kernel: { ...kernel, release: "6.1.0-47-amd64" },
+      datapath: {
+        name: "seccomp",
+        continueGuard: { available: false, reason: "no cgroup v2 hierarchy is mounted" },
+      },
     });
     assert.match(
       text,
       /^NODE\s+VERSION\s+KERNEL\s+MACHINE\s+CGROUP2\s+BPFFS\na\s+0\.1\.0\s+6\.1\.0-47-amd64\s+\S+\s+\/sys\/fs\/cgroup\/unified\s+\/sys\/fs\/bpf maps$/m,
+    );
+    assert.match(
+      text,
+      /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nseccomp\s+off\s+no cgroup v2 hierarchy is mounted$/m,
     );
     assert.match(text, /^PIDFD_THREAD\s+6\.9\s+optional\s+no\s+EINVAL$/m);
     assert.match(text, /^IP_LOCAL_PORT_RANGE\s+6\.3\s+optional\s+yes$/m);

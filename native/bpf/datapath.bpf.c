@@ -1,0 +1,370 @@
+/*
+ * datapath.bpf.c: the bpf datapath, cgroup socket hooks that do in the kernel what the seccomp
+ * datapath's trap handlers do in the daemon, for the sockets of managed apps (those carrying an
+ * app index in ssw_socks: stamped by the daemon at socket() time, or at creation in an app's
+ * cgroup). Every other socket is left alone.
+ *
+ *   connect4/6, sendmsg4/6   route a virtual destination: the app's private loopback, the
+ *                            resolver's address, a service (label policy: EACCES; round-robin or
+ *                            random among the backends it may reach), a virtual IP with nothing
+ *                            there (the refusal port: the kernel refuses as it would), egress
+ *                            (--egress deny, never a pool port of this host: EACCES)
+ *   bind4/6, post_bind4/6    an app's virtual address onto a host address (the port is the
+ *                            kernel's); a UDP socket's bound address becomes known (event)
+ *   getsockname4/6,          what the app sees: virtual addresses, never host ones
+ *   getpeername4/6, recvmsg4/6
+ *   sockops                  a client's host address → its virtual address (at connect, before
+ *                            the SYN); an accepted connection learns its client; listen (event)
+ *
+ * No decision is made here that the daemon did not put into a map: services, backends and their
+ * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
+ * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
+ */
+#include "datapath-route.h"
+
+static __always_inline int ssw_fail(int err) {
+  bpf_set_retval(-err);
+  return 0;
+}
+
+static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st) return 1;
+  __u8 proto = ctx->type == SSW_SOCK_DGRAM ? SSW_PROTO_UDP : SSW_PROTO_TCP;
+  struct ssw_addr dst, dialed;
+  ssw_get_user(ctx, v6, &dst);
+  __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  dialed = dst;
+  __u16 dialed_port = port;
+  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
+  int r = ssw_route(st, proto, &dst, &port);
+  if (r < 0) return ssw_fail(-r);
+  if (r > 0) {
+    if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED); /* an IPv6-only backend */
+    ssw_set_user(ctx, v6, &dst);
+    ctx->user_port = bpf_htons(port);
+  }
+  st->peer = dialed;
+  st->peer_port = dialed_port;
+  st->flags |= SSW_SK_PEER;
+  return 1;
+}
+
+/* A datagram with a destination: routed like a connect; the sender becomes known for replies. */
+static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st) return 1;
+  if (ssw_to_peer(ctx, v6)) return 1; /* already routed at connect */
+  struct ssw_addr dst, dialed;
+  ssw_get_user(ctx, v6, &dst);
+  __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  dialed = dst;
+  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
+  int r = ssw_route(st, SSW_PROTO_UDP, &dst, &port);
+  if (r < 0) return ssw_fail(-r);
+  if (r > 0) {
+    if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED);
+    ssw_set_user(ctx, v6, &dst);
+    ctx->user_port = bpf_htons(port);
+  }
+  /* Autobind happened before this hook (inet_send_prepare): the source port is known. */
+  struct bpf_sock *sk = ctx->sk;
+  if (sk && !(st->flags & SSW_SK_BOUND)) {
+    struct ssw_host_key hk = {};
+    ssw_any(&hk.ip, !v6);
+    hk.port = (__u16)sk->src_port;
+    hk.proto = SSW_PROTO_UDP;
+    struct ssw_client c = {};
+    ssw_client_addr(st, &dialed, &c.vip);
+    c.vport = hk.port;
+    c.app = st->app;
+    bpf_map_update_elem(&ssw_clients, &hk, &c, BPF_ANY);
+  }
+  return 1;
+}
+
+SEC("cgroup/connect4")
+int ssw_connect4(struct bpf_sock_addr *ctx) { return ssw_connect(ctx, 0); }
+
+SEC("cgroup/connect6")
+int ssw_connect6(struct bpf_sock_addr *ctx) { return ssw_connect(ctx, 1); }
+
+SEC("cgroup/sendmsg4")
+int ssw_sendmsg4(struct bpf_sock_addr *ctx) { return ssw_sendmsg(ctx, 0); }
+
+SEC("cgroup/sendmsg6")
+int ssw_sendmsg6(struct bpf_sock_addr *ctx) { return ssw_sendmsg(ctx, 1); }
+
+/*
+ * bind: the app's own virtual IP or a wildcard → the node's address of the family (a dual-stack
+ * wildcard → the host's ::), its loopback → the host's loopback; any other address is not the
+ * app's: EADDRNOTAVAIL. The port is the kernel's (0): the virtual port is kept in the socket.
+ */
+static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st) return 1;
+  struct ssw_config *cfg = ssw_cfg();
+  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
+  if (!cfg || !app) return ssw_fail(SSW_EPERM);
+  struct ssw_addr v, host;
+  ssw_get_user(ctx, v6, &v);
+  __u16 vport = bpf_ntohs((__u16)ctx->user_port);
+  int v4 = ssw_is4(&v);
+  __u32 flags = SSW_SK_BOUND;
+  if (ssw_is_any(&v)) {
+    if (v4)
+      host = cfg->node4;
+    else
+      ssw_any(&host, 0); /* the host's :: serves both families, as the app's :: does */
+  } else if (ssw_is_loopback(&v)) {
+    ssw_loopback(&host, v4);
+    flags |= SSW_SK_LOOPBACK;
+  } else if (((app->flags & 1) && ssw_eq(&v, &app->ip4)) || ((app->flags & 2) && ssw_eq(&v, &app->ip6))) {
+    host = v4 ? cfg->node4 : cfg->node6;
+    if (!v4 && ssw_is_any(&host)) ssw_loopback(&host, 0); /* no IPv6 node address: this node only */
+  } else {
+    return ssw_fail(SSW_EADDRNOTAVAIL);
+  }
+  if (!v6 && !ssw_is4(&host)) return ssw_fail(SSW_EADDRNOTAVAIL);
+  ssw_set_user(ctx, v6, &host);
+  ctx->user_port = 0;
+  st->local = v;
+  st->local_port = vport;
+  st->flags = (st->flags & ~(SSW_SK_LOOPBACK | SSW_SK_LOCAL)) | flags;
+  return 1;
+}
+
+SEC("cgroup/bind4")
+int ssw_bind4(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 0); }
+
+SEC("cgroup/bind6")
+int ssw_bind6(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 1); }
+
+static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw_addr *host, __u16 host_port,
+                                     __u32 family, __u64 cookie) {
+  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  if (!e) return;
+  e->kind = kind;
+  e->app = st->app;
+  e->vip = st->local;
+  e->vport = st->local_port;
+  e->host = *host;
+  e->host_port = host_port;
+  e->flags = st->flags;
+  e->family = family;
+  e->cookie = cookie;
+  bpf_ringbuf_submit(e, 0);
+}
+
+/* After bind: a port-0 bind learns its port; a UDP socket is a service from now on (event). */
+static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
+  struct ssw_sock *st = ssw_sock_of(sk);
+  if (!st || !(st->flags & SSW_SK_BOUND)) return 1;
+  if (st->local_port == 0) st->local_port = (__u16)sk->src_port;
+  if (sk->type != SSW_SOCK_DGRAM) return 1;
+  struct ssw_host_key hk = {};
+  if (v6) {
+    hk.ip.w[0] = sk->src_ip6[0];
+    hk.ip.w[1] = sk->src_ip6[1];
+    hk.ip.w[2] = sk->src_ip6[2];
+    hk.ip.w[3] = sk->src_ip6[3];
+  } else {
+    ssw_map4(&hk.ip, sk->src_ip4);
+  }
+  hk.port = (__u16)sk->src_port;
+  hk.proto = SSW_PROTO_UDP;
+  struct ssw_client c = {};
+  c.vip = st->local;
+  c.vport = st->local_port;
+  c.app = st->app;
+  bpf_map_update_elem(&ssw_bound, &hk, &c, BPF_ANY);
+  ssw_emit(SSW_EV_BIND, st, &hk.ip, hk.port, v6 ? SSW_AF_INET6 : SSW_AF_INET, bpf_get_socket_cookie(sk));
+  return 1;
+}
+
+SEC("cgroup/post_bind4")
+int ssw_post_bind4(struct bpf_sock *sk) { return ssw_post_bind(sk, 0); }
+
+SEC("cgroup/post_bind6")
+int ssw_post_bind6(struct bpf_sock *sk) { return ssw_post_bind(sk, 1); }
+
+/* getsockname: the virtual local address (a client's: the address it connects from). */
+static __always_inline int ssw_getsockname(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st) return 1;
+  struct ssw_addr a;
+  __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  if (st->flags & (SSW_SK_BOUND | SSW_SK_LOCAL)) {
+    a = st->local;
+    if (st->local_port) port = st->local_port;
+    if (ssw_is_any(&a) && (st->flags & SSW_SK_PEER)) ssw_client_addr(st, &st->peer, &a);
+  } else if (st->flags & SSW_SK_PEER) {
+    ssw_client_addr(st, &st->peer, &a);
+  } else {
+    return 1;
+  }
+  if (!v6 && !ssw_is4(&a)) return 1;
+  ssw_set_user(ctx, v6, &a);
+  ctx->user_port = bpf_htons(port);
+  return 1;
+}
+
+SEC("cgroup/getsockname4")
+int ssw_getsockname4(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 0); }
+
+SEC("cgroup/getsockname6")
+int ssw_getsockname6(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 1); }
+
+/* getpeername (and the address accept() writes): the virtual peer. */
+static __always_inline int ssw_getpeername(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st || !(st->flags & SSW_SK_PEER)) return 1;
+  if (!v6 && !ssw_is4(&st->peer)) return 1;
+  ssw_set_user(ctx, v6, &st->peer);
+  if (st->peer_port) ctx->user_port = bpf_htons(st->peer_port);
+  return 1;
+}
+
+SEC("cgroup/getpeername4")
+int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0); }
+
+SEC("cgroup/getpeername6")
+int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
+
+/* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
+static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
+  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  if (!st) return 1;
+  struct ssw_config *cfg = ssw_cfg();
+  struct ssw_host_key hk = {};
+  ssw_get_user(ctx, v6, &hk.ip);
+  hk.port = bpf_ntohs((__u16)ctx->user_port);
+  hk.proto = SSW_PROTO_UDP;
+  if (cfg && cfg->dns_port != 0 && hk.port == cfg->dns_port && ssw_eq(&hk.ip, &cfg->dns_host)) {
+    if (!v6 && !ssw_is4(&cfg->dns_vip)) return 1;
+    ssw_set_user(ctx, v6, &cfg->dns_vip);
+    ctx->user_port = bpf_htons(53);
+    return 1;
+  }
+  struct ssw_client *c = bpf_map_lookup_elem(&ssw_bound, &hk);
+  if (!c) c = bpf_map_lookup_elem(&ssw_clients, &hk);
+  if (!c) {
+    ssw_any(&hk.ip, ssw_is4(&hk.ip));
+    c = bpf_map_lookup_elem(&ssw_bound, &hk);
+    if (!c) c = bpf_map_lookup_elem(&ssw_clients, &hk);
+  }
+  if (!c) return 1;
+  struct ssw_addr vip = c->vip;
+  __u16 vport = c->vport;
+  if (ssw_is_any(&vip)) {
+    struct ssw_app *owner = bpf_map_lookup_elem(&ssw_apps, &c->app);
+    if (!owner) return 1;
+    vip = v6 && (owner->flags & 2) && !(owner->flags & 1) ? owner->ip6 : owner->ip4;
+  }
+  if (!v6 && !ssw_is4(&vip)) return 1;
+  ssw_set_user(ctx, v6, &vip);
+  ctx->user_port = bpf_htons(vport);
+  return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int ssw_recvmsg4(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 0); }
+
+SEC("cgroup/recvmsg6")
+int ssw_recvmsg6(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 1); }
+
+#define SSW_TCP_CLOSE 7
+
+/* Context fields are read one by one: the verifier refuses a load through a computed ctx pointer. */
+#define SSW_READ(dst, src)                \
+  do {                                    \
+    (dst) = (src);                        \
+    asm volatile("" : "+r"(dst)::"memory"); \
+  } while (0)
+
+static __always_inline void ssw_ops_local(struct bpf_sock_ops *o, struct ssw_addr *a) {
+  if (o->family == SSW_AF_INET6) {
+    SSW_READ(a->w[0], o->local_ip6[0]);
+    SSW_READ(a->w[1], o->local_ip6[1]);
+    SSW_READ(a->w[2], o->local_ip6[2]);
+    SSW_READ(a->w[3], o->local_ip6[3]);
+  } else {
+    __u32 ip;
+    SSW_READ(ip, o->local_ip4);
+    ssw_map4(a, ip);
+  }
+}
+
+static __always_inline void ssw_ops_remote(struct bpf_sock_ops *o, struct ssw_addr *a) {
+  if (o->family == SSW_AF_INET6) {
+    SSW_READ(a->w[0], o->remote_ip6[0]);
+    SSW_READ(a->w[1], o->remote_ip6[1]);
+    SSW_READ(a->w[2], o->remote_ip6[2]);
+    SSW_READ(a->w[3], o->remote_ip6[3]);
+  } else {
+    __u32 ip;
+    SSW_READ(ip, o->remote_ip4);
+    ssw_map4(a, ip);
+  }
+}
+
+SEC("sockops")
+int ssw_sockops(struct bpf_sock_ops *o) {
+  struct bpf_sock *sk = o->sk;
+  if (!sk) return 1;
+  struct ssw_sock *st = bpf_sk_storage_get(&ssw_socks, sk, 0, 0);
+  if (!st || !st->app) return 1;
+  struct ssw_host_key hk = {};
+  hk.proto = SSW_PROTO_TCP;
+  switch (o->op) {
+  case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+    /* The source port is known and no SYN has left: the server can know this client. */
+    ssw_ops_local(o, &hk.ip);
+    hk.port = (__u16)o->local_port;
+    struct ssw_client c = {};
+    ssw_client_addr(st, &st->peer, &c.vip);
+    c.vport = hk.port;
+    c.dialed = st->peer;
+    c.dialed_port = st->peer_port;
+    c.app = st->app;
+    bpf_map_update_elem(&ssw_clients, &hk, &c, BPF_ANY);
+    bpf_sock_ops_cb_flags_set(o, o->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+    break;
+  }
+  case BPF_SOCK_OPS_STATE_CB:
+    if (o->args[1] == SSW_TCP_CLOSE && (st->flags & SSW_SK_PEER) && !(st->flags & SSW_SK_LOCAL)) {
+      ssw_ops_local(o, &hk.ip);
+      hk.port = (__u16)o->local_port;
+      bpf_map_delete_elem(&ssw_clients, &hk);
+    }
+    break;
+  case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+    ssw_ops_remote(o, &hk.ip);
+    hk.port = (__u16)bpf_ntohl(o->remote_port);
+    struct ssw_client *c = bpf_map_lookup_elem(&ssw_clients, &hk);
+    if (!c) break; /* not a managed client of this node: the app sees its real address */
+    st->peer = c->vip;
+    st->peer_port = c->vport;
+    st->flags |= SSW_SK_PEER;
+    if (ssw_is_any(&st->local)) {
+      st->local = c->dialed;
+      st->flags |= SSW_SK_LOCAL;
+    }
+    break;
+  }
+  case BPF_SOCK_OPS_TCP_LISTEN_CB: {
+    ssw_ops_local(o, &hk.ip);
+    if (!(st->flags & SSW_SK_BOUND)) { /* listen() without bind: the wildcard, the kernel's port */
+      ssw_any(&st->local, o->family != SSW_AF_INET6);
+      st->local_port = (__u16)o->local_port;
+      st->flags |= SSW_SK_BOUND;
+    }
+    ssw_emit(SSW_EV_LISTEN, st, &hk.ip, (__u16)o->local_port, o->family, bpf_get_socket_cookie(o));
+    break;
+  }
+  }
+  return 1;
+}
+
+/* The project's license; the helpers used here are not GPL-only. */
+char LICENSE[] SEC("license") = "Apache-2.0";

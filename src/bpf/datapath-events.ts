@@ -1,0 +1,139 @@
+// The bpf datapath's events (native/bpf/datapath.bpf.c, ring buffer ssw_events) turned into
+// what the seccomp datapath does for the same calls: a TCP socket that listens or a UDP
+// socket that is bound becomes a binding and its service (trap/binding.ts publish), and a
+// connect or send the programs refused (label policy, --egress deny, a host pool port) gets
+// the seccomp datapath's log line (trap/route.ts), which also makes it a denial event
+// (daemon/event-bus.ts). The ring is read when its fd is readable, whole records only.
+
+import type { Logger } from "pino";
+import type { Addon } from "../native/addon.js";
+import { isUnspecified } from "../net/ip.js";
+import { SockDiag } from "../net/sock-diag.js";
+import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
+import type { Binding } from "../table/sockets.js";
+import type { Proto } from "../table/types.js";
+import { publish } from "../trap/binding.js";
+import type { TrapHost } from "../trap/host.js";
+import {
+  decodeEvent,
+  EV_BIND,
+  EV_DENIED_EGRESS,
+  EV_DENIED_POLICY,
+  EV_DENIED_POOL,
+  EV_LISTEN,
+  EVENT_SIZE,
+  SK_LOOPBACK,
+} from "./layout.js";
+
+const READABLE = 1;
+const IPPROTO_UDP = 17;
+
+/** What the events need from the datapath: app ids by map index, private loopback entries. */
+export interface EventTarget {
+  appIdOf(index: number): string | undefined;
+  privateEntry(index: number, b: Binding): void;
+}
+
+export class DatapathEvents {
+  private readonly buf = new Uint8Array(256 * 1024);
+  private readonly diag: SockDiag;
+  private ring = -1;
+  private watch = -1;
+
+  constructor(
+    private readonly addon: Addon,
+    private readonly host: TrapHost,
+    private readonly log: Logger,
+    private readonly target: EventTarget,
+  ) {
+    this.diag = new SockDiag(addon);
+  }
+
+  /** Maps the ring buffer (its map fd) and serves it from the event loop. */
+  open(fd: number): void {
+    this.ring = this.addon.bpfRingOpen(fd);
+    if (this.ring < 0) {
+      this.log.error(
+        { errno: -this.ring },
+        "cannot map the bpf datapath's event ring: services will not register",
+      );
+      return;
+    }
+    this.watch = this.addon.watch(fd, READABLE, () => this.drain());
+    this.drain();
+  }
+
+  close(): void {
+    if (this.watch >= 0) this.addon.unwatch(this.watch);
+    if (this.ring >= 0) this.addon.bpfRingClose(this.ring);
+    this.watch = -1;
+    this.ring = -1;
+  }
+
+  private drain(): void {
+    for (;;) {
+      const n = this.addon.bpfRingRead(this.ring, this.buf);
+      if (n <= 0) return;
+      for (let off = 0; off < n; ) {
+        const len = new DataView(this.buf.buffer).getUint32(off, true);
+        if (len >= EVENT_SIZE - 8) this.onEvent(off + 4);
+        off += (4 + len + 7) & ~7;
+      }
+    }
+  }
+
+  private onEvent(off: number): void {
+    const e = decodeEvent(this.buf, off);
+    const appId = this.target.appIdOf(e.app);
+    if (e.kind === EV_DENIED_POLICY || e.kind === EV_DENIED_EGRESS || e.kind === EV_DENIED_POOL) {
+      // The same lines as the seccomp datapath's (trap/route.ts).
+      const proto = e.flags === IPPROTO_UDP ? "udp" : "tcp";
+      const dst = `${e.vip}:${e.vport}`;
+      const app = appId ? this.host.table.getApp(appId) : undefined;
+      if (e.kind === EV_DENIED_POLICY)
+        this.log.warn({ app: appId, name: app?.name, dst, proto }, "connection denied by label policy");
+      else if (e.kind === EV_DENIED_EGRESS)
+        this.log.warn({ app: appId, dst, proto }, "egress denied (--egress deny)");
+      else this.log.warn({ app: appId, dst }, "connection to a host pool port refused");
+      return;
+    }
+    if (e.kind !== EV_BIND && e.kind !== EV_LISTEN) return;
+    const s = appId ? this.host.sessionOf(appId) : undefined;
+    if (!s) return;
+    const proto: Proto = e.kind === EV_LISTEN ? "tcp" : "udp";
+    const found = this.diag
+      .listeningAndUdp()
+      .find(
+        (k) =>
+          k.proto === proto && k.localPort === e.hostPort && (k.localIp === e.host || isUnspecified(e.host)),
+      );
+    const reg = this.host.sockets;
+    if (reg.binding(proto, e.host, e.hostPort)) return;
+    const b: Binding = {
+      appId: s.app.id,
+      proto,
+      inode: found?.inode ?? 0,
+      vip: e.vip,
+      vport: e.vport,
+      hostIp: e.host,
+      hostPort: e.hostPort,
+      domain: e.family === AF_INET6 ? AF_INET6 : AF_INET,
+      reusePort: false,
+      reuseAddr: false,
+      loopback: (e.flags & SK_LOOPBACK) !== 0,
+      v6only: false,
+      exposed: false,
+      listening: proto === "tcp",
+      serviceIds: [],
+      shadowFd: -1,
+      connectedTo: null,
+    };
+    reg.addBinding(b);
+    publish(s, b);
+    this.target.privateEntry(e.app, b);
+    this.log.debug(
+      { app: b.appId, proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
+      "bpf: socket bound",
+    );
+  }
+}

@@ -1,0 +1,314 @@
+// The bpf datapath (native/bpf/datapath.bpf.c): the daemon's decisions reach the kernel through
+// maps, and the kernel's socket hooks apply them with no trapped call but socket(). This file
+// loads and attaches the programs (pinned per state dir), stamps each socket the daemon makes
+// for an app with the app's index, keeps the maps in step with the service table (apps, their
+// addresses and labels; services and their backends; --egress, the refusal port, the resolver),
+// and serves the kernel's events (datapath-events.ts). One control plane: the table, policy and
+// store are the daemon's; only how decisions reach the kernel differs.
+
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { messageOf } from "../core/errors.js";
+import type { Addon } from "../native/addon.js";
+import type { Cidr } from "../net/cidr.js";
+import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
+import type { Binding } from "../table/sockets.js";
+import type { TableChange } from "../table/table.js";
+import type { App, Proto } from "../table/types.js";
+import { servesFamily } from "../trap/binding.js";
+import type { TrapHost } from "../trap/host.js";
+import { DatapathEvents, type EventTarget } from "./datapath-events.js";
+import {
+  addr16,
+  appValue,
+  backendKey,
+  backendValue,
+  configValue,
+  LabelBits,
+  MAX_BACKENDS,
+  sockValue,
+  svcKey,
+  svcValue,
+} from "./layout.js";
+import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+
+const PROGRAMS = [
+  "ssw_connect4",
+  "ssw_connect6",
+  "ssw_sendmsg4",
+  "ssw_sendmsg6",
+  "ssw_bind4",
+  "ssw_bind6",
+  "ssw_post_bind4",
+  "ssw_post_bind6",
+  "ssw_getsockname4",
+  "ssw_getsockname6",
+  "ssw_getpeername4",
+  "ssw_getpeername6",
+  "ssw_recvmsg4",
+  "ssw_recvmsg6",
+  "ssw_sockops",
+];
+
+export interface BpfDatapathOptions {
+  readonly stateDir: string;
+  readonly vipCidr: Cidr;
+  /** This host's own addresses (never egress destinations on a pool port). */
+  readonly localAddresses: readonly string[];
+}
+
+export class BpfDatapath implements EventTarget {
+  private readonly fds: Record<string, number> = {};
+  private readonly index = new Map<string, number>();
+  private readonly apps = new Map<number, string>();
+  private readonly labels = new LabelBits();
+  /** Service keys (proto|vip|vport) written to the maps, with their backend counts. */
+  private readonly written = new Map<string, number>();
+  private readonly stamp = new Uint8Array(48);
+  private readonly fdKey = new Uint8Array(4);
+  private next = 1;
+  private readonly events: DatapathEvents;
+
+  private constructor(
+    private readonly addon: Addon,
+    private readonly host: TrapHost,
+    private readonly log: Logger,
+    private readonly handle: number,
+  ) {
+    this.events = new DatapathEvents(addon, host, log, this);
+    for (const m of [
+      "ssw_socks",
+      "ssw_apps",
+      "ssw_svcs",
+      "ssw_backends",
+      "ssw_vips",
+      "ssw_local",
+      "ssw_config",
+      "ssw_events",
+    ])
+      this.fds[m] = addon.bpfMapFd(handle, m);
+  }
+
+  /**
+   * Loads and attaches the programs to the daemon's cgroup (pinned under the state dir's pin
+   * directory: a restarted daemon takes them over). Returns the datapath, or why it cannot run.
+   */
+  static open(addon: Addon, host: TrapHost, log: Logger, opts: BpfDatapathOptions): BpfDatapath | string {
+    if (addon.bpfBuilt() !== 1)
+      return "this build has no BPF programs (clang, bpftool or libbpf-dev were missing)";
+    const fs = ensureBpffs(addon);
+    if (fs.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-fs.err})`;
+    if (fs.private)
+      log.warn(
+        "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon (run the daemon in the host's mount namespace to keep them across restarts)",
+      );
+    const cgroup = ownCgroupDir(addon);
+    if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
+    sweepOrphanPins();
+    const dir = join(claimPinDir(opts.stateDir), "datapath");
+    mkdirSync(dir, { recursive: true });
+    const h = addon.bpfOpen("datapath", dir);
+    if (h < 0) return `loading the programs failed (errno ${-h}): ${addon.bpfLog().trim().slice(-500)}`;
+    let cg = -1;
+    try {
+      cg = openDir(cgroup);
+      for (const p of PROGRAMS) {
+        const r = addon.bpfAttachCgroup(h, p, cg, join(dir, `link_${p}`));
+        if (r < 0) {
+          addon.bpfClose(h);
+          return `attaching ${p} to ${cgroup} failed (errno ${-r}): ${addon.bpfLog().trim().slice(-300)}`;
+        }
+      }
+    } catch (err) {
+      addon.bpfClose(h);
+      return `cannot open the daemon's cgroup ${cgroup}: ${messageOf(err)}`;
+    } finally {
+      if (cg >= 0) addon.close(cg);
+    }
+    const dp = new BpfDatapath(addon, host, log, h);
+    dp.configure(opts);
+    dp.blackhole(opts.vipCidr);
+    dp.events.open(dp.fds.ssw_events as number);
+    log.info({ cgroup, pinned: dir }, "bpf datapath attached");
+    return dp;
+  }
+
+  private put(map: string, key: Uint8Array, value: Uint8Array): void {
+    const r = this.addon.bpfMapUpdate(this.fds[map] as number, key, value, 0);
+    if (r < 0) this.log.error({ map, errno: -r }, "writing a bpf datapath map failed");
+  }
+
+  private del(map: string, key: Uint8Array): void {
+    this.addon.bpfMapDelete(this.fds[map] as number, key);
+  }
+
+  private configure(opts: BpfDatapathOptions): void {
+    const h = this.host;
+    const c = opts.vipCidr;
+    let net: Uint8Array | null = null;
+    let mask: Uint8Array | null = null;
+    if (c.family === 4) {
+      net = c.base.slice(0, 4);
+      mask = new Uint8Array(4);
+      for (let bit = 0; bit < c.prefix; bit++)
+        mask[bit >> 3] = (mask[bit >> 3] as number) | (0x80 >> (bit & 7));
+    }
+    const dns = h.resolver;
+    this.put(
+      "ssw_config",
+      new Uint8Array(4),
+      configValue({
+        egressDeny: h.config.egress === "deny",
+        refusePort: h.refusePort,
+        pool: h.pool.range,
+        nodeIp: h.config.nodeIp,
+        nodeIp6: h.config.nodeIp6,
+        dns: dns ? { vip: dns.ip, hostIp: dns.hostIp, hostPort: dns.hostPort } : null,
+        vipNet4: net,
+        vipMask4: mask,
+      }),
+    );
+    const one = new Uint8Array([1, 0, 0, 0]);
+    for (const ip of opts.localAddresses) if (parseIp(ip)) this.put("ssw_local", addr16(ip), one);
+    if (dns) this.put("ssw_vips", addr16(dns.ip), one);
+  }
+
+  /**
+   * Fail closed: a connect to a virtual IP that no program translated (the programs gone) must
+   * not leave through the default route. The daemon's namespace routes --vip-cidr nowhere.
+   */
+  private blackhole(cidr: Cidr): void {
+    try {
+      execFileSync("ip", [cidr.family === 6 ? "-6" : "-4", "route", "replace", "blackhole", cidr.text], {
+        stdio: "pipe",
+      });
+    } catch (err) {
+      this.log.warn(
+        { cidr: cidr.text, err: messageOf(err) },
+        "cannot add the blackhole route for --vip-cidr",
+      );
+    }
+  }
+
+  // ---- apps and sockets ----
+
+  /** The app's index in the maps (given at its first socket). */
+  private indexOf(app: App): number {
+    let i = this.index.get(app.id);
+    if (i !== undefined) return i;
+    i = this.next++;
+    this.index.set(app.id, i);
+    this.apps.set(i, app.id);
+    this.appChanged(app);
+    return i;
+  }
+
+  /** Writes an app's addresses and labels (a new app, or one whose record changed). */
+  appChanged(app: App): void {
+    const one = new Uint8Array([1, 0, 0, 0]);
+    for (const ip of app.ips) this.put("ssw_vips", addr16(ip), one);
+    const i = this.index.get(app.id);
+    if (i === undefined) return;
+    const bits = this.labels.of(app.labels);
+    if (bits === null)
+      this.log.error(
+        { app: app.id },
+        "more than 256 distinct labels: this app's labels reach nothing (bpf datapath)",
+      );
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, i, true);
+    this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n]));
+  }
+
+  appRemoved(app: App): void {
+    const i = this.index.get(app.id);
+    for (const ip of app.ips)
+      if (this.host.table.appsWithIp(ip).length === 0) this.del("ssw_vips", addr16(ip));
+    if (i === undefined) return;
+    this.index.delete(app.id);
+    this.apps.delete(i);
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, i, true);
+    this.del("ssw_apps", key);
+  }
+
+  /** Stamps a socket the daemon made for app: 0 or -errno. No allocation (trapped-call path). */
+  mark(fd: number, app: App): number {
+    new DataView(this.fdKey.buffer).setInt32(0, fd, true);
+    return this.addon.bpfMapUpdate(
+      this.fds.ssw_socks as number,
+      this.fdKey,
+      sockValue(this.indexOf(app), this.stamp),
+      0,
+    );
+  }
+
+  // ---- services ----
+
+  /** Rewrites the backends of virtual proto/vip/vport from the table (after any change there). */
+  serviceChanged(proto: Proto, vip: string, vport: number): void {
+    const key = svcKey(proto, vip, vport);
+    const id = `${proto}|${vip}|${vport}`;
+    const backends = this.host.table.backends(proto, vip, vport).slice(0, MAX_BACKENDS);
+    const before = this.written.get(id) ?? 0;
+    backends.forEach((svc, slot) => {
+      const bits = this.labels.of(svc.labels) ?? [0n, 0n, 0n, 0n];
+      const hostIp =
+        (isUnspecified(svc.hostIp) || isLoopback(svc.hostIp)) && svc.node !== this.host.config.nodeName
+          ? (this.host.nodeIpOf(svc.node) ?? svc.hostIp)
+          : svc.hostIp;
+      this.put("ssw_backends", backendKey(key, slot), backendValue(hostIp, svc.hostPort, bits));
+    });
+    if (backends.length > 0) {
+      const random = (backends[0]?.lb ?? this.host.table.defaultLb) === "random";
+      this.put("ssw_svcs", key, svcValue(backends.length, random));
+      this.written.set(id, backends.length);
+    } else {
+      this.del("ssw_svcs", key);
+      this.written.delete(id);
+    }
+    for (let slot = backends.length; slot < before; slot++) this.del("ssw_backends", backendKey(key, slot));
+  }
+
+  /**
+   * An app's private loopback entries for a listener of its own: bound to a loopback address
+   * (that address), or to a wildcard (the loopback of each family it serves), as the kernel's
+   * lookup finds them for the app's connects to 127.0.0.1 or ::1.
+   */
+  privateEntry(app: number, b: Binding): void {
+    const wild = isUnspecified(b.vip);
+    if (!b.loopback && !wild) return;
+    const all = [~0n, ~0n, ~0n, ~0n].map((w) => w & 0xffffffffffffffffn);
+    for (const ip of wild ? ["0.0.0.0", "::"] : [b.vip]) {
+      const family = parseIp(ip)?.family ?? 4;
+      if (wild && !servesFamily(b, family)) continue;
+      // The host's :: is reached on the loopback of the family; any other address as it is.
+      const reach = b.hostIp === "::" ? (family === 4 ? "127.0.0.1" : "::1") : b.hostIp;
+      const key = svcKey(b.proto, ip, b.vport, app);
+      this.put("ssw_backends", backendKey(key, 0), backendValue(reach, b.hostPort, all));
+      this.put("ssw_svcs", key, svcValue(1, false));
+    }
+  }
+
+  appIdOf(index: number): string | undefined {
+    return this.apps.get(index);
+  }
+
+  /** A change of the service table (its observer): the maps follow. */
+  tableChanged(c: TableChange): void {
+    if (c.kind === "app") {
+      if (c.op === "put") this.appChanged(c.app);
+      else this.appRemoved(c.app);
+    } else if (c.kind === "service") {
+      this.serviceChanged(c.service.proto, c.service.vip, c.service.vport);
+    }
+  }
+
+  /** Stops serving events and lets go of the programs (pinned: they stay attached). */
+  close(): void {
+    this.events.close();
+    this.addon.bpfClose(this.handle);
+  }
+}

@@ -1,0 +1,191 @@
+// The bytes of the bpf datapath's maps and events (native/bpf/datapath.h: change both
+// together). Addresses are 16 bytes, IPv4 as IPv4-mapped; ports in records are host order
+// (little-endian here), as the programs use them. Pure encoders and decoders.
+
+import { formatV4, formatV6, isV4MappedBytes, parseIp } from "../net/ip.js";
+import type { Proto } from "../table/types.js";
+
+export const LABEL_WORDS = 4;
+export const MAX_BACKENDS = 32;
+export const EV_BIND = 1;
+export const EV_LISTEN = 2;
+export const EV_DENIED_POLICY = 3;
+export const EV_DENIED_EGRESS = 4;
+export const EV_DENIED_POOL = 5;
+export const SK_BOUND = 1;
+export const SK_LOOPBACK = 2;
+export const EVENT_SIZE = 64;
+
+const PROTO: Record<Proto, number> = { tcp: 6, udp: 17 };
+
+/** An address as the programs key it: 16 bytes, IPv4-mapped for IPv4. */
+export function addr16(text: string, out = new Uint8Array(16), off = 0): Uint8Array {
+  const ip = parseIp(text);
+  if (!ip) throw new Error(`not an IP address: ${text}`);
+  out.fill(0, off, off + 16);
+  if (ip.family === 4) {
+    out[off + 10] = 0xff;
+    out[off + 11] = 0xff;
+    out.set(ip.bytes, off + 12);
+  } else out.set(ip.bytes, off);
+  return out;
+}
+
+/** The text of a 16-byte address (an IPv4-mapped one as IPv4). */
+export function addrText(b: Uint8Array, off = 0): string {
+  const a = b.subarray(off, off + 16);
+  return isV4MappedBytes(a) ? formatV4(a, 12) : formatV6(a);
+}
+
+/** struct ssw_svc_key (24 bytes): a virtual ip:port (scope 0) or an app's private one. */
+export function svcKey(proto: Proto, ip: string, port: number, scope = 0): Uint8Array {
+  const k = new Uint8Array(24);
+  addr16(ip, k, 0);
+  const v = new DataView(k.buffer);
+  v.setUint16(16, port, true);
+  k[18] = PROTO[proto];
+  v.setUint32(20, scope, true);
+  return k;
+}
+
+/** struct ssw_svc (16 bytes). */
+export function svcValue(count: number, random: boolean): Uint8Array {
+  const out = new Uint8Array(16);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, count, true);
+  v.setUint32(4, random ? 1 : 0, true);
+  return out;
+}
+
+/** struct ssw_be_key (32 bytes). */
+export function backendKey(svc: Uint8Array, slot: number): Uint8Array {
+  const k = new Uint8Array(32);
+  k.set(svc, 0);
+  new DataView(k.buffer).setUint32(24, slot, true);
+  return k;
+}
+
+/** struct ssw_be (56 bytes): where a backend listens, and its labels' bits. */
+export function backendValue(hostIp: string, hostPort: number, labels: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(56);
+  addr16(hostIp, out, 0);
+  const v = new DataView(out.buffer);
+  v.setUint16(16, hostPort, true);
+  labels.forEach((w, i) => {
+    v.setBigUint64(24 + 8 * i, w, true);
+  });
+  return out;
+}
+
+/** struct ssw_app (72 bytes): an app's addresses and labels' bits. */
+export function appValue(ips: readonly string[], labels: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(72);
+  let flags = 0;
+  for (const ip of ips) {
+    const fam = parseIp(ip)?.family;
+    if (fam === 4 && !(flags & 1)) {
+      addr16(ip, out, 0);
+      flags |= 1;
+    } else if (fam === 6 && !(flags & 2)) {
+      addr16(ip, out, 16);
+      flags |= 2;
+    }
+  }
+  const v = new DataView(out.buffer);
+  v.setUint32(32, flags, true);
+  labels.forEach((w, i) => {
+    v.setBigUint64(40 + 8 * i, w, true);
+  });
+  return out;
+}
+
+/** struct ssw_sock (48 bytes), as the daemon stamps a new socket: its app's index. */
+export function sockValue(app: number, out = new Uint8Array(48)): Uint8Array {
+  out.fill(0);
+  new DataView(out.buffer, out.byteOffset).setUint32(0, app, true);
+  return out;
+}
+
+export interface DatapathConfig {
+  readonly egressDeny: boolean;
+  readonly refusePort: number;
+  readonly pool: { readonly first: number; readonly last: number };
+  readonly nodeIp: string;
+  readonly nodeIp6: string | null;
+  readonly dns: { readonly vip: string; readonly hostIp: string; readonly hostPort: number } | null;
+  /** --vip-cidr when it is IPv4: network and mask, as bytes. */
+  readonly vipNet4: Uint8Array | null;
+  readonly vipMask4: Uint8Array | null;
+}
+
+/** struct ssw_config (96 bytes). */
+export function configValue(c: DatapathConfig): Uint8Array {
+  const out = new Uint8Array(96);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, c.egressDeny ? 1 : 0, true);
+  v.setUint32(4, c.refusePort, true);
+  v.setUint32(8, c.pool.first, true);
+  v.setUint32(12, c.pool.last, true);
+  addr16(c.nodeIp, out, 16);
+  addr16(c.nodeIp6 ?? "::", out, 32);
+  if (c.dns) {
+    addr16(c.dns.vip, out, 48);
+    addr16(c.dns.hostIp, out, 64);
+    v.setUint32(80, c.dns.hostPort, true);
+  }
+  if (c.vipNet4 && c.vipMask4) {
+    out.set(c.vipNet4, 84);
+    out.set(c.vipMask4, 88);
+  }
+  return out;
+}
+
+/** struct ssw_event, decoded. */
+export interface DatapathEvent {
+  readonly kind: number;
+  readonly app: number;
+  readonly vip: string;
+  readonly host: string;
+  readonly vport: number;
+  readonly hostPort: number;
+  readonly flags: number;
+  readonly family: number;
+}
+
+export function decodeEvent(b: Uint8Array, off: number): DatapathEvent {
+  const v = new DataView(b.buffer, b.byteOffset + off);
+  return {
+    kind: v.getUint32(0, true),
+    app: v.getUint32(4, true),
+    vip: addrText(b, off + 8),
+    host: addrText(b, off + 24),
+    vport: v.getUint16(40, true),
+    hostPort: v.getUint16(42, true),
+    flags: v.getUint32(44, true),
+    family: v.getUint32(48, true),
+  };
+}
+
+/**
+ * Label bits: each distinct key=value gets a bit (LABEL_WORDS × 64 in all), so that "shares a
+ * label" (table/policy.ts) is a bitwise AND in the kernel. Bits are never reused while the
+ * daemon runs; null when they are used up (the caller fails closed and says so).
+ */
+export class LabelBits {
+  private readonly bits = new Map<string, number>();
+
+  of(labels: Readonly<Record<string, string>>): bigint[] | null {
+    const words = new Array<bigint>(LABEL_WORDS).fill(0n);
+    for (const [k, val] of Object.entries(labels)) {
+      const key = `${k}=${val}`;
+      let bit = this.bits.get(key);
+      if (bit === undefined) {
+        if (this.bits.size >= LABEL_WORDS * 64) return null;
+        bit = this.bits.size;
+        this.bits.set(key, bit);
+      }
+      words[bit >> 6] = (words[bit >> 6] as bigint) | (1n << BigInt(bit & 63));
+    }
+    return words;
+  }
+}

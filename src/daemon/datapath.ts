@@ -1,0 +1,91 @@
+// The one interface between the daemon's wiring and the datapath that runs: how the daemon's
+// decisions reach the kernel. Both share the table, policy, selection and store (one control
+// plane); they differ in what the launcher's seccomp filter traps and in what the kernel does
+// with the daemon's host sockets:
+//
+//   seccomp  every network call is trapped and carried out by the daemon (src/trap); the
+//            CONTINUE guard (bpf/guard.ts), when this host allows it, keeps the calls it lets
+//            the kernel run off app sockets (host.guard; trap/continue.ts relies on it)
+//   bpf      only socket() is trapped (the daemon stamps the app's identity on the host socket);
+//            cgroup socket hooks apply the table's decisions in the kernel (bpf/datapath.ts)
+//
+// --datapath auto picks seccomp for now, and says so: the bpf datapath does not yet keep every
+// promise the seccomp one does (docs/how-it-works.md, "The bpf datapath").
+
+import type { Logger } from "pino";
+import type { DatapathInfo } from "../api/context.js";
+import { BpfDatapath } from "../bpf/datapath.js";
+import { openGuard } from "../bpf/guard.js";
+import type { DaemonConfig } from "../core/config.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { KernelInfo } from "../core/kernel-info.js";
+import type { Addon } from "../native/addon.js";
+import { buildFilter } from "../trap/filter.js";
+import type { Host } from "./host.js";
+
+export interface Datapath {
+  /** The filter every app's launcher installs. */
+  readonly filter: Buffer;
+  /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
+  readonly info: DatapathInfo;
+  close(): void;
+}
+
+/** Sets up the datapath config.datapath asks for; throws a sentence when bpf cannot run. */
+export function openDatapath(
+  addon: Addon,
+  host: Host,
+  log: Logger,
+  config: DaemonConfig,
+  nr: Record<string, number>,
+  kernel: KernelInfo,
+): Datapath {
+  const filterOf = (socketOnly: boolean): Buffer =>
+    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly });
+  if (config.datapath === "bpf") {
+    const dp = BpfDatapath.open(addon, host, log, {
+      stateDir: config.stateDir,
+      vipCidr: config.vipCidr,
+      localAddresses: host.localAddresses(),
+    });
+    if (typeof dp === "string")
+      throw new InvalidArgumentError(
+        `--datapath bpf cannot run here: ${dp}; use --datapath seccomp (or auto)`,
+      );
+    host.bpf = dp;
+    // The daemon chains the event stream after this mirror (daemon.ts).
+    host.table.observer = (c) => dp.tableChanged(c);
+    for (const app of host.table.listApps()) dp.appChanged(app);
+    for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
+    const reason = "not used: the bpf datapath continues no call (only socket() is trapped)";
+    return {
+      filter: filterOf(true),
+      info: { name: "bpf", continueGuard: { available: false, reason } },
+      close: () => dp.close(),
+    };
+  }
+  const guard = openGuard(addon, log, { stateDir: config.stateDir, kernel });
+  host.guard = typeof guard === "string" ? null : guard;
+  if (typeof guard === "string")
+    log.warn(
+      { reason: guard },
+      config.strictUnixSockets
+        ? "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is refused (EPERM, --strict-unix-sockets), and the daemon carries out every send on an INET socket (docs/security.md)"
+        : "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is continued with a window in which another thread can swap an INET socket in (docs/security.md; --strict-unix-sockets refuses them), and the daemon carries out every send on an INET socket",
+    );
+  if (config.datapath === "auto")
+    log.info(
+      "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
+    );
+  return {
+    filter: filterOf(false),
+    info: {
+      name: "seccomp",
+      continueGuard: { available: host.guard !== null, reason: typeof guard === "string" ? guard : "" },
+    },
+    close: () => {
+      host.guard?.close();
+      host.guard = null;
+    },
+  };
+}
