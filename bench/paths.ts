@@ -130,12 +130,13 @@ export async function startDaemon(
   cli: string,
   role: string,
   nodeFlags: string[] = [],
+  daemonFlags: string[] = [],
 ): Promise<DaemonHandle> {
   const ns = makeNetns(role);
   const dir = tempDir();
   const socket = `${dir}/sockswitch.sock`;
   const argv = [process.execPath, ...nodeFlags, cli, "--socket", socket, "daemon"];
-  argv.push("--state-dir", `${dir}/state`, "--node-ip", "127.0.0.1", "--clean");
+  argv.push("--state-dir", `${dir}/state`, "--node-ip", "127.0.0.1", "--clean", ...daemonFlags);
   const proc = start(`daemon (${role})`, ns, argv);
   await until(proc, /sockswitch daemon ready/);
   return { cli, ns, socket, proc };

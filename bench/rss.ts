@@ -43,7 +43,8 @@ export async function measureRss(
   steps: number[],
   progress: (line: string) => void,
 ): Promise<RssStep[]> {
-  const d = await startDaemon(cli, "rss");
+  // One app holds every service: lift the per-app bound on host ports (1024 by default).
+  const d = await startDaemon(cli, "rss", [], ["--max-ports-per-app", "20000"]);
   const comm = readFileSync(`/proc/${d.proc.pid}/comm`, "utf8").trim();
   if (comm !== "node") throw new Error(`daemon pid ${d.proc.pid} is ${comm}, not node`);
   const count = (): number => {

@@ -10,6 +10,7 @@ import { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import { isLoopback, parseIp } from "../net/ip.js";
 import { BlockPool, PortPool } from "../net/port-pool.js";
+import { AF_INET, AF_INET6, encodeSockaddr } from "../net/sockaddr.js";
 import type { Store } from "../store/store.js";
 import { SocketRegistry } from "../table/sockets.js";
 import { ServiceTable } from "../table/table.js";
@@ -69,8 +70,34 @@ export class Host implements TrapHost {
     this.limited = new LogLimiter(log);
     this.refusePort = daemonConfig.ports.last;
     this.pool.claim(this.refusePort);
+    this.holdRefusePort();
     this.blocks = new BlockPool(daemonConfig.clientPorts, daemonConfig.clientBlock);
     this.refreshLocalAddresses();
+  }
+
+  /**
+   * Binds (without listening) a TCP socket of the daemon's to the refusal port on 127.0.0.1
+   * and ::1, held for the daemon's life: a connect() there is refused (RST), and the kernel
+   * never picks that port for an unbound client (it skips ports bound with bind(2) in
+   * inet_hash_connect), which would make a connect refused through it a TCP self-connect.
+   */
+  private holdRefusePort(): void {
+    const SOCK_STREAM = 1;
+    const SOCK_CLOEXEC = 0o2000000;
+    const buf = new Uint8Array(28);
+    for (const [domain, ip] of [
+      [AF_INET, "127.0.0.1"],
+      [AF_INET6, "::1"],
+    ] as const) {
+      const fd = this.addon.socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) continue;
+      const addr = parseIp(ip);
+      const r = addr ? this.addon.bind(fd, buf, encodeSockaddr(domain, addr, this.refusePort, buf)) : -1;
+      if (r < 0) {
+        this.addon.close(fd);
+        this.log.debug({ ip, port: this.refusePort, errno: -r }, "refusal port not held");
+      }
+    }
   }
 
   /** Re-reads this host's addresses (they decide what counts as a connection to the host itself). */

@@ -157,6 +157,14 @@ describe("one host", () => {
 
   test("a virtual IP with no backend refuses (ECONNREFUSED)", async () => {
     assert.deepEqual(await echoClient(host, [], "10.77.99.99", 7999), { ok: false, errno: "ECONNREFUSED" });
+    // The refusal port (the pool's last) is held by the daemon, bound and not listening, so
+    // the kernel never autobinds a client to it (a refused connect would then self-connect).
+    const taken = host.exec([
+      PYTHON,
+      "-c",
+      'import socket\ns=socket.socket()\ntry: s.bind(("127.0.0.1", 60000)); print("free")\nexcept OSError as e: print(e.errno)',
+    ]);
+    assert.equal(taken.stdout.trim(), "98", "EADDRINUSE: the daemon holds 127.0.0.1:60000");
   });
 
   test("app exit (kill -9) removes its services and frees its host port within a second", async () => {
