@@ -178,9 +178,11 @@ export class DaemonApps implements AppControl {
         }
         void this.statusOf(id).then(() => {
           const code = this.history.get(id)?.life.exitCode;
-          if (code !== 126 && code !== 127) return resolve();
+          // The launcher's own sentence, not a command that ran and chose that status.
+          const sentence = code === 126 || code === 127 ? this.lastLine(id) : null;
+          if (sentence === null || !sentence.startsWith("cannot run ")) return resolve();
           this.runner.stop(id);
-          reject(new RunError(this.lastLine(id) ?? `the command could not run (exit ${code})`));
+          reject(new RunError(sentence));
         });
       };
       poll();
