@@ -80,8 +80,12 @@ export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): Socket
       );
     const swept = sweepOrphanPins();
     if (swept > 0) log.info({ count: swept }, "removed the BPF pins of daemons whose state dir is gone");
-    dir = join(claimPinDir(opts.stateDir), "guard");
-    mkdirSync(dir, { recursive: true });
+    try {
+      dir = join(claimPinDir(opts.stateDir), "guard");
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      return `cannot make its pin directory in /sys/fs/bpf: ${(err as Error).message}`;
+    }
   }
   const cgroup = ownCgroupDir(addon);
   if (cgroup === null) return "no cgroup v2 hierarchy is mounted";

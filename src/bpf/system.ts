@@ -129,15 +129,21 @@ export function removePins(dir: string): void {
 
 const OWNER = "owner=";
 
+/** The name of the entry that records a pin directory's state dir: no "." (bpffs refuses it). */
+export function ownerName(stateDir: string): string {
+  return OWNER + encodeURIComponent(resolve(stateDir)).replaceAll(".", "%2E");
+}
+
 /**
  * Makes the daemon's pin directory (bpffs must be mounted) and records whose it is: a
- * directory named `owner=` + the state dir, URI-encoded (bpffs holds only directories and
- * pinned objects), which sweepOrphanPins reads.
+ * directory named `owner=` + the state dir, URI-encoded with "." as %2E too (bpffs holds
+ * only directories and pinned objects, and refuses names with a dot: EPERM), which
+ * sweepOrphanPins reads. Throws what mkdir(2) throws.
  */
 export function claimPinDir(stateDir: string): string {
   const dir = pinDirOf(stateDir);
   mkdirSync(dir, { recursive: true });
-  const owner = OWNER + encodeURIComponent(resolve(stateDir));
+  const owner = ownerName(stateDir);
   if (owner.length <= 255) mkdirSync(join(dir, owner), { recursive: true });
   return dir;
 }
