@@ -63,18 +63,20 @@ export function handleConnect(s: AppSession, n: Notification): void {
     if (blocking && (c === -E.EINPROGRESS || c === -E.EALREADY)) {
       // On this host (loopback, the node's own address) the handshake is usually done by
       // the time connect() returns: answer at once, without a trip through the event loop.
-      const hostAddr = s.outBuf.slice(0, hostLen);
-      if (a.getpeername(dup, s.outBuf) >= 0) {
-        completeConnect(s, dup, flags, hostAddr);
+      // (addrBuf is free by now; outBuf still holds the host address.)
+      if (a.getpeername(dup, s.addrBuf) >= 0) {
+        completeConnect(s, dup, flags, s.outBuf, hostLen);
         return s.respond(n, 0);
       }
+      // Only a connect that waits keeps a copy: the scratch buffers are reused meanwhile.
+      const hostAddr = s.outBuf.slice(0, hostLen);
       owned = false;
       s.wait(n, dup, WRITABLE, () => {
         const err = a.getsockoptInt(dup, SOL_SOCKET, SO_ERROR);
         // A blocking connect that fails leaves the socket disconnected (its address reset),
         // as the kernel's own wait does (__inet_stream_connect → tcp_disconnect).
         if (err > 0) disconnect(s, dup);
-        else if (err === 0) completeConnect(s, dup, flags, hostAddr);
+        else if (err === 0) completeConnect(s, dup, flags, hostAddr, hostLen);
         s.settle(n, err > 0 ? -err : Math.min(err, 0));
         return true;
       });
@@ -97,10 +99,10 @@ const UNSPEC = new Uint8Array(16);
  * the socket stays "connecting", and the app's next connect() would return 0 (and be
  * recorded as a new destination) where the kernel says EISCONN (inet_stream_connect(2)).
  */
-function completeConnect(s: AppSession, fd: number, flags: number, hostAddr: Uint8Array): void {
+function completeConnect(s: AppSession, fd: number, flags: number, hostAddr: Uint8Array, len: number): void {
   const a = s.host.addon;
   a.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  a.connect(fd, hostAddr, hostAddr.length);
+  a.connect(fd, hostAddr, len);
   a.fcntl(fd, F_SETFL, flags);
 }
 
