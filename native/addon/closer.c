@@ -23,6 +23,17 @@
  *   after CLOSER_GUARD_NS. When QUEUE_MAX are waiting there, the caller closes such a
  *   socket itself under a timer of GUARD_NS (an app cannot grow the queue without end).
  *
+ * The same watchdog bounds the daemon's connect(2) and accept4(2) on an app's socket
+ * (sw_bounded_begin/end, used by fdops.c). The daemon makes the socket non-blocking for the
+ * call, but O_NONBLOCK is a flag of the open file, which the app shares: another thread of
+ * the app can clear it between the daemon's fcntl and its call, and a connect to a peer
+ * that drops SYNs would then hold the event loop for the SYN retries (about 2 min). Such a
+ * call is interrupted after at most about BOUND_NS by call_signal, whose handler has no
+ * SA_RESTART (a restarted connect waits again): connect then returns EINTR with the
+ * handshake going on (as EINPROGRESS), accept4 EINTR (as EAGAIN). call_signal is blocked on
+ * the daemon's thread except during such a call, so a late one never lands elsewhere (it
+ * stays pending, and at worst interrupts the next such call at once, which is harmless).
+ *
  * Waking a thread for every close, or arming a timer for every close, each cost about a
  * quarter to a third of the connection rate on a 2-CPU VM (bench crr): hence the checks.
  * The signal's handler does nothing, with SA_RESTART, so that a stray one (after its
@@ -52,7 +63,7 @@
 #define GUARD_NS (200L * 1000)
 #define QUEUE_MAX 4096
 
-static int close_signal;
+static int close_signal, call_signal;
 static bool signal_ready;
 
 /* ---- the watchdog of the caller's thread ---- */
@@ -61,6 +72,8 @@ static bool watchdog_started, watchdog_failed;
 static _Atomic long long closing_since; /* ns (CLOCK_MONOTONIC) of the close in progress, 0: none */
 static _Atomic unsigned long closes;    /* closes so far: tells the watchdog closes still happen */
 static _Atomic int asleep;              /* the watchdog waits on this word (futex) */
+static _Atomic long long calling_since; /* ns of the bounded connect/accept in progress, 0: none */
+static sigset_t call_set;               /* {call_signal} */
 
 /* ---- the closer thread ---- */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,6 +102,14 @@ static bool install_signal(void) {
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (sigaction(close_signal, &sa, NULL) < 0) return false;
+  call_signal = SIGRTMAX - 2;
+  sa.sa_flags = 0; /* no SA_RESTART: the interrupted call must return */
+  if (sigaction(call_signal, &sa, NULL) < 0) return false;
+  sigemptyset(&call_set);
+  sigaddset(&call_set, call_signal);
+  /* Blocked on the caller's thread (and on the watchdog, which inherits the mask) except
+   * during a bounded call. */
+  if (pthread_sigmask(SIG_BLOCK, &call_set, NULL) != 0) return false;
   signal_ready = true;
   return true;
 }
@@ -101,8 +122,10 @@ static void *watchdog_main(void *arg) {
   for (;;) {
     long long since = atomic_load(&closing_since);
     if (since != 0 && now_ns() - since > BOUND_NS) pthread_kill(guarded, close_signal);
+    long long call = atomic_load(&calling_since);
+    if (call != 0 && now_ns() - call > BOUND_NS) pthread_kill(guarded, call_signal);
     unsigned long n = atomic_load(&closes);
-    idle = n == seen && since == 0 ? idle + 1 : 0;
+    idle = n == seen && since == 0 && call == 0 ? idle + 1 : 0;
     seen = n;
     if (idle < IDLE_POLLS) {
       nanosleep(&step, NULL);
@@ -110,7 +133,7 @@ static void *watchdog_main(void *arg) {
     }
     /* Nothing for a while: sleep until a close starts (closeShared wakes us). */
     atomic_store(&asleep, 1);
-    if (atomic_load(&closing_since) == 0 && atomic_load(&closes) == seen)
+    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 && atomic_load(&closes) == seen)
       syscall(SYS_futex, &asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
     atomic_store(&asleep, 0);
     idle = 0;
@@ -145,6 +168,27 @@ static int watched_close(int fd) {
   atomic_fetch_add(&closes, 1);
   errno = err;
   return rc;
+}
+
+/*
+ * Starts a bounded call on the daemon's thread (see the top); false (nothing to end) when the
+ * watchdog cannot run here or this is another thread: the call then runs unbounded.
+ */
+bool sw_bounded_begin(void) {
+  if (!watchdog_ready()) return false;
+  pthread_sigmask(SIG_UNBLOCK, &call_set, NULL);
+  atomic_store(&calling_since, now_ns());
+  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  return true;
+}
+
+/* Ends a bounded call begun with sw_bounded_begin; errno is kept. */
+void sw_bounded_end(void) {
+  int err = errno;
+  atomic_store(&calling_since, 0);
+  atomic_fetch_add(&closes, 1);
+  pthread_sigmask(SIG_BLOCK, &call_set, NULL);
+  errno = err;
 }
 
 /* A one-shot timer that signals the calling thread; false if it cannot be made. */

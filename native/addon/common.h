@@ -176,6 +176,9 @@ extern const sw_export sw_bpf_ring_exports[];
 extern const sw_export sw_kernel_exports[];
 
 /* notify.c: kernel sizes read at module load; 0 until then. */
+/* closer.c: a connect/accept on an app's socket bounded in time (EINTR past the bound). */
+bool sw_bounded_begin(void);
+void sw_bounded_end(void);
 bool sw_notify_init(napi_env env);
 
 /* poll.c: per-environment watcher table; the pointer is passed as function data. */

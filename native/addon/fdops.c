@@ -52,7 +52,9 @@ static napi_value fd_bind(napi_env env, napi_callback_info info) {
  * connect(fd, addr, len) -> 0 | -errno (-EINPROGRESS on a non-blocking TCP
  * socket). The fd should be non-blocking; if it is not, O_NONBLOCK is set for
  * the duration of the call and the old flags are put back, so the connect
- * still cannot block the event loop (the caller then sees -EINPROGRESS).
+ * does not block the event loop (the caller then sees -EINPROGRESS); an app that
+ * clears the flag meanwhile gets a connect interrupted after about 2 ms, which
+ * also answers -EINPROGRESS (closer.c, sw_bounded_begin).
  */
 static napi_value fd_connect(napi_env env, napi_callback_info info) {
   int32_t fd;
@@ -62,9 +64,14 @@ static napi_value fd_connect(napi_env env, napi_callback_info info) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return sw_num(env, -errno);
   if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return sw_num(env, -errno);
+  /* The app can clear O_NONBLOCK meanwhile (a flag of the file it shares): bounded (closer.c). */
+  bool bounded = sw_bounded_begin();
   int rc = connect(fd, (const struct sockaddr *)addr, (socklen_t)len);
   int err = rc < 0 ? errno : 0;
+  if (bounded) sw_bounded_end();
   if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl);
+  /* Interrupted while waiting for the handshake, which goes on (inet_stream_connect). */
+  if (err == EINTR) err = EINPROGRESS;
   return sw_num(env, rc < 0 ? -err : 0);
 }
 
@@ -98,9 +105,13 @@ static napi_value fd_accept4(napi_env env, napi_callback_info info) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return sw_num(env, -errno);
   if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return sw_num(env, -errno);
+  bool bounded = sw_bounded_begin(); /* as in connect: the app may clear O_NONBLOCK */
   int rc = accept4(fd, NULL, NULL, flags | SOCK_CLOEXEC);
   int err = rc < 0 ? errno : 0;
+  if (bounded) sw_bounded_end();
   if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl);
+  /* Interrupted: the queue was emptied by another holder of the listener; nothing taken. */
+  if (err == EINTR) err = EAGAIN;
   return sw_num(env, rc < 0 ? -err : rc);
 }
 

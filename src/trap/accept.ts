@@ -17,10 +17,12 @@ import {
   O_CLOEXEC,
   O_NONBLOCK,
   protoOf,
+  SO_RCVTIMEO,
   SO_TYPE,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOL_SOCKET,
+  socketTimeoutMs,
   virtualPeer,
 } from "./addresses.js";
 import { liveSource } from "./admission.js";
@@ -106,7 +108,8 @@ export function handleAccept(s: AppSession, n: Notification, withFlags: boolean)
     const fl = a.fcntl(dup, F_GETFL, 0);
     if (fl < 0 || (fl & O_NONBLOCK) !== 0) return s.fail(n, E.EAGAIN);
     owned = false;
-    s.wait(n, dup, READABLE, tryAccept);
+    // SO_RCVTIMEO: the call gives up with EAGAIN (the wait's default answer), accept(2).
+    s.wait(n, dup, READABLE, tryAccept, socketTimeoutMs(s, dup, SO_RCVTIMEO));
   } finally {
     if (owned) a.closeShared(dup);
   }

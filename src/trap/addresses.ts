@@ -18,6 +18,8 @@ export const SO_REUSEADDR = 2;
 export const SO_REUSEPORT = 15;
 export const SO_DOMAIN = 39;
 export const SO_ACCEPTCONN = 30;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 export const SOCK_STREAM = 1;
@@ -54,6 +56,23 @@ export function protoOf(type: number): Proto {
 }
 
 /** A socket's domain, or -errno. */
+const timeval = new Uint8Array(16);
+const timevalView = new DataView(timeval.buffer);
+
+/**
+ * SO_RCVTIMEO or SO_SNDTIMEO of socket fd in milliseconds, rounded up; 0: none (socket(7):
+ * how long a blocking call waits before it gives up). No allocation.
+ */
+export function socketTimeoutMs(
+  s: AppSession,
+  fd: number,
+  opt: typeof SO_RCVTIMEO | typeof SO_SNDTIMEO,
+): number {
+  if (s.host.addon.getsockoptBytes(fd, SOL_SOCKET, opt, timeval) < 16) return 0;
+  const sec = Number(timevalView.getBigInt64(0, true));
+  return sec * 1000 + Math.ceil(Number(timevalView.getBigInt64(8, true)) / 1000);
+}
+
 export function domainOf(s: AppSession, fd: number): number {
   return s.host.addon.getsockoptInt(fd, SOL_SOCKET, SO_DOMAIN);
 }

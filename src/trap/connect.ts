@@ -12,8 +12,10 @@ import {
   O_NONBLOCK,
   protoOf,
   SO_ERROR,
+  SO_SNDTIMEO,
   SO_TYPE,
   SOL_SOCKET,
+  socketTimeoutMs,
 } from "./addresses.js";
 import { keepReceiveTimes, socketCookie } from "./admission.js";
 import { publish, rerouteServed, unpublish } from "./binding.js";
@@ -71,15 +73,23 @@ export function handleConnect(s: AppSession, n: Notification): void {
       // Only a connect that waits keeps a copy: the scratch buffers are reused meanwhile.
       const hostAddr = s.outBuf.slice(0, hostLen);
       owned = false;
-      s.wait(n, dup, WRITABLE, () => {
-        const err = a.getsockoptInt(dup, SOL_SOCKET, SO_ERROR);
-        // A blocking connect that fails leaves the socket disconnected (its address reset),
-        // as the kernel's own wait does (__inet_stream_connect → tcp_disconnect).
-        if (err > 0) disconnect(s, dup);
-        else if (err === 0) completeConnect(s, dup, flags, hostAddr, hostLen);
-        s.settle(n, err > 0 ? -err : Math.min(err, 0));
-        return true;
-      });
+      s.wait(
+        n,
+        dup,
+        WRITABLE,
+        () => {
+          const err = a.getsockoptInt(dup, SOL_SOCKET, SO_ERROR);
+          // A blocking connect that fails leaves the socket disconnected (its address reset),
+          // as the kernel's own wait does (__inet_stream_connect → tcp_disconnect).
+          if (err > 0) disconnect(s, dup);
+          else if (err === 0) completeConnect(s, dup, flags, hostAddr, hostLen);
+          s.settle(n, err > 0 ? -err : Math.min(err, 0));
+          return true;
+        },
+        // SO_SNDTIMEO: the call gives up with EINPROGRESS, the handshake goes on (connect(2)).
+        socketTimeoutMs(s, dup, SO_SNDTIMEO),
+        () => s.fail(n, E.EINPROGRESS),
+      );
       return;
     }
     // An error at once is the kernel's own answer, and it has already done what its wait

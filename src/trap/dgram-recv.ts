@@ -17,8 +17,10 @@ import {
   isManagedSender,
   O_NONBLOCK,
   protoOf,
+  SO_RCVTIMEO,
   SO_TYPE,
   SOL_SOCKET,
+  socketTimeoutMs,
   virtualSource,
 } from "./addresses.js";
 import { checkSender } from "./admission.js";
@@ -41,14 +43,12 @@ const MSG_DONTWAIT = 0x40;
 const MSG_PEEK = 0x2;
 /** The socket's error queue (ip(7) IP_RECVERR): never waits; EAGAIN when it is empty. */
 const MSG_ERRQUEUE = 0x2000;
-const SO_RCVTIMEO = 20;
 
 /** Scratch space, used only synchronously between a receive and the copy into the app. */
 const data = new Uint8Array(MAX_DATAGRAM);
 const name = new Uint8Array(128);
 const control = new Uint8Array(MAX_CONTROL);
 const info = new Int32Array(3);
-const timeval = new Uint8Array(16);
 
 /** A received datagram, as delivered to one destination in the app. */
 interface Received {
@@ -129,13 +129,6 @@ function admits(s: AppSession, local: VAddr | null, from: VAddr, src: Source | n
   return b.egressPeers?.has(`${from.ip}|${from.port}`) === true;
 }
 
-/** SO_RCVTIMEO of the socket in milliseconds (0: none). */
-function receiveTimeout(s: AppSession, dup: number): number {
-  if (s.host.addon.getsockoptBytes(dup, SOL_SOCKET, SO_RCVTIMEO, timeval) < 16) return 0;
-  const v = new DataView(timeval.buffer);
-  return Number(v.getBigInt64(0, true)) * 1000 + Math.ceil(Number(v.getBigInt64(8, true)) / 1000);
-}
-
 /** Receives one datagram and answers; a blocking socket waits for one without blocking the daemon. */
 function receiveAndAnswer(
   s: AppSession,
@@ -169,7 +162,7 @@ function receiveAndAnswer(
       finish(again);
       return true;
     },
-    receiveTimeout(s, dup),
+    socketTimeoutMs(s, dup, SO_RCVTIMEO),
   );
 }
 

@@ -11,21 +11,19 @@
 // what fits (EAGAIN if nothing); an error after some data returns the count; EPIPE raises
 // SIGPIPE in the calling thread unless MSG_NOSIGNAL. send(2), tcp(7), socket(7).
 
-import { E, F_GETFL, O_NONBLOCK, SOL_SOCKET } from "./addresses.js";
+import { E, F_GETFL, O_NONBLOCK, SO_SNDTIMEO, socketTimeoutMs } from "./addresses.js";
 import { type Iov, totalLength } from "./msghdr.js";
 import type { Notification } from "./notification.js";
 import { type AppSession, WRITABLE } from "./session.js";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-const SO_SNDTIMEO = 21;
 const SIGPIPE = 13;
 /** Copied from the app and sent per round. */
 const CHUNK = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 /** Scratch, used only synchronously within one round. */
 const chunk = new Uint8Array(CHUNK);
-const timeval = new Uint8Array(16);
 
 /**
  * One TCP send of the app's iovecs (with control data on the first round): answers the
@@ -74,7 +72,9 @@ export function streamSend(
     return;
   }
   // SO_SNDTIMEO: what was sent by then, or EAGAIN.
-  s.wait(n, dup, WRITABLE, pump, sendTimeout(s, dup), () => s.settle(n, sent > 0 ? sent : -E.EAGAIN));
+  s.wait(n, dup, WRITABLE, pump, socketTimeoutMs(s, dup, SO_SNDTIMEO), () =>
+    s.settle(n, sent > 0 ? sent : -E.EAGAIN),
+  );
 }
 
 /** Copies bytes [from, from+len) of the app's iovecs into the chunk buffer; len or -errno. */
@@ -94,11 +94,4 @@ function copyRange(s: AppSession, n: Notification, iovs: readonly Iov[], from: n
     skip = 0;
   }
   return at;
-}
-
-/** SO_SNDTIMEO of the socket in milliseconds (0: none). */
-function sendTimeout(s: AppSession, dup: number): number {
-  if (s.host.addon.getsockoptBytes(dup, SOL_SOCKET, SO_SNDTIMEO, timeval) < 16) return 0;
-  const v = new DataView(timeval.buffer);
-  return Number(v.getBigInt64(0, true)) * 1000 + Math.ceil(Number(v.getBigInt64(8, true)) / 1000);
 }

@@ -232,6 +232,34 @@ const connectAgain: Sequence = {
   ],
 };
 
+/**
+ * A blocking call's timeout (socket(7)): SO_SNDTIMEO ends a connect that waits (its SYN
+ * dropped: the listener's accept queue is full) with EINPROGRESS, the handshake going on;
+ * SO_RCVTIMEO ends an accept with nothing to accept with EAGAIN. (The daemon waits for the
+ * app; it must give up when the kernel would.)
+ */
+const blockingTimeouts: Sequence = {
+  name: "SO_SNDTIMEO ends a blocking connect (EINPROGRESS), SO_RCVTIMEO a blocking accept (EAGAIN)",
+  steps: [
+    ...sock(A, "l", 4, "tcp", "reuseaddr"),
+    A({ op: "bind", s: "l", addr: "A4", port: 9240 }),
+    A({ op: "listen", s: "l", backlog: 0 }),
+    ...sock(B, "c1", 4, "tcp"),
+    B({ op: "connectblock", s: "c1", addr: "A4", port: 9240 }),
+    ...sock(B, "c2", 4, "tcp"),
+    B({ op: "setsockopt", s: "c2", opt: "sndtimeo", val: 300 }),
+    B({ op: "connectblock", s: "c2", addr: "A4", port: 9240 }),
+    B({ op: "getpeername", s: "c2" }),
+    ...sock(A, "l2", 4, "tcp", "reuseaddr"),
+    A({ op: "bind", s: "l2", addr: "A4", port: 9241 }),
+    A({ op: "listen", s: "l2" }),
+    A({ op: "setsockopt", s: "l2", opt: "rcvtimeo", val: 300 }),
+    A({ op: "acceptblock", s: "l2", as: "a" }),
+    A({ op: "acceptblock", s: "l", as: "b" }),
+    A({ op: "getpeername", s: "b" }),
+  ],
+};
+
 export const CASES: readonly Sequence[] = [
   dualBind("tcp", true, "v6only,reuseaddr"),
   dualBind("tcp", false, "v6only,reuseaddr"),
@@ -256,4 +284,5 @@ export const CASES: readonly Sequence[] = [
   udpServerAgain("reuseaddr"),
   rebindAfterTimeWait,
   connectAgain,
+  blockingTimeouts,
 ];

@@ -6,16 +6,18 @@
 # ({"A4": "10.77.0.10", "lo6": "::1", ...}). Each input line is one call:
 #   {"op": "socket", "s": "s1", "family": 4|6, "type": "tcp"|"udp"}
 #   {"op": "setsockopt", "s": .., "opt": "reuseaddr"|"reuseport"|"v6only", "val": 0|1}
+#   {"op": "setsockopt", "s": .., "opt": "sndtimeo"|"rcvtimeo", "val": MILLISECONDS}
 #   {"op": "bind"|"connect"|"connectblock"|"sendto", "s": .., "addr": SYMBOL, "port": N | {"of": SOCKET}, ["data": ..]}
 #   {"op": "listen"|"getsockname"|"getpeername"|"close"|"recv"|"recvfrom"|"send"|"shutdown", "s": .., ["data"]}
-#   {"op": "accept", "s": .., "as": NEW_SOCKET}
+#   {"op": "listen", "s": .., ["backlog": N (16)]}
+#   {"op": "accept", "s": .., "as": NEW_SOCKET}; "acceptblock": a plain blocking accept
 #   {"op": "reply"|"connectpeer", "s": .., ["data"]}: sendto / connect to the sender of the
 #     socket's last recvfrom, exactly as it came (what a UDP server answering a client does).
 #   {"op": "recverr", "s": ..}: recvmsg(MSG_ERRQUEUE) on the socket as it is (blocking or not).
 #   {"op": "reset"}: close every socket.
 # Each answer: {"ok": true, ...} or {"err": "ERRNO_NAME"}; addresses come back as symbols
 # (or as text when no symbol has that address) with their port.
-import errno, json, select, signal, socket, sys
+import errno, json, select, signal, socket, struct, sys
 
 
 
@@ -35,6 +37,7 @@ OPTS = {
     "reuseport": (socket.SOL_SOCKET, socket.SO_REUSEPORT),
     "v6only": (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
 }
+TIMEOUTS = {"sndtimeo": socket.SO_SNDTIMEO, "rcvtimeo": socket.SO_RCVTIMEO}
 WAIT = 0.25
 socks = {}
 last_from = {}
@@ -77,6 +80,10 @@ def call(c):
         socks[c["s"]] = socket.socket(FAM[c["family"]], socket.SOCK_STREAM if c["type"] == "tcp" else socket.SOCK_DGRAM)
         return {"ok": True}
     s = socks[c["s"]]
+    if op == "setsockopt" and c["opt"] in TIMEOUTS:
+        ms = c["val"]
+        s.setsockopt(socket.SOL_SOCKET, TIMEOUTS[c["opt"]], struct.pack("ll", ms // 1000, ms % 1000 * 1000))
+        return {"ok": True}
     if op == "setsockopt":
         level, name = OPTS[c["opt"]]
         s.setsockopt(level, name, c["val"])
@@ -85,7 +92,7 @@ def call(c):
         s.bind(target(s, c))
         return {"ok": True}
     if op == "listen":
-        s.listen(16)
+        s.listen(c.get("backlog", 16))
         return {"ok": True}
     if op == "connect":
         s.settimeout(2)
@@ -107,6 +114,14 @@ def call(c):
         if not ready(s):
             return {"err": "timeout"}
         conn, peer = s.accept()
+        socks[c["as"]] = conn
+        return {"ok": True, "peer": sym(peer)}
+    if op == "acceptblock":
+        signal.alarm(3)
+        try:
+            conn, peer = s.accept()
+        finally:
+            signal.alarm(0)
         socks[c["as"]] = conn
         return {"ok": True, "peer": sym(peer)}
     if op == "getsockname":

@@ -1,7 +1,8 @@
 // End-to-end: nothing an app controls stops the daemon (docs/security.md, promise 12).
 // Hostile apps (as nobody, and as root where that is stronger) try to make the daemon's
 // only thread wait: on the last close of a lingering socket (the handed case
-// linger-daemon-hang), and on a page fault in their memory while it reads a trapped
+// linger-daemon-hang), in a connect() whose socket the app makes blocking again while the
+// daemon connects it, and on a page fault in their memory while it reads a trapped
 // call's arguments (userfaultfd, FUSE in a user namespace of their own). After each
 // attempt another app must still be served at once.
 
@@ -55,6 +56,16 @@ describe("the daemon never waits on an app", () => {
     assert.match(r.stdout, /^no hang$/m, r.stdout);
     // `ip netns exec` execs the daemon: its pid is the daemon's.
     assert.doesNotMatch(must("cat", [`/proc/${host.daemon?.pid}/stack`]), /sk_stream_wait_close/);
+    await daemonAnswers(host);
+  });
+
+  test("an app cannot make the daemon's connect() of its socket block (O_NONBLOCK cleared meanwhile)", async () => {
+    const app = compile(host, "hostile-nonblock");
+    const r = await host.runToEnd(["--user", "nobody", "--labels", "zone=b"], [app, "20"], 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    // Every connect waited for the app's own alarm (the kernel's answer: EINTR), and the
+    // daemon answered the socket() call after each at once.
+    assert.deepEqual(JSON.parse(r.stdout), { attempts: 20, eintr: 20, stalled: 0 });
     await daemonAnswers(host);
   });
 
