@@ -116,8 +116,11 @@ export class SocketRegistry {
   private readonly byApp = new Map<string, Set<string>>();
   /** app|proto|virtual port → host keys of its bindings (bind looks there for conflicts). */
   private readonly byPort = new Map<string, Set<string>>();
-  /** Host keys whose records (or earlier records behind them) are retired: see removeApp. */
-  private readonly retired = new Set<string>();
+  /**
+   * Host keys whose records (or earlier records behind them) are retired, with the time of
+   * the newest retirement there (ms), oldest first: see removeApp and forgetRetired.
+   */
+  private readonly retired = new Map<string, number>();
   /** UDP bindings connect()ed to a peer, by virtual port|peer ip|peer port. */
   private readonly byConnectedPeer = new Map<string, Set<Binding>>();
 
@@ -356,27 +359,30 @@ export class SocketRegistry {
       for (let r: Source | undefined = first; r; r = r.previous) {
         if (r.appId !== appId || r.retiredAt !== undefined) continue;
         r.retiredAt = now;
-        this.retired.add(key);
+        // Moved to the end: the map stays ordered by time (now never goes back).
+        this.retired.delete(key);
+        this.retired.set(key, now);
       }
     }
     return removed;
   }
 
-  /** Drops the client records retired before `before` (ms); returns how many. */
+  /**
+   * Drops the client records retired before `before` (ms); returns how many. Only the keys
+   * whose newest retirement is that old are visited (the map is in time order): each sweep
+   * costs what it drops, not what is still kept.
+   */
   forgetRetired(before: number): number {
     let n = 0;
-    for (const key of this.retired) {
-      let left = false;
+    for (const [key, at] of this.retired) {
+      if (at >= before) break;
       const [proto, ip, port] = key.split("|") as [Proto, string, string];
       for (let r = this.sources.get(key); r; r = r.previous) {
         if (r.retiredAt === undefined) continue;
-        if (r.retiredAt >= before) left = true;
-        else {
-          this.removeSource(proto, ip, Number(port), r);
-          n++;
-        }
+        this.removeSource(proto, ip, Number(port), r);
+        n++;
       }
-      if (!left) this.retired.delete(key);
+      this.retired.delete(key);
     }
     return n;
   }

@@ -31,6 +31,11 @@ export function handleConnect(s: AppSession, n: Notification): void {
   if (dup < 0) return s.fail(n, -dup);
   const a = s.host.addon;
   let owned = true;
+  let lentFlags = -1; // the app's file flags while the daemon has made the socket non-blocking
+  const giveBack = (): void => {
+    if (lentFlags >= 0) a.fcntl(dup, F_SETFL, lentFlags);
+    lentFlags = -1;
+  };
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
@@ -57,19 +62,23 @@ export function handleConnect(s: AppSession, n: Notification): void {
     const hostLen = encodeFor(s, domain, route.host);
     const flags = a.fcntl(dup, F_GETFL, 0);
     const blocking = proto === "tcp" && flags >= 0 && (flags & O_NONBLOCK) === 0;
-    if (blocking) a.fcntl(dup, F_SETFL, flags | O_NONBLOCK);
+    // Non-blocking for the daemon's calls; the app's flags are put back before it is answered
+    // (and in `finally`, should anything throw).
+    if (blocking && a.fcntl(dup, F_SETFL, flags | O_NONBLOCK) >= 0) lentFlags = flags;
     const since = Date.now() * 1000; // before the connect that may bind it (rounded down)
     const c = a.connect(dup, s.outBuf, hostLen);
-    if (blocking) a.fcntl(dup, F_SETFL, flags);
     if (c === 0 || c === -E.EINPROGRESS) connected(s, dup, domain, proto, route, bound, since);
     if (blocking && (c === -E.EINPROGRESS || c === -E.EALREADY)) {
       // On this host (loopback, the node's own address) the handshake is usually done by
       // the time connect() returns: answer at once, without a trip through the event loop.
-      // (addrBuf is free by now; outBuf still holds the host address.)
+      // (addrBuf is free by now; outBuf still holds the host address.) The socket is still
+      // non-blocking here: the second connect needs no fcntl of its own.
       if (a.getpeername(dup, s.addrBuf) >= 0) {
-        completeConnect(s, dup, flags, s.outBuf, hostLen);
+        a.connect(dup, s.outBuf, hostLen);
+        giveBack();
         return s.respond(n, 0);
       }
+      giveBack();
       // Only a connect that waits keeps a copy: the scratch buffers are reused meanwhile.
       const hostAddr = s.outBuf.slice(0, hostLen);
       owned = false;
@@ -92,11 +101,13 @@ export function handleConnect(s: AppSession, n: Notification): void {
       );
       return;
     }
+    giveBack();
     // An error at once is the kernel's own answer, and it has already done what its wait
     // would have (a refused handshake on this host disconnects the socket): EISCONN on a
     // listener or a connected socket must leave it as it is.
     s.settle(n, c);
   } finally {
+    giveBack();
     if (owned) a.closeShared(dup);
   }
 }

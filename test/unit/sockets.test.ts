@@ -257,6 +257,21 @@ describe("SocketRegistry removeApp", () => {
     assert.equal(r.retiredCount, 0);
   });
 
+  test("forgetRetired goes by the newest retirement at each address, oldest first", () => {
+    const r = new SocketRegistry();
+    r.addSource("tcp", "192.0.2.1", 40300, source("a", 40300));
+    r.addSource("tcp", "192.0.2.1", 40300, source("c", 40300)); // a's behind c's
+    r.addSource("tcp", "192.0.2.1", 40301, source("b", 40301));
+    r.removeApp("a", 5);
+    r.removeApp("b", 6);
+    r.removeApp("c", 9); // 40300 again: now the newest
+    assert.equal(r.forgetRetired(7), 1, "b's; 40300 waits for c's");
+    assert.equal(r.source("tcp", "192.0.2.1", 40300)?.appId, "c");
+    assert.equal(r.forgetRetired(10), 2, "c's and a's");
+    assert.equal(r.retiredCount, 0);
+    assert.equal(r.source("tcp", "192.0.2.1", 40300), undefined);
+  });
+
   test("a retired record routes no reply, and records behind another app's are retired too", () => {
     const r = new SocketRegistry();
     r.addSource("udp", "192.0.2.1", 40100, source("a", 40100));
