@@ -64,31 +64,44 @@ export class DaemonApps implements AppControl {
     this.bus.publish("ADDED", "app", appView(app, this.host.table, this.lifeOf(app)) as never);
   }
 
+  /**
+   * An app's end as watchers see it: one DELETED event, the last of the app's, carrying its
+   * exit status. The status comes from the launcher a moment after the process is seen gone;
+   * DELETED waits for it up to STATUS_WAIT_MS, then goes without it (a status that arrives
+   * later still reaches the history: `get apps -a`).
+   */
   private onHistory(f: Finished, change: "finished" | "status" | "removed"): void {
-    const view = appView(f.app, this.host.table, f.life) as never;
+    const view = (): never => appView(f.app, this.host.table, f.life) as never;
     if (change === "finished") {
       for (const resolve of this.gone.get(f.app.id) ?? []) resolve();
       this.gone.delete(f.app.id);
-      this.bus.publish("DELETED", "app", view);
-      if (f.life.exitCode !== null) this.runner.finished(f.app.id, f.life.exitCode);
-      else {
-        const t = setTimeout(() => {
-          this.statusTimers.delete(f.app.id);
-          this.runner.finished(f.app.id, null);
-        }, STATUS_WAIT_MS);
-        t.unref();
-        this.statusTimers.set(f.app.id, t);
+      if (f.life.exitCode !== null) {
+        this.bus.publish("DELETED", "app", view());
+        this.runner.finished(f.app.id, f.life.exitCode);
+        return;
       }
+      const t = setTimeout(() => {
+        this.statusTimers.delete(f.app.id);
+        this.bus.publish("DELETED", "app", view());
+        this.runner.finished(f.app.id, null);
+      }, STATUS_WAIT_MS);
+      t.unref();
+      this.statusTimers.set(f.app.id, t);
     } else if (change === "status") {
-      this.bus.publish("MODIFIED", "app", view);
       const t = this.statusTimers.get(f.app.id);
+      if (!t) return; // DELETED has gone already
+      clearTimeout(t);
+      this.statusTimers.delete(f.app.id);
+      this.bus.publish("DELETED", "app", view());
+      this.runner.finished(f.app.id, f.life.exitCode);
+    } else {
+      const t = this.statusTimers.get(f.app.id); // removed before its status came: one DELETED
       if (t) {
         clearTimeout(t);
         this.statusTimers.delete(f.app.id);
         this.runner.finished(f.app.id, f.life.exitCode);
       }
-    } else {
-      this.bus.publish("DELETED", "app", view);
+      this.bus.publish("DELETED", "app", view());
     }
   }
 
