@@ -3,7 +3,7 @@
 
 import type { AppView, NodeView, ServiceView, SocketView } from "../api/views.js";
 import type { ProxyView } from "../gateway/ingress.js";
-import { age, labelsText } from "./format.js";
+import { age, labelsText, publishText } from "./format.js";
 
 export const RESOURCES = ["apps", "services", "sockets", "nodes", "proxies"] as const;
 export type Resource = (typeof RESOURCES)[number];
@@ -45,7 +45,7 @@ const APP_COLUMNS: Column<AppView>[] = [
   { header: "SERVICES", value: (a) => String(a.services) },
   { header: "NODE", value: (a) => a.node },
   { header: "AGE", value: (a) => age(a.createdAt) },
-  { header: "PUBLISH", value: (a) => a.expose.join(",") || "<none>", wide: true },
+  { header: "PUBLISH", value: (a) => a.expose.map(publishText).join(",") || "<none>", wide: true },
   { header: "DETACHED", value: (a) => (a.detached ? "yes" : "no"), wide: true },
   { header: "RESTARTS", value: (a) => String(a.restarts), wide: true },
   { header: "STACK", value: (a) => a.stack ?? "<none>", wide: true },

@@ -6,7 +6,7 @@ import { apiGet } from "../api/client.js";
 import type { AppView, NodeView, ServiceView, SocketView } from "../api/views.js";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { appStatus } from "./columns.js";
-import { age, labelsText, table } from "./format.js";
+import { age, labelsText, publishText, table } from "./format.js";
 
 type Items<T> = { items: T[] };
 
@@ -63,7 +63,7 @@ async function describeApp(socket: string, name: string): Promise<string> {
       ["Node", a.node],
       ["IPs", a.ips.join(", ")],
       ["Labels", labelsText(a.labels)],
-      ["Publish", a.expose.join(", ") || "<none>"],
+      ["Publish", a.expose.map(publishText).join(", ") || "<none>"],
       ["Load balancing", a.lb ?? "<daemon default>"],
       ["PID", a.status === "running" ? String(a.pid) : "-"],
       ["User", a.user ?? "<caller>"],

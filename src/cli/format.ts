@@ -52,3 +52,14 @@ export function labelsText(labels: Record<string, string>): string {
     .join(",");
   return t === "" ? "<none>" : t;
 }
+/**
+ * A publish rule as `docker ps` shows one, [HOST_IP:]HOST_PORT->APP_PORT[/proto], from the
+ * API's --expose order APP_PORT:[HOST_IP:]HOST_PORT[/proto] ("8080:127.0.0.1:18080" →
+ * "127.0.0.1:18080->8080").
+ */
+export function publishText(expose: string): string {
+  const slash = expose.lastIndexOf("/");
+  const rule = slash >= 0 ? expose.slice(0, slash) : expose;
+  const first = rule.indexOf(":");
+  return `${rule.slice(first + 1)}->${rule.slice(0, first)}${slash >= 0 ? expose.slice(slash) : ""}`;
+}

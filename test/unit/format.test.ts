@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { age, labelsText, table } from "../../src/cli/format.js";
+import { age, labelsText, publishText, table } from "../../src/cli/format.js";
 
 const NOW = Date.parse("2024-06-01T12:00:00.000Z");
 const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
@@ -108,5 +108,13 @@ describe("labelsText", () => {
 
   test("no labels print as <none>", () => {
     assert.equal(labelsText({}), "<none>");
+  });
+});
+
+describe("publishText", () => {
+  test("Docker's order: [HOST_IP:]HOST_PORT->APP_PORT[/proto]", () => {
+    assert.equal(publishText("8080:18080"), "18080->8080");
+    assert.equal(publishText("8080:127.0.0.1:18080/tcp"), "127.0.0.1:18080->8080/tcp");
+    assert.equal(publishText("53:[::1]:5353/udp"), "[::1]:5353->53/udp");
   });
 });
