@@ -15,6 +15,8 @@
  *   getpeername4/6, recvmsg4/6
  *   sockops                  a client's host address → its virtual address (at connect, before
  *                            the SYN); an accepted connection learns its client; listen (event)
+ *   sock_create              a socket made in an app's cgroup (the host placement, where no
+ *                            call is trapped) is stamped with the app's index
  *
  * No decision is made here that the daemon did not put into a map: services, backends and their
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
@@ -363,6 +365,22 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     break;
   }
   }
+  return 1;
+}
+
+/*
+ * socket() in an app's cgroup (run --new-netns=false): stamped as the daemon stamps the sockets
+ * it makes for the apps it traps. Sockets made anywhere else are left alone. Kernel: 4.10
+ * (sock_create), socket storage from it 5.x.
+ */
+SEC("cgroup/sock_create")
+int ssw_sock_create(struct bpf_sock *sk) {
+  if (sk->family != SSW_AF_INET && sk->family != SSW_AF_INET6) return 1;
+  __u64 cg = bpf_get_current_cgroup_id();
+  __u32 *app = bpf_map_lookup_elem(&ssw_cgroups, &cg);
+  if (!app) return 1;
+  struct ssw_sock *st = bpf_sk_storage_get(&ssw_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (st) st->app = *app;
   return 1;
 }
 

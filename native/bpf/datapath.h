@@ -204,6 +204,14 @@ struct {
   __type(value, struct ssw_config);
 } ssw_config SEC(".maps");
 
+/* The host placement (run --new-netns=false): an app's cgroup (its id) → the app's index. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, __u32);
+} ssw_cgroups SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 256 * 1024);

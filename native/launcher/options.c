@@ -215,6 +215,10 @@ void options_parse(int argc, char **argv, struct options *o) {
     puts_raw(&json, first ? "\"rm\":true" : ",\"rm\":true");
     first = false;
   }
+  if (!o->netns) { /* the daemon's datapath may place such an app differently */
+    puts_raw(&json, first ? "\"newNetns\":false" : ",\"newNetns\":false");
+    first = false;
+  }
   puts_raw(&json, first ? "\"command\":[" : ",\"command\":[");
   for (char **c = o->cmd; *c; c++) {
     if (c != o->cmd) puts_raw(&json, ",");

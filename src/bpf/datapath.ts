@@ -19,6 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import { servesFamily } from "../trap/binding.js";
 import type { TrapHost } from "../trap/host.js";
+import { type AppCgroup, placeInCgroup, removeCgroup } from "./cgroups.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import {
   addr16,
@@ -50,6 +51,7 @@ const PROGRAMS = [
   "ssw_recvmsg4",
   "ssw_recvmsg6",
   "ssw_sockops",
+  "ssw_sock_create",
 ];
 
 export interface BpfDatapathOptions {
@@ -58,6 +60,12 @@ export interface BpfDatapathOptions {
   /** This host's own addresses (never egress destinations on a pool port). */
   readonly localAddresses: readonly string[];
 }
+
+/** Tries to remove an exited app's cgroup, 200 ms apart. */
+const CGROUP_RMDIR_TRIES = 25;
+
+/** What the maps know of an app: its id, addresses and labels. */
+export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
 
 export class BpfDatapath implements EventTarget {
   private readonly fds: Record<string, number> = {};
@@ -70,12 +78,16 @@ export class BpfDatapath implements EventTarget {
   private readonly fdKey = new Uint8Array(4);
   private next = 1;
   private readonly events: DatapathEvents;
+  /** Apps of the host placement: their cgroups (cgroups.ts). */
+  private readonly cgroups = new Map<string, AppCgroup>();
 
   private constructor(
     private readonly addon: Addon,
     private readonly host: TrapHost,
     private readonly log: Logger,
     private readonly handle: number,
+    /** The cgroup the programs are attached to; apps of the host placement get one below it. */
+    private readonly cgroupDir: string,
   ) {
     this.events = new DatapathEvents(addon, host, log, this);
     for (const m of [
@@ -87,6 +99,7 @@ export class BpfDatapath implements EventTarget {
       "ssw_local",
       "ssw_config",
       "ssw_events",
+      "ssw_cgroups",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
   }
@@ -127,7 +140,7 @@ export class BpfDatapath implements EventTarget {
     } finally {
       if (cg >= 0) addon.close(cg);
     }
-    const dp = new BpfDatapath(addon, host, log, h);
+    const dp = new BpfDatapath(addon, host, log, h, cgroup);
     dp.configure(opts);
     dp.blackhole(opts.vipCidr);
     dp.events.open(dp.fds.ssw_events as number);
@@ -195,7 +208,7 @@ export class BpfDatapath implements EventTarget {
   // ---- apps and sockets ----
 
   /** The app's index in the maps (given at its first socket). */
-  private indexOf(app: App): number {
+  private indexOf(app: AppIdentity): number {
     let i = this.index.get(app.id);
     if (i !== undefined) return i;
     i = this.next++;
@@ -206,7 +219,7 @@ export class BpfDatapath implements EventTarget {
   }
 
   /** Writes an app's addresses and labels (a new app, or one whose record changed). */
-  appChanged(app: App): void {
+  appChanged(app: AppIdentity): void {
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of app.ips) this.put("ssw_vips", addr16(ip), one);
     const i = this.index.get(app.id);
@@ -223,6 +236,7 @@ export class BpfDatapath implements EventTarget {
   }
 
   appRemoved(app: App): void {
+    this.unplace(app.id);
     const i = this.index.get(app.id);
     for (const ip of app.ips)
       if (this.host.table.appsWithIp(ip).length === 0) this.del("ssw_vips", addr16(ip));
@@ -232,6 +246,48 @@ export class BpfDatapath implements EventTarget {
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, i, true);
     this.del("ssw_apps", key);
+  }
+
+  /**
+   * The host placement (run --new-netns=false): moves the app's process `pid` into a cgroup of
+   * its own, whose sockets the kernel stamps with the app's index from then on. Throws a
+   * sentence when it cannot (the app must not run unstamped).
+   */
+  place(app: AppIdentity, pid: number): void {
+    const cg = placeInCgroup(this.cgroupDir, app.id, pid);
+    this.cgroups.set(app.id, cg);
+    const key = new Uint8Array(8);
+    new DataView(key.buffer).setBigUint64(0, cg.id, true);
+    const value = new Uint8Array(4);
+    new DataView(value.buffer).setUint32(0, this.indexOf(app), true);
+    const r = this.addon.bpfMapUpdate(this.fds.ssw_cgroups as number, key, value, 0);
+    if (r < 0) {
+      this.unplace(app.id);
+      throw new Error(`cannot register the app's cgroup with the bpf datapath (errno ${-r})`);
+    }
+  }
+
+  private unplace(appId: string): void {
+    const cg = this.cgroups.get(appId);
+    if (!cg) return;
+    this.cgroups.delete(appId);
+    const key = new Uint8Array(8);
+    new DataView(key.buffer).setBigUint64(0, cg.id, true);
+    this.del("ssw_cgroups", key);
+    // The app's process may not be reaped yet (a zombie is still in its cgroup): a few tries.
+    let tries = 0;
+    const attempt = (): void => {
+      if (removeCgroup(cg.path)) return;
+      if (++tries < CGROUP_RMDIR_TRIES) {
+        setTimeout(attempt, 200).unref();
+        return;
+      }
+      this.log.warn(
+        { app: appId, cgroup: cg.path },
+        "the app's cgroup still holds processes (children it left running); remove it once they end",
+      );
+    };
+    attempt();
   }
 
   /** Stamps a socket the daemon made for app: 0 or -errno. No allocation (trapped-call path). */

@@ -26,6 +26,11 @@ const SWEEP_MS = 500;
  */
 const RETIRED_MS = 60_000;
 
+/** A new app's id: 12 hex digits. */
+export function newAppId(): string {
+  return randomBytes(6).toString("hex");
+}
+
 export class AppManager {
   private readonly sessions = new Map<string, AppSession>();
   /** Watchers of restored apps' pidfds. */
@@ -104,10 +109,10 @@ export class AppManager {
   }
 
   /** Starts serving an app whose launcher handed over its seccomp listener. */
-  start(spec: AppSpec, ips: string[], pid: number, listenerFd: number): App {
+  start(spec: AppSpec, ips: string[], pid: number, listenerFd: number, id = newAppId()): App {
     mustBeListener(listenerFd);
     const app: App = {
-      id: randomBytes(6).toString("hex"),
+      id,
       name: spec.name,
       ips,
       labels: spec.labels,

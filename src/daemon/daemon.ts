@@ -49,7 +49,7 @@ import type { App } from "../table/types.js";
 import { Supervisor } from "../trap/supervisor.js";
 import { DaemonApps } from "./app-control.js";
 import { AppHistory } from "./app-history.js";
-import { AppManager } from "./apps.js";
+import { AppManager, newAppId } from "./apps.js";
 import { createStore, joinCluster } from "./cluster.js";
 import { containUncaught } from "./containment.js";
 import { openDatapath } from "./datapath.js";
@@ -172,7 +172,6 @@ async function serve(
   host.resolver = dns?.resolver ?? null;
   const datapath = openDatapath(addon, host, log, config, nr, kernelInfo);
   cleanups.push(() => datapath.close());
-  const filter = datapath.filter;
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
   const kernel = kernelLists(addon, log, feature(kernelInfo, "sock_diag").available !== false);
@@ -226,11 +225,15 @@ async function serve(
       checkPublish(host, spec, new Set(ingress.list().map((p) => Number(p.listen.split(":").pop()))));
       const ips = apps.assignIps(spec);
       log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
-      return { spec, ips, filter };
+      return { spec, ips, filter: datapath.filterFor(spec) };
     },
     handover(p: Pending, listenerFd, pidfd, cred) {
       mustBeListener(listenerFd);
-      const app = apps.start(p.spec, p.ips, appOfLauncher(pidfd, cred.pid), listenerFd);
+      const pid = appOfLauncher(pidfd, cred.pid);
+      const id = newAppId();
+      // Before the app is started (and owns the listener): a placement that fails refuses it.
+      datapath.place({ id, ips: p.ips, labels: p.spec.labels }, p.spec, pid);
+      const app = apps.start(p.spec, p.ips, pid, listenerFd, id);
       // A launcher the daemon started (run -d) is the one it spawned, or on a host the init
       // of the app's PID namespace that launcher forked (native/launcher/pidns.c).
       const spawned = runner.isOurs(cred.pid) ? cred.pid : parentPid(cred.pid);

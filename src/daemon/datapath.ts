@@ -14,18 +14,26 @@
 
 import type { Logger } from "pino";
 import type { DatapathInfo } from "../api/context.js";
+import { inDaemonNetns } from "../bpf/cgroups.js";
+import type { AppIdentity } from "../bpf/datapath.js";
 import { BpfDatapath } from "../bpf/datapath.js";
 import { openGuard } from "../bpf/guard.js";
 import type { DaemonConfig } from "../core/config.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { KernelInfo } from "../core/kernel-info.js";
 import type { Addon } from "../native/addon.js";
+import type { AppSpec } from "../table/app-spec.js";
 import { buildFilter } from "../trap/filter.js";
 import type { Host } from "./host.js";
 
 export interface Datapath {
-  /** The filter every app's launcher installs. */
-  readonly filter: Buffer;
+  /** The filter an app's launcher installs (the bpf datapath's host placement traps nothing). */
+  filterFor(spec: AppSpec): Buffer;
+  /**
+   * After the handover, before the app runs its command: puts the app where the datapath needs
+   * it (the bpf datapath's host placement: a cgroup of its own). Throws a sentence.
+   */
+  place(app: AppIdentity, spec: AppSpec, pid: number): void;
   /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
   readonly info: DatapathInfo;
   close(): void;
@@ -40,8 +48,8 @@ export function openDatapath(
   nr: Record<string, number>,
   kernel: KernelInfo,
 ): Datapath {
-  const filterOf = (socketOnly: boolean): Buffer =>
-    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly });
+  const filterOf = (socketOnly: boolean, noTrap = false): Buffer =>
+    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly, noTrap });
   if (config.datapath === "bpf") {
     const dp = BpfDatapath.open(addon, host, log, {
       stateDir: config.stateDir,
@@ -58,8 +66,18 @@ export function openDatapath(
     for (const app of host.table.listApps()) dp.appChanged(app);
     for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
     const reason = "not used: the bpf datapath continues no call (only socket() is trapped)";
+    const inApp = filterOf(true);
+    const inHost = filterOf(true, true);
     return {
-      filter: filterOf(true),
+      filterFor: (spec) => (spec.newNetns === false ? inHost : inApp),
+      place: (app, spec, pid) => {
+        if (spec.newNetns !== false) return;
+        if (!inDaemonNetns(pid))
+          throw new Error(
+            "--new-netns=false with the bpf datapath runs the app in the daemon's network namespace; start it there (or without --new-netns=false)",
+          );
+        dp.place(app, pid);
+      },
       info: { name: "bpf", continueGuard: { available: false, reason } },
       close: () => dp.close(),
     };
@@ -77,8 +95,10 @@ export function openDatapath(
     log.info(
       "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
     );
+  const filter = filterOf(false);
   return {
-    filter: filterOf(false),
+    filterFor: () => filter,
+    place: () => {},
     info: {
       name: "seccomp",
       continueGuard: { available: host.guard !== null, reason: typeof guard === "string" ? guard : "" },

@@ -22,6 +22,8 @@ export interface AppSpec {
   readonly user: string | null;
   /** run --rm: not kept as a finished app when it ends. */
   readonly rm?: boolean;
+  /** run --new-netns=false: the app runs in its launcher's network namespace (default true). */
+  readonly newNetns?: boolean;
 }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -140,6 +142,7 @@ export interface RunOptions {
   readonly lb?: string;
   /** run --rm: not kept as a finished app when it ends. */
   readonly rm?: boolean;
+  readonly newNetns?: boolean;
 }
 
 /**
@@ -157,6 +160,7 @@ export function buildSpec(opts: RunOptions, command: readonly string[]): AppSpec
   const expose = [...(opts.expose ?? []).map(parseExpose), ...(opts.publish ?? []).map(parsePublish)];
   return {
     ...(opts.rm ? { rm: true } : {}),
+    ...(opts.newNetns === false ? { newNetns: false } : {}),
     name: opts.name === undefined ? "" : validateName(opts.name),
     ips: parseAppIps(opts.ip ?? []),
     labels: opts.labels === undefined ? DEFAULT_LABELS : parseLabels(opts.labels),
@@ -197,13 +201,14 @@ const REGISTRATION_KEYS = new Set([
   "user",
   "lb",
   "rm",
+  "newNetns",
   "command",
 ]);
 
 /**
  * Validates a registration that arrived on the daemon's socket: a JSON object of the run
  * options as written (`ip`, `expose`, `publish`: lists of strings; `name`, `labels`,
- * `user`, `lb`: strings; `rm`: a boolean; each optional) and the `command` (a list of strings). Throws an
+ * `user`, `lb`: strings; `rm`, `newNetns`: booleans; each optional) and the `command` (a list of strings). Throws an
  * InvalidArgumentError: `bad app registration: …` for a malformed object, else the
  * sentence `sockswitch run` gives for the same option.
  */
@@ -221,6 +226,7 @@ export function specFromRegistration(v: unknown): AppSpec {
     user: text(o.user, "user"),
     lb: text(o.lb, "lb"),
     rm: flag(o.rm, "rm"),
+    newNetns: flag(o.newNetns, "newNetns"),
   };
   return buildSpec(opts, strings(o.command ?? [], "command"));
 }

@@ -33,6 +33,12 @@ export interface FilterConstants {
    * handled by the kernel's socket hooks). Default false: every call above.
    */
   readonly socketOnly?: boolean;
+  /**
+   * Trap nothing of the network (the bpf datapath's host placement, --new-netns=false: the
+   * app's sockets are made in its cgroup, whose socket hooks stamp them): AF_INET and
+   * AF_INET6 sockets are made by the kernel. The other rules stay. Implies socketOnly.
+   */
+  readonly noTrap?: boolean;
 }
 
 const BPF_LD_W_ABS = 0x20;
@@ -113,7 +119,7 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     jeq(nr("socketpair"), "socketpair"),
-    ...(c.socketOnly
+    ...(c.socketOnly || c.noTrap
       ? []
       : [
           ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
@@ -136,7 +142,9 @@ export function buildFilter(c: FilterConstants): Buffer {
     ret(SECCOMP_RET_ALLOW),
     label("socket"),
     ld(argLow(0)),
-    ...Object.entries(SOCKET_FAMILIES).map(([family, action]) => jeq(Number(family), action)),
+    ...Object.entries(SOCKET_FAMILIES).map(([family, action]) =>
+      jeq(Number(family), c.noTrap && action === "notify" ? "allow" : action),
+    ),
     ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT),
     label("socketpair"),
     // Only AF_UNIX makes pairs (the kernel answers EOPNOTSUPP for netlink itself).

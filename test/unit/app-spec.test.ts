@@ -231,6 +231,15 @@ describe("specFromRegistration (the run options as written, and the command)", (
     });
   }
 
+  test("newNetns: false is kept (the placement), absent is the default, anything else refused", () => {
+    assert.equal(specFromRegistration({ newNetns: false, command: ["x"] }).newNetns, false);
+    assert.equal(specFromRegistration({ command: ["x"] }).newNetns, undefined);
+    assert.throws(
+      () => specFromRegistration({ newNetns: "no", command: ["x"] }),
+      /newNetns must be true or false/,
+    );
+  });
+
   test("rejects unknown fields, naming them", () => {
     assert.throws(
       () => specFromRegistration({ name: "web", bogus: 1, evil: true, command: ["x"] }),

@@ -344,3 +344,21 @@ describe("buildFilter verdicts", () => {
     assert.equal(run(other, seccompData(198, [2], AUDIT_ARCH_X86_64)), KILL_PROCESS);
   });
 });
+
+describe("buildFilter for the bpf datapath", () => {
+  test("socketOnly: socket(AF_INET) is trapped, connect and sendmsg are not", () => {
+    const p = buildFilter({ ...X86_64, socketOnly: true });
+    assert.equal(run(p, seccompData(nr("socket"), [2, 1, 0])), USER_NOTIF);
+    assert.equal(run(p, seccompData(nr("connect"), [3, 0, 16])), ALLOW);
+    assert.equal(run(p, seccompData(nr("sendmsg"), [3, 0, 0])), ALLOW);
+  });
+
+  test("noTrap (host placement): INET sockets go to the kernel; the allowlist and the refusals stay", () => {
+    const p = buildFilter({ ...X86_64, noTrap: true });
+    assert.equal(run(p, seccompData(nr("socket"), [2, 1, 0])), ALLOW);
+    assert.equal(run(p, seccompData(nr("socket"), [10, 2, 0])), ALLOW);
+    assert.equal(run(p, seccompData(nr("connect"), [3, 0, 16])), ALLOW);
+    assert.equal(run(p, seccompData(nr("socket"), [17, 3, 0])), SECCOMP_RET_ERRNO | EAFNOSUPPORT);
+    assert.equal(run(p, seccompData(nr("io_uring_setup"), [])), SECCOMP_RET_ERRNO | 38);
+  });
+});
