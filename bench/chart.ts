@@ -1,5 +1,6 @@
 // The ratios chart (bench/results/ratios.svg), drawn from the report alone: for each
-// measure, two horizontal bars, bridge ÷ host and sockswitch ÷ host, on one scale with a
+// measure, one horizontal bar per path (bridge, sockswitch and, where measured, its two bpf
+// paths) ÷ host, on one scale with a
 // line at 1.0 (the host path). Plain SVG text, no dependencies.
 
 import { machineLine, PAIR_KEYS, type Report } from "./report.js";
@@ -10,8 +11,20 @@ const RIGHT = 70;
 const TOP = 76;
 const BAR = 18;
 const GAP = 4;
-const GROUP = 2 * BAR + GAP + 22;
-const COLORS = { bridge: "#8c8c8c", sockswitch: "#2a7ab0" } as const;
+const BARS = ["bridge", "sockswitch", "sockswitch_bpf", "sockswitch_bpf_host"] as const;
+const GROUP = BARS.length * (BAR + GAP) + 18;
+const COLORS = {
+  bridge: "#8c8c8c",
+  sockswitch: "#2a7ab0",
+  sockswitch_bpf: "#3f9d5a",
+  sockswitch_bpf_host: "#a3d08a",
+} as const;
+const LEGEND = {
+  bridge: "bridge (veth, Linux bridge, NAT: Docker's default)",
+  sockswitch: "sockswitch (seccomp datapath)",
+  sockswitch_bpf: "sockswitch --datapath bpf",
+  sockswitch_bpf_host: "sockswitch --datapath bpf, --new-netns=false",
+} as const;
 const LABELS: Record<string, string> = {
   throughput: "throughput (1 stream)",
   rr: "request/response",
@@ -23,11 +36,11 @@ const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;"
 
 export function ratiosSvg(r: Report): string {
   const keys = PAIR_KEYS.filter((k) => r.ratios[k]);
-  const values = keys.flatMap((k) => [r.ratios[k]?.bridge_vs_host, r.ratios[k]?.sockswitch_vs_host]);
+  const values = keys.flatMap((k) => BARS.map((b) => r.ratios[k]?.[`${b}_vs_host`]));
   const max = Math.max(1.2, ...values.map((v) => (typeof v === "number" ? v : 0))) * 1.05;
   const plot = W - LEFT - RIGHT;
   const x = (v: number): number => Math.round((LEFT + (v / max) * plot) * 10) / 10;
-  const height = TOP + keys.length * GROUP + 56;
+  const height = TOP + keys.length * GROUP + 30 + 18 * BARS.length + 20;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${height}" fill="#fff"/>`,
@@ -43,7 +56,7 @@ export function ratiosSvg(r: Report): string {
   keys.forEach((k, i) => {
     const y0 = TOP + i * GROUP;
     out.push(`<text x="${LEFT - 8}" y="${y0 + BAR + 4}" text-anchor="end">${esc(LABELS[k] ?? k)}</text>`);
-    (["bridge", "sockswitch"] as const).forEach((path, j) => {
+    BARS.forEach((path, j) => {
       const v = r.ratios[k]?.[`${path}_vs_host`];
       const y = y0 + j * (BAR + GAP);
       if (typeof v !== "number") {
@@ -62,12 +75,14 @@ export function ratiosSvg(r: Report): string {
     `<text x="${one}" y="${TOP - 14}" text-anchor="middle" fill="#c33">host = 1.0</text>`,
   );
   const ly = TOP + keys.length * GROUP + 30;
+  BARS.forEach((b, j) => {
+    out.push(
+      `<rect x="${LEFT}" y="${ly + 18 * j - 10}" width="12" height="12" fill="${COLORS[b]}"/>`,
+      `<text x="${LEFT + 18}" y="${ly + 18 * j}">${esc(LEGEND[b])} ÷ host</text>`,
+    );
+  });
   out.push(
-    `<rect x="${LEFT}" y="${ly - 10}" width="12" height="12" fill="${COLORS.bridge}"/>`,
-    `<text x="${LEFT + 18}" y="${ly}">bridge (veth, Linux bridge, NAT: Docker's default) ÷ host</text>`,
-    `<rect x="${LEFT + 400}" y="${ly - 10}" width="12" height="12" fill="${COLORS.sockswitch}"/>`,
-    `<text x="${LEFT + 418}" y="${ly}">sockswitch ÷ host</text>`,
-    `<text x="${W / 2}" y="${ly + 20}" text-anchor="middle" fill="#777" font-size="11">${esc(machineLine(r))}</text>`,
+    `<text x="${W / 2}" y="${ly + 18 * BARS.length + 6}" text-anchor="middle" fill="#777" font-size="11">${esc(machineLine(r))}</text>`,
     "</svg>",
   );
   return `${out.join("\n")}\n`;

@@ -30,6 +30,11 @@ export interface Settings {
 
 export type PerPath<T> = Record<PathName, T>;
 
+/** A record with one value per path, each made by f. */
+export function perPath<T>(f: () => T): PerPath<T> {
+  return Object.fromEntries(PATH_NAMES.map((p) => [p, f()])) as PerPath<T>;
+}
+
 export interface PairResult {
   unit: string;
   runs: PerPath<number[]>;
@@ -218,27 +223,28 @@ export async function runPair(
   const servers: Proc[] = [];
   const result: PairResult = {
     unit: m.unit,
-    runs: { host: [], bridge: [], sockswitch: [] },
-    detail: { host: [], bridge: [], sockswitch: [] },
+    runs: perPath(() => []),
+    detail: perPath(() => []),
   };
+  const names = PATH_NAMES.filter((n) => lab.paths[n] !== undefined);
   try {
-    for (const name of PATH_NAMES) {
-      const p = lab.paths[name];
+    for (const name of names) {
+      const p = lab.paths[name] as Path;
       servers.push(await p.server(`${m.key} server (${name})`, m.server.argv, m.server.ready));
     }
     for (let run = 0; run < s.runs; run++) {
-      for (const name of order(PATH_NAMES, run)) {
-        const p: Path = lab.paths[name];
+      for (const name of order(names, run)) {
+        const p = lab.paths[name] as Path;
         const r = await attempt(
           async () => {
-            const cpu0 = cpuSeconds(lab.daemon.proc.pid);
+            const daemon = p.daemonPid;
+            const cpu0 = daemon === undefined ? 0 : cpuSeconds(daemon);
             const t0 = performance.now();
             const out = await p.client(`${m.key} client (${name})`, m.client(p.target, s), m.timeoutMs(s));
             const parsed = m.parse(out);
-            if (name === "sockswitch") {
+            if (daemon !== undefined) {
               // How busy the daemon was over the client's run (its start-up included).
-              const pct =
-                (100 * (cpuSeconds(lab.daemon.proc.pid) - cpu0)) / ((performance.now() - t0) / 1000);
+              const pct = (100 * (cpuSeconds(daemon) - cpu0)) / ((performance.now() - t0) / 1000);
               parsed.detail = { ...parsed.detail, daemon_cpu_pct: Math.round(pct) };
             }
             return parsed;

@@ -1,4 +1,4 @@
-// The three paths that the benchmark compares, each built in network namespaces of its own
+// The paths that the benchmark compares, each built in network namespaces of its own
 // (../../shared/TESTING.md: the harness's own namespaces, no traffic anywhere else):
 //
 //   host        client and server in one namespace, over loopback: the limit.
@@ -13,12 +13,24 @@
 //   sockswitch  a namespace with a sockswitch daemon (node IP 127.0.0.1); client and server
 //               each under `sockswitch run` in their own empty namespace, the client
 //               connecting to the server's virtual IP.
+//   sockswitch-bpf       the same with a daemon of its own on `--datapath bpf` (only socket()
+//                        trapped; the kernel's socket hooks do the rest)
+//   sockswitch-bpf-host  that daemon's host placement: client and server under
+//                        `sockswitch run --new-netns=false` (no trapped call; cgroup-stamped)
+// The two bpf paths exist where the bpf datapath can run (a build with BPF, root, cgroup v2);
+// elsewhere they are left out and the run says why.
 
 import { writeFileSync } from "node:fs";
 import { makeNetns, must, type Proc, runToEnd, start, tempDir, waitFor } from "./env.js";
 
-export type PathName = "host" | "bridge" | "sockswitch";
-export const PATH_NAMES: readonly PathName[] = ["host", "bridge", "sockswitch"];
+export type PathName = "host" | "bridge" | "sockswitch" | "sockswitch-bpf" | "sockswitch-bpf-host";
+export const PATH_NAMES: readonly PathName[] = [
+  "host",
+  "bridge",
+  "sockswitch",
+  "sockswitch-bpf",
+  "sockswitch-bpf-host",
+];
 
 /** TCP ports of the benchmark's servers: published on the bridge path. */
 export const PORTS = { iperf: 5201, redis: 6379, netbench: 7001 } as const;
@@ -37,6 +49,8 @@ export interface Path {
   server(what: string, argv: string[], ready: RegExp): Promise<Proc>;
   /** Runs a client to its end (within ms) and returns its stdout. */
   client(what: string, argv: string[], ms: number): Promise<string>;
+  /** The sockswitch daemon this path goes through (its CPU use is measured), if any. */
+  readonly daemonPid?: number;
 }
 
 async function until(p: Proc, ready: RegExp): Promise<Proc> {
@@ -147,15 +161,26 @@ export function runArgv(d: DaemonHandle, opts: string[], cmd: string[]): string[
   return [process.execPath, d.cli, "--socket", d.socket, "run", ...opts, "--", ...cmd];
 }
 
-function sockswitchPath(d: DaemonHandle): Path {
+/**
+ * A path through daemon d; opts go to every `sockswitch run`. Two paths through one daemon
+ * need servers of their own: `vip` (and the name made from it) keeps them apart.
+ */
+function sockswitchPath(
+  d: DaemonHandle,
+  name: PathName = "sockswitch",
+  opts: string[] = [],
+  vip = SERVER_VIP,
+): Path {
   let clients = 0;
+  const server = vip === SERVER_VIP ? "bench-server" : `bench-server-${vip.replaceAll(".", "-")}`;
   return {
-    name: "sockswitch",
-    target: SERVER_VIP,
+    name,
+    target: vip,
     server: (what, argv, ready) =>
-      until(start(what, d.ns, runArgv(d, ["--ip", SERVER_VIP, "--name", "bench-server"], argv)), ready),
+      until(start(what, d.ns, runArgv(d, [...opts, "--ip", vip, "--name", server], argv)), ready),
     client: (what, argv, ms) =>
-      runToEnd(what, d.ns, runArgv(d, ["--name", `bench-client-${++clients}`], argv), ms),
+      runToEnd(what, d.ns, runArgv(d, [...opts, "--name", `bench-client-${++clients}`], argv), ms),
+    daemonPid: d.proc.pid,
   };
 }
 
@@ -188,16 +213,39 @@ function trapPaths(d: DaemonHandle): { plain: Path; trapped: Path } {
 }
 
 export interface Lab {
-  paths: Record<PathName, Path>;
+  /** Every path this machine can build (the bpf ones may be missing: skipped says why). */
+  paths: Partial<Record<PathName, Path>>;
+  skipped: string[];
   trap: { plain: Path; trapped: Path };
   daemon: DaemonHandle;
 }
 
-/** Builds all three paths; nodeFlags go to the daemon's node. Everything is removed by env.cleanup(). */
+/** Builds the paths; nodeFlags go to the daemons' node. Everything is removed by env.cleanup(). */
 export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
   const daemon = await startDaemon(cli, "ssw", nodeFlags);
+  const paths: Partial<Record<PathName, Path>> = {
+    host: hostPath(),
+    bridge: bridgePath(),
+    sockswitch: sockswitchPath(daemon),
+  };
+  const skipped: string[] = [];
+  try {
+    const bpf = await startDaemon(cli, "sswbpf", nodeFlags, ["--datapath", "bpf"]);
+    paths["sockswitch-bpf"] = sockswitchPath(bpf, "sockswitch-bpf");
+    paths["sockswitch-bpf-host"] = sockswitchPath(
+      bpf,
+      "sockswitch-bpf-host",
+      ["--new-netns=false"],
+      "10.77.1.2",
+    );
+  } catch (err) {
+    skipped.push(
+      `sockswitch-bpf, sockswitch-bpf-host: the bpf datapath cannot run here (${String(err).slice(0, 300)})`,
+    );
+  }
   return {
-    paths: { host: hostPath(), bridge: bridgePath(), sockswitch: sockswitchPath(daemon) },
+    paths,
+    skipped,
     trap: trapPaths(daemon),
     daemon,
   };

@@ -33,6 +33,8 @@ export interface PairMetric {
   host: number | null;
   bridge: number | null;
   sockswitch: number | null;
+  "sockswitch-bpf": number | null;
+  "sockswitch-bpf-host": number | null;
   per_run: PerPath<number[]>;
   [extra: string]: unknown;
 }
@@ -53,6 +55,8 @@ export interface Report {
   };
   ratios: Partial<Record<PairKey, Record<string, number | null>>>;
   failures: Failure[];
+  /** Paths this machine could not build, and why (the bpf ones without BPF). */
+  skipped?: string[];
 }
 
 function pairMetric(r: PairResult): PairMetric {
@@ -62,11 +66,11 @@ function pairMetric(r: PairResult): PairMetric {
     host: med("host"),
     bridge: med("bridge"),
     sockswitch: med("sockswitch"),
-    per_run: {
-      host: r.runs.host.map((x) => round(x) as number),
-      bridge: r.runs.bridge.map((x) => round(x) as number),
-      sockswitch: r.runs.sockswitch.map((x) => round(x) as number),
-    },
+    "sockswitch-bpf": med("sockswitch-bpf"),
+    "sockswitch-bpf-host": med("sockswitch-bpf-host"),
+    per_run: Object.fromEntries(
+      PATH_NAMES.map((p) => [p, r.runs[p].map((x) => round(x) as number)]),
+    ) as PerPath<number[]>,
   };
   // Sub-results (redis: set and get) get medians of their own.
   const keys = new Set(PATH_NAMES.flatMap((p) => r.detail[p].flatMap((d) => Object.keys(d))));
@@ -171,6 +175,7 @@ export function buildReport(input: {
   cluster?: ClusterResult | null;
   fairness?: FairnessRun[] | null;
   failures: Failure[];
+  skipped?: string[];
 }): Report {
   const report: Report = {
     machine: input.machine,
@@ -182,6 +187,7 @@ export function buildReport(input: {
     metrics: {},
     ratios: {},
     failures: input.failures,
+    ...(input.skipped?.length ? { skipped: input.skipped } : {}),
   };
   for (const k of PAIR_KEYS) {
     const r = input.pairs[k];
@@ -192,6 +198,8 @@ export function buildReport(input: {
       sockswitch_vs_host: ratio(m.sockswitch, m.host),
       bridge_vs_host: ratio(m.bridge, m.host),
       sockswitch_vs_bridge: ratio(m.sockswitch, m.bridge),
+      sockswitch_bpf_vs_host: ratio(m["sockswitch-bpf"], m.host),
+      sockswitch_bpf_host_vs_host: ratio(m["sockswitch-bpf-host"], m.host),
     };
   }
   if (input.trap) report.metrics.trap = trapMetric(input.trap);
@@ -221,8 +229,12 @@ function rows(r: Report): string[][] {
       fmt(m.host),
       fmt(m.bridge),
       fmt(m.sockswitch),
+      fmt(m["sockswitch-bpf"]),
+      fmt(m["sockswitch-bpf-host"]),
       fmtRatio(q.bridge_vs_host),
       fmtRatio(q.sockswitch_vs_host),
+      fmtRatio(q.sockswitch_bpf_vs_host),
+      fmtRatio(q.sockswitch_bpf_host_vs_host),
     ]);
   }
   return out;
@@ -230,12 +242,14 @@ function rows(r: Report): string[][] {
 
 function extraLines(r: Report): string[] {
   const lines: string[] = [];
-  const cpu = PAIR_KEYS.flatMap((k) => {
-    const v = (r.metrics[k]?.daemon_cpu_pct as { sockswitch?: number } | undefined)?.sockswitch;
-    return typeof v === "number" ? [`${k} ${v}%`] : [];
-  });
-  if (cpu.length)
-    lines.push(`sockswitch daemon CPU during the client runs (100% = one core): ${cpu.join(", ")}`);
+  for (const path of ["sockswitch", "sockswitch-bpf", "sockswitch-bpf-host"] as const) {
+    const cpu = PAIR_KEYS.flatMap((k) => {
+      const v = (r.metrics[k]?.daemon_cpu_pct as Partial<Record<string, number>> | undefined)?.[path];
+      return typeof v === "number" ? [`${k} ${v}%`] : [];
+    });
+    if (cpu.length)
+      lines.push(`${path} daemon CPU during the client runs (100% = one core): ${cpu.join(", ")}`);
+  }
   const t = r.metrics.trap as Record<string, Record<string, number> | number> | undefined;
   if (t) {
     const p = t.plain as Record<string, number>;
@@ -290,12 +304,25 @@ export function machineLine(r: Report): string {
   return `${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Linux ${m.kernel}${halt}, ${m.os}, Node ${m.node}`;
 }
 
-const HEAD = ["measure", "unit", "host", "bridge", "sockswitch", "bridge ÷ host", "sockswitch ÷ host"];
+const HEAD = [
+  "measure",
+  "unit",
+  "host",
+  "bridge",
+  "sockswitch",
+  "sockswitch-bpf",
+  "sockswitch-bpf-host",
+  "bridge ÷ host",
+  "sockswitch ÷ host",
+  "bpf ÷ host",
+  "bpf-host ÷ host",
+];
 
 export function terminalTable(r: Report): string {
   const t = new Table({ head: HEAD, style: { head: [], border: [] } });
   for (const row of rows(r)) t.push(row);
   const fails = r.failures.length ? [`${r.failures.length} failed run(s): see "failures" in the JSON`] : [];
+  for (const s of r.skipped ?? []) fails.push(`not measured: ${s}`);
   return [
     `medians of ${r.runs} runs (${r.mode}), sockswitch ${commitOf(r)}; ${machineLine(r)}`,
     t.toString(),

@@ -1,4 +1,4 @@
-// `npm run bench`: builds the three paths (host, bridge, sockswitch) on this machine,
+// `npm run bench`: builds the paths (host, bridge, sockswitch, and its two bpf paths) on this machine,
 // measures each, alternating between paths, and writes the results:
 //   <out>.json  (default bench/results/latest.json)   every run's values, medians, ratios
 //   <out>.svg   the ratios chart, drawn from the JSON
@@ -122,6 +122,7 @@ async function main(): Promise<number> {
   let rss: RssStep[] | null = null;
   let cluster: ClusterResult | null = null;
   let fairness: FairnessRun[] | null = null;
+  const skipped: string[] = [];
   try {
     const nodeFlags = (o["daemon-node-options"] ?? "").split(" ").filter(Boolean);
     if (o["cpu-prof"]) {
@@ -132,6 +133,10 @@ async function main(): Promise<number> {
     const pairsWanted = only.some((k) => k !== "cluster" && k !== "daemon_rss");
     const lab = pairsWanted ? await buildLab(product.cli, nodeFlags) : null;
     progress(`paths ready (${mode}: ${settings.runs} runs per path)`);
+    for (const why of lab?.skipped ?? []) {
+      skipped.push(why);
+      progress(`not measured: ${why}`);
+    }
     // trap before crr: crr leaves tens of thousands of TIME_WAIT sockets behind, which slow
     // down the port search of every connect() in that namespace for a minute.
     const measures = new Map(pairMeasures(tempDir()).map((m) => [m.key, m]));
@@ -169,6 +174,7 @@ async function main(): Promise<number> {
     cluster,
     fairness,
     failures,
+    skipped,
   });
   outputs(report, out);
   progress("done");
