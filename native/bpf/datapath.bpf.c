@@ -29,6 +29,12 @@ static __always_inline int ssw_fail(int err) {
   return 0;
 }
 
+/* Records whose socket this is (ssw_cookies), for the daemon's checks of who sent what. */
+static __always_inline void ssw_known(__u64 cookie, struct ssw_sock *st) {
+  __u32 app = st->app;
+  bpf_map_update_elem(&ssw_cookies, &cookie, &app, BPF_ANY);
+}
+
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
   if (!st) return 1;
@@ -49,6 +55,7 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   st->peer = dialed;
   st->peer_port = dialed_port;
   st->flags |= SSW_SK_PEER;
+  ssw_known(bpf_get_socket_cookie(ctx), st);
   return 1;
 }
 
@@ -69,6 +76,7 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
     ssw_set_user(ctx, v6, &dst);
     ctx->user_port = bpf_htons(port);
   }
+  ssw_known(bpf_get_socket_cookie(ctx), st);
   /* Autobind happened before this hook (inet_send_prepare): the source port is known. */
   struct bpf_sock *sk = ctx->sk;
   if (sk && !(st->flags & SSW_SK_BOUND)) {

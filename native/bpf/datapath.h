@@ -204,6 +204,18 @@ struct {
   __type(value, struct ssw_config);
 } ssw_config SEC(".maps");
 
+/*
+ * The app of each socket that connected or sent through the programs, by socket cookie: the
+ * daemon's DNS server finds the cookie of the socket a query came from (sock_diag) and asks here
+ * whose it is. Cookies are never reused while the host runs: an old entry names a gone socket.
+ */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);
+  __type(key, __u64);
+  __type(value, __u32);
+} ssw_cookies SEC(".maps");
+
 /* The host placement (run --new-netns=false): an app's cgroup (its id) → the app's index. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

@@ -6,7 +6,7 @@
 // (cgroup v2: cgroup.procs, the "no internal processes" rule), bpf-helpers(7)
 // (bpf_get_current_cgroup_id: the cgroup directory's inode number).
 
-import { mkdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf } from "../core/errors.js";
 
@@ -43,6 +43,29 @@ export function removeCgroup(path: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "ENOENT";
   }
+}
+
+/**
+ * At start: removes the app cgroups under `parent` that hold no process any more (their apps
+ * ended while no daemon could remove them); returns how many. A cgroup with processes stays.
+ */
+export function sweepCgroups(parent: string): number {
+  let n = 0;
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent).filter((d) => d.startsWith("sockswitch-app-"));
+  } catch {
+    return 0;
+  }
+  for (const d of names) {
+    try {
+      rmdirSync(join(parent, d));
+      n++;
+    } catch {
+      // EBUSY: its app (or what it left running) still runs there
+    }
+  }
+  return n;
 }
 
 /**

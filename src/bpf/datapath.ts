@@ -19,7 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import { servesFamily } from "../trap/binding.js";
 import type { TrapHost } from "../trap/host.js";
-import { type AppCgroup, placeInCgroup, removeCgroup } from "./cgroups.js";
+import { type AppCgroup, placeInCgroup, removeCgroup, sweepCgroups } from "./cgroups.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import {
   addr16,
@@ -76,6 +76,8 @@ export class BpfDatapath implements EventTarget {
   private readonly written = new Map<string, number>();
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
+  private readonly cookieKey = new Uint8Array(8);
+  private readonly cookieValue = new Uint8Array(4);
   private next = 1;
   private readonly events: DatapathEvents;
   /** Apps of the host placement: their cgroups (cgroups.ts). */
@@ -100,6 +102,7 @@ export class BpfDatapath implements EventTarget {
       "ssw_config",
       "ssw_events",
       "ssw_cgroups",
+      "ssw_cookies",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
   }
@@ -140,6 +143,8 @@ export class BpfDatapath implements EventTarget {
     } finally {
       if (cg >= 0) addon.close(cg);
     }
+    const swept = sweepCgroups(cgroup);
+    if (swept > 0) log.info({ cgroup, removed: swept }, "app cgroups left empty by ended apps removed");
     const dp = new BpfDatapath(addon, host, log, h, cgroup);
     dp.configure(opts);
     dp.blackhole(opts.vipCidr);
@@ -346,6 +351,19 @@ export class BpfDatapath implements EventTarget {
       this.put("ssw_backends", backendKey(key, 0), backendValue(reach, b.hostPort, all));
       this.put("ssw_svcs", key, svcValue(1, false));
     }
+  }
+
+  /**
+   * The app whose socket has cookie `cookie` (recorded by the programs when it connected or
+   * sent: ssw_cookies), or undefined. The caller found the cookie with sock_diag at the peer's
+   * address, so the socket is there now.
+   */
+  appOfCookie(cookie: number): string | undefined {
+    if (cookie === 0) return undefined;
+    new DataView(this.cookieKey.buffer).setBigUint64(0, BigInt(cookie), true);
+    if (this.addon.bpfMapLookup(this.fds.ssw_cookies as number, this.cookieKey, this.cookieValue) < 0)
+      return undefined;
+    return this.apps.get(new DataView(this.cookieValue.buffer).getUint32(0, true));
   }
 
   appIdOf(index: number): string | undefined {

@@ -23,7 +23,7 @@ import { parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import { sharesLabel } from "../table/policy.js";
 import type { Binding, VAddr } from "../table/sockets.js";
-import { liveBinding, liveSource } from "../trap/admission.js";
+import { liveBinding, liveCookie, liveSource } from "../trap/admission.js";
 import type { Resolver } from "../trap/host.js";
 import type { Host } from "./host.js";
 
@@ -127,6 +127,12 @@ function appOfPeer(host: Host, peer: DnsPeer): string | null {
   if (!ip || !localIp) return null;
   const from: VAddr = { ip: ip.text, port: peer.port };
   const local: VAddr = { ip: localIp.text, port: peer.localPort };
+  // The bpf datapath: the socket the kernel finds at the peer's address now (its cookie), if
+  // the programs saw it connect or send for an app.
+  if (host.bpf) {
+    const app = host.bpf.appOfCookie(liveCookie(host, peer.transport, from, local));
+    if (app !== undefined) return app;
+  }
   if (peer.transport === "udp") {
     const b = host.sockets.binding("udp", from.ip, from.port);
     if (b) return b.appId !== "" && liveBinding(host, b, local) === true ? b.appId : null;

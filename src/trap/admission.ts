@@ -82,6 +82,14 @@ function find(
   return r;
 }
 
+/**
+ * The cookie of the kernel's socket at `peer` that talks to `local` now (as find says), or 0
+ * when there is none or the kernel cannot be asked (cookies are never 0). One sock_diag lookup.
+ */
+export function liveCookie(host: TrapHost, proto: Proto, peer: VAddr, local: VAddr): number {
+  return find(host, proto, peer, local)?.cookie ?? 0;
+}
+
 function matches(rec: { cookie: number; inode?: number }, found: { inode: number; cookie: number }): boolean {
   if (rec.cookie !== 0) return rec.cookie === found.cookie;
   return rec.inode !== undefined && rec.inode !== 0 && rec.inode === found.inode;

@@ -36,7 +36,7 @@ describe("bpf datapath, host placement (--new-netns=false)", {
     host = new TestHost("bpfhost");
     await host.start({ daemonArgs: ["--datapath", "bpf"] });
     server = host.run(
-      [...HOST, "--ip", "10.77.60.1", "--labels", "zone=a"],
+      [...HOST, "--ip", "10.77.60.1", "--name", "bpfsrv", "--labels", "zone=a"],
       [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "A"],
     );
     host.run(
@@ -73,6 +73,17 @@ describe("bpf datapath, host placement (--new-netns=false)", {
     assert.match(denied.stdout, /"errno": "EACCES"/);
     // Each client's cgroup is gone with it.
     await waitFor("the clients' cgroups removed", () => appCgroups().length <= before, 10_000);
+  });
+
+  test("names resolve through the daemon's DNS (a query from a host-placed app is admitted)", async () => {
+    const r = await host.runToEnd(
+      [...HOST, "--ip", "10.77.60.8", "--labels", "zone=a"],
+      [PYTHON, `${FIXTURES}/echo-client.py`, "bpfsrv.sockswitch.local", "7000"],
+    );
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const got = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+    assert.equal(got.reply, "A hello");
+    assert.deepEqual(got.peername, ["10.77.60.1", 7000]);
   });
 
   test("no network call of such an app is trapped: it works with the daemon stopped", async () => {
