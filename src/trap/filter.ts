@@ -29,10 +29,11 @@ export interface FilterConstants {
   readonly auditArch: number;
   readonly nr: Readonly<Record<string, number>>;
   /**
-   * Trap socket() only (the bpf datapath: every other call on the daemon's host sockets is
-   * handled by the kernel's socket hooks). Default false: every call above.
+   * The bpf datapath's filter: socket(), bind() and listen() only (BPF_CALLS); connect,
+   * accept, get*name and the sends and receives run in the kernel, whose socket hooks
+   * handle them on the daemon's host sockets. Default false: every call above.
    */
-  readonly socketOnly?: boolean;
+  readonly bpfDatapath?: boolean;
 }
 
 const BPF_LD_W_ABS = 0x20;
@@ -90,6 +91,12 @@ export const DENIED_CALLS = ["setns", "ptrace", "process_vm_readv", "process_vm_
 /** Calls trapped unconditionally. */
 export const TRAPPED_CALLS = ["bind", "listen", "connect", "accept", "accept4", "getsockname", "getpeername"];
 
+/**
+ * Calls the bpf datapath traps besides socket(): binds are judged by the app's shadow
+ * namespace and registered before they return (trap/binding.ts), as in the seccomp datapath.
+ */
+export const BPF_CALLS = ["bind", "listen"];
+
 export function buildFilter(c: FilterConstants): Buffer {
   const nr = (name: string): number => {
     const n = c.nr[name];
@@ -113,8 +120,8 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     jeq(nr("socketpair"), "socketpair"),
-    ...(c.socketOnly
-      ? []
+    ...(c.bpfDatapath
+      ? BPF_CALLS.map((name) => jeq(nr(name), "notify"))
       : [
           ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
           jeq(nr("sendto"), "sendto"),
