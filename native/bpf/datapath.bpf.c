@@ -9,8 +9,12 @@
  *                            random among the backends it may reach), a virtual IP with nothing
  *                            there (the refusal port: the kernel refuses as it would), egress
  *                            (--egress deny, never a pool port of this host: EACCES)
- *   bind4/6, post_bind4/6    an app's virtual address onto a host address (the port is the
- *                            kernel's); a UDP socket's bound address becomes known (event)
+ *   bind4/6, post_bind4/6    a socket the daemon made (SSW_SK_TRAPPED: the app's binds and
+ *                            listens are trapped and carried out by the daemon, src/trap/bind.ts):
+ *                            only the daemon's own bind passes, as it is; the bound UDP socket
+ *                            becomes known for replies (ssw_bound). A socket not trapped: the
+ *                            app's virtual address onto a host address (the port is the
+ *                            kernel's), its UDP bind and its listen an event for the daemon
  *   getsockname4/6,          what the app sees: virtual addresses, never host ones
  *   getpeername4/6, recvmsg4/6
  *   sockops                  a client's host address → its virtual address (at connect, before
@@ -96,14 +100,22 @@ SEC("cgroup/sendmsg6")
 int ssw_sendmsg6(struct bpf_sock_addr *ctx) { return ssw_sendmsg(ctx, 1); }
 
 /*
- * bind: the app's own virtual IP or a wildcard → the node's address of the family (a dual-stack
+ * bind of a socket not trapped: the app's own virtual IP or a wildcard → the node's address of the family (a dual-stack
  * wildcard → the host's ::), its loopback → the host's loopback; any other address is not the
  * app's: EADDRNOTAVAIL. The port is the kernel's (0): the virtual port is kept in the socket.
  */
 static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  struct bpf_sock *sk = ctx->sk;
+  if (!sk) return 1;
+  struct ssw_sock *st = bpf_sk_storage_get(&ssw_socks, sk, 0, 0);
   if (!st) return 1;
   struct ssw_config *cfg = ssw_cfg();
+  if (st->flags & SSW_SK_REGISTER) {
+    if (cfg) cfg->daemon_tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+    return 1;
+  }
+  if (!st->app) return 1;
+  if (st->flags & SSW_SK_TRAPPED) return ssw_is_daemon() ? 1 : ssw_fail(SSW_EPERM);
   struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
   if (!cfg || !app) return ssw_fail(SSW_EPERM);
   struct ssw_addr v, host;
@@ -178,6 +190,7 @@ static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
   c.vport = st->local_port;
   c.app = st->app;
   bpf_map_update_elem(&ssw_bound, &hk, &c, BPF_ANY);
+  if (st->flags & SSW_SK_TRAPPED) return 1; /* the daemon registered it already */
   ssw_emit(SSW_EV_BIND, st, &hk.ip, hk.port, v6 ? SSW_AF_INET6 : SSW_AF_INET, bpf_get_socket_cookie(sk));
   return 1;
 }
@@ -191,7 +204,7 @@ int ssw_post_bind6(struct bpf_sock *sk) { return ssw_post_bind(sk, 1); }
 /* getsockname: the virtual local address (a client's: the address it connects from). */
 static __always_inline int ssw_getsockname(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  if (!st || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1; /* the daemon sees the host's */
   struct ssw_addr a;
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
   if (st->flags & (SSW_SK_BOUND | SSW_SK_LOCAL)) {
@@ -218,7 +231,7 @@ int ssw_getsockname6(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 1)
 /* getpeername (and the address accept() writes): the virtual peer. */
 static __always_inline int ssw_getpeername(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st || !(st->flags & SSW_SK_PEER)) return 1;
+  if (!st || !(st->flags & SSW_SK_PEER) || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1;
   if (!v6 && !ssw_is4(&st->peer)) return 1;
   ssw_set_user(ctx, v6, &st->peer);
   if (st->peer_port) ctx->user_port = bpf_htons(st->peer_port);
@@ -353,6 +366,7 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     break;
   }
   case BPF_SOCK_OPS_TCP_LISTEN_CB: {
+    if (st->flags & SSW_SK_TRAPPED) break; /* the daemon listened and registered it */
     ssw_ops_local(o, &hk.ip);
     if (!(st->flags & SSW_SK_BOUND)) { /* listen() without bind: the wildcard, the kernel's port */
       ssw_any(&st->local, o->family != SSW_AF_INET6);

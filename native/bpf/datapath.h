@@ -47,6 +47,15 @@ struct ssw_sock {
 #define SSW_SK_LOOPBACK 2u /* bound to the app's private loopback */
 #define SSW_SK_PEER 4u     /* peer holds the virtual peer */
 #define SSW_SK_LOCAL 8u    /* local holds the virtual local address of a connection */
+/*
+ * The app's bind and listen calls are trapped: the daemon carries them out (its shadow
+ * namespace judges them, it picks the pool port, it writes local, local_port and the flags
+ * before its own bind). The bind hooks let the daemon's bind through as it is and refuse any
+ * other task's (a UNIX-socket bind continued while another thread swapped this socket in);
+ * no event is sent; the get*name hooks show the daemon its host addresses.
+ */
+#define SSW_SK_TRAPPED 16u
+#define SSW_SK_REGISTER 32u /* the daemon's registration socket: its bind records the daemon's tgid */
 
 /* ssw_apps[index]: an app of this node. */
 struct ssw_app {
@@ -115,7 +124,7 @@ struct ssw_config {
   __u32 dns_port;
   __u32 vip_net4; /* --vip-cidr, network order */
   __u32 vip_mask4;
-  __u32 pad;
+  __u32 daemon_tgid; /* the daemon's thread group id (initial PID namespace), set by its registration bind */
 };
 
 /* Events for the daemon (ring buffer). */
@@ -237,6 +246,12 @@ static __always_inline int ssw_is_loopback(const struct ssw_addr *a) {
 static __always_inline struct ssw_config *ssw_cfg(void) {
   __u32 k = 0;
   return bpf_map_lookup_elem(&ssw_config, &k);
+}
+
+/* True when the calling task is the daemon (registered; 0: nobody is). */
+static __always_inline int ssw_is_daemon(void) {
+  struct ssw_config *cfg = ssw_cfg();
+  return cfg && cfg->daemon_tgid != 0 && cfg->daemon_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif

@@ -28,10 +28,9 @@ import {
 const READABLE = 1;
 const IPPROTO_UDP = 17;
 
-/** What the events need from the datapath: app ids by map index, private loopback entries. */
+/** What the events need from the datapath: app ids by map index. */
 export interface EventTarget {
   appIdOf(index: number): string | undefined;
-  privateEntry(index: number, b: Binding): void;
 }
 
 export class DatapathEvents {
@@ -129,8 +128,7 @@ export class DatapathEvents {
       connectedTo: null,
     };
     reg.addBinding(b);
-    publish(s, b);
-    this.target.privateEntry(e.app, b);
+    publish(s, b); // (with the app's private loopback entries: KernelHooks.served)
     this.log.debug(
       { app: b.appId, proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
       "bpf: socket bound",

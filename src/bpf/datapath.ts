@@ -14,24 +14,30 @@ import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Cidr } from "../net/cidr.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
+import { AF_INET, encodeSockaddr } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
-import { servesFamily } from "../trap/binding.js";
-import type { TrapHost } from "../trap/host.js";
+import { SOCK_CLOEXEC, SOCK_DGRAM } from "../trap/addresses.js";
+import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import {
   addr16,
   appValue,
   backendKey,
   backendValue,
+  boundSockValue,
   configValue,
   LabelBits,
   MAX_BACKENDS,
+  SK_LOOPBACK,
+  SK_REGISTER,
+  SK_TRAPPED,
   sockValue,
   svcKey,
   svcValue,
 } from "./layout.js";
+import { privateKeys } from "./private-loopback.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
@@ -59,7 +65,7 @@ export interface BpfDatapathOptions {
   readonly localAddresses: readonly string[];
 }
 
-export class BpfDatapath implements EventTarget {
+export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
   private readonly index = new Map<string, number>();
   private readonly apps = new Map<number, string>();
@@ -129,6 +135,11 @@ export class BpfDatapath implements EventTarget {
     }
     const dp = new BpfDatapath(addon, host, log, h);
     dp.configure(opts);
+    const reg = dp.register();
+    if (reg !== null) {
+      addon.bpfClose(h);
+      return reg;
+    }
     dp.blackhole(opts.vipCidr);
     dp.events.open(dp.fds.ssw_events as number);
     log.info({ cgroup, pinned: dir }, "bpf datapath attached");
@@ -234,15 +245,88 @@ export class BpfDatapath implements EventTarget {
     this.del("ssw_apps", key);
   }
 
-  /** Stamps a socket the daemon made for app: 0 or -errno. No allocation (trapped-call path). */
+  /**
+   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED):
+   * 0 or -errno. No allocation (trapped-call path).
+   */
   mark(fd: number, app: App): number {
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
       this.fdKey,
-      sockValue(this.indexOf(app), this.stamp),
+      sockValue(this.indexOf(app), this.stamp, SK_TRAPPED),
       0,
     );
+  }
+
+  // ---- trapped binds and listens (KernelHooks, trap/host.ts) ----
+
+  binding(fd: number, app: App, vip: string, vport: number, loopback: boolean): number {
+    new DataView(this.fdKey.buffer).setInt32(0, fd, true);
+    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0);
+    return this.addon.bpfMapUpdate(
+      this.fds.ssw_socks as number,
+      this.fdKey,
+      boundSockValue(this.indexOf(app), flags, vip, vport, this.stamp),
+      0,
+    );
+  }
+
+  unbound(fd: number, app: App): void {
+    const r = this.mark(fd, app);
+    if (r < 0)
+      this.log.error({ app: app.id, errno: -r }, "cannot reset a socket's bpf storage after a failed bind");
+  }
+
+  served(b: Binding): void {
+    const i = this.index.get(b.appId);
+    if (i !== undefined) this.privateEntry(i, b);
+  }
+
+  withdrawn(b: Binding): void {
+    const i = this.index.get(b.appId);
+    if (i === undefined) return;
+    const found = new Uint8Array(56);
+    for (const { key } of privateKeys(i, b)) {
+      const bk = backendKey(key, 0);
+      const r = this.addon.bpfMapLookup(this.fds.ssw_backends as number, bk, found);
+      // Only the entry of this binding (another socket of the app may have taken the address since).
+      if (r < 0 || new DataView(found.buffer).getUint16(16, true) !== b.hostPort) continue;
+      this.del("ssw_svcs", key);
+      this.del("ssw_backends", bk);
+    }
+  }
+
+  /**
+   * Registers the daemon's thread group id with the programs (as the kernel sees it, whatever
+   * PID namespace the daemon runs in): a socket stamped SK_REGISTER, bound once. Until then
+   * every bind of a trapped socket is refused (fail closed). null, or why it failed.
+   */
+  private register(): string | null {
+    const a = this.addon;
+    const fd = a.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return `cannot make the registration socket (errno ${-fd})`;
+    try {
+      new DataView(this.fdKey.buffer).setInt32(0, fd, true);
+      const m = a.bpfMapUpdate(
+        this.fds.ssw_socks as number,
+        this.fdKey,
+        sockValue(0, undefined, SK_REGISTER),
+        0,
+      );
+      if (m < 0) return `cannot stamp the registration socket (errno ${-m})`;
+      const sa = new Uint8Array(16);
+      const ip = parseIp("127.0.0.1");
+      const b = ip ? a.bind(fd, sa, encodeSockaddr(AF_INET, ip, 0, sa)) : -1;
+      if (b < 0) return `the registration bind failed (errno ${-b})`;
+    } finally {
+      a.close(fd);
+    }
+    const cfg = new Uint8Array(96);
+    const r = a.bpfMapLookup(this.fds.ssw_config as number, new Uint8Array(4), cfg);
+    if (r < 0 || new DataView(cfg.buffer).getUint32(92, true) === 0)
+      return "the programs did not record the daemon's registration";
+    return null;
   }
 
   // ---- services ----
@@ -278,15 +362,8 @@ export class BpfDatapath implements EventTarget {
    * lookup finds them for the app's connects to 127.0.0.1 or ::1.
    */
   privateEntry(app: number, b: Binding): void {
-    const wild = isUnspecified(b.vip);
-    if (!b.loopback && !wild) return;
     const all = [~0n, ~0n, ~0n, ~0n].map((w) => w & 0xffffffffffffffffn);
-    for (const ip of wild ? ["0.0.0.0", "::"] : [b.vip]) {
-      const family = parseIp(ip)?.family ?? 4;
-      if (wild && !servesFamily(b, family)) continue;
-      // The host's :: is reached on the loopback of the family; any other address as it is.
-      const reach = b.hostIp === "::" ? (family === 4 ? "127.0.0.1" : "::1") : b.hostIp;
-      const key = svcKey(b.proto, ip, b.vport, app);
+    for (const { key, reach } of privateKeys(app, b)) {
       this.put("ssw_backends", backendKey(key, 0), backendValue(reach, b.hostPort, all));
       this.put("ssw_svcs", key, svcValue(1, false));
     }

@@ -73,21 +73,24 @@ export function bindVirtual(
   const ruleIp =
     rule?.hostIp && !isUnspecified(rule.hostIp) && !host.isLocalAddress(rule.hostIp) ? null : rule?.hostIp;
   const hostIp = rule ? (ruleIp ?? host.config.nodeIp) : hostAddress(s, domain, v6only, vip);
+  // The bpf datapath's hooks learn what the socket stands for before it is bound.
+  const m = host.bpf?.binding(fd, app, vip.text, vport, loopback) ?? 0;
+  if (m < 0) {
+    closeShadow(s.host, shadow.fd);
+    return m;
+  }
   let hostPort = 0;
   if (rule) {
     host.releaseProxyPort(rule.hostPort);
-    const r = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
-    if (r < 0) {
-      closeShadow(s.host, shadow.fd);
-      return r;
-    }
-    hostPort = rule.hostPort;
+    hostPort = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
+    if (hostPort === 0) hostPort = rule.hostPort;
   } else {
     hostPort = bindPoolPort(s, fd, domain, hostIp);
-    if (hostPort < 0) {
-      closeShadow(s.host, shadow.fd);
-      return hostPort;
-    }
+  }
+  if (hostPort < 0) {
+    closeShadow(s.host, shadow.fd);
+    host.bpf?.unbound(fd, app);
+    return hostPort;
   }
   const binding: Binding = {
     appId: app.id,
@@ -194,6 +197,7 @@ export function withdrawBinding(host: TrapHost, b: Binding): void {
   for (const id of b.serviceIds) host.withdrawService(id);
   b.serviceIds = [];
   host.sockets.removeBinding(b);
+  host.bpf?.withdrawn(b);
   closeShadow(host, b.shadowFd);
   b.shadowFd = -1;
   if (!b.exposed) host.pool.release(b.hostPort);
@@ -215,6 +219,7 @@ export function rerouteServed(host: TrapHost, b: Binding): void {
 
 /** Registers the services a bound (UDP) or listening (TCP) socket provides. */
 export function publish(s: AppSession, b: Binding): void {
+  s.host.bpf?.served(b); // the app's private loopback, for the bpf datapath's hooks
   if (b.loopback || b.serviceIds.length > 0 || b.connectedTo !== null) return;
   const { app, host } = s;
   const vips = isUnspecified(b.vip) ? app.ips.filter((ip) => servesFamily(b, ipOf(ip).family)) : [b.vip];
