@@ -133,6 +133,14 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
     /* The app's own loopback: its sockets bound exactly there, then its wildcard ones. */
     k.scope = st->app;
     struct ssw_svc *s = bpf_map_lookup_elem(&ssw_svcs, &k);
+    if (!s && proto == SSW_PROTO_UDP) {
+      struct ssw_host_key *p = bpf_map_lookup_elem(&ssw_peers, &k); /* a sender it received from */
+      if (p) {
+        *dst = p->ip;
+        *port = p->port;
+        return 1;
+      }
+    }
     if (!s) {
       ssw_any(&k.ip, v4);
       s = bpf_map_lookup_elem(&ssw_svcs, &k);
@@ -155,6 +163,14 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
   if (s) {
     int r = ssw_pick(s, &k, app->labels, dst, port);
     return r < 0 ? ssw_denied(SSW_EV_DENIED_POLICY, st->app, &k.ip, k.port, proto) : r;
+  }
+  if (proto == SSW_PROTO_UDP) {
+    struct ssw_host_key *p = bpf_map_lookup_elem(&ssw_peers, &k); /* a sender it received from */
+    if (p) {
+      *dst = p->ip;
+      *port = p->port;
+      return 1;
+    }
   }
   if (bpf_map_lookup_elem(&ssw_vips, dst) ||
       (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4))
@@ -182,6 +198,23 @@ static __always_inline void ssw_client_addr(struct ssw_sock *st, const struct ss
     return;
   }
   *out = (v4 && (app->flags & 1)) || !(app->flags & 2) ? app->ip4 : app->ip6;
+}
+
+/*
+ * A socket bound to loopback reaches only this host (the app's own virtual IPs are the host):
+ * bound to 127.0.0.0/8, EINVAL (ip_route_connect); bound to ::1, ENETUNREACH for TCP (the
+ * seccomp datapath's answer, docs/errors.md), UDP goes. 0: it may (src/trap/route.ts,
+ * boundLoopbackError).
+ */
+static __always_inline int ssw_loopback_error(struct ssw_sock *st, __u8 proto, const struct ssw_addr *dialed) {
+  if (!(st->flags & SSW_SK_LOOPBACK)) return 0;
+  int v4 = ssw_is4(&st->local);
+  if (v4 != ssw_is4(dialed) || ssw_is_loopback(dialed)) return 0;
+  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
+  if (app && (((app->flags & 1) && ssw_eq(dialed, &app->ip4)) || ((app->flags & 2) && ssw_eq(dialed, &app->ip6))))
+    return 0;
+  if (v4) return SSW_EINVAL;
+  return proto == SSW_PROTO_TCP ? SSW_ENETUNREACH : 0;
 }
 
 static __always_inline void ssw_get_user(struct bpf_sock_addr *ctx, int v6, struct ssw_addr *a) {

@@ -18,6 +18,8 @@
 #define SSW_SOCK_STREAM 1
 #define SSW_SOCK_DGRAM 2
 #define SSW_EPERM 1
+#define SSW_EINVAL 22
+#define SSW_ENETUNREACH 101
 #define SSW_EACCES 13
 #define SSW_EADDRNOTAVAIL 99
 #define SSW_ECONNREFUSED 111
@@ -133,6 +135,8 @@ struct ssw_config {
 #define SSW_EV_DENIED_POLICY 3 /* a connect or send refused: no label shared (vip: the destination) */
 #define SSW_EV_DENIED_EGRESS 4 /* refused by --egress deny */
 #define SSW_EV_DENIED_POOL 5   /* refused: a pool port of this host as an egress destination */
+#define SSW_EV_UDP_CONNECTED 6 /* a trapped, bound UDP socket connected: it serves that peer only
+                                  (host: its own host address; vip, vport: the peer it dialed) */
 
 struct ssw_event {
   __u32 kind;
@@ -205,6 +209,18 @@ struct {
   __type(key, struct ssw_host_key);
   __type(value, struct ssw_client);
 } ssw_bound SEC(".maps");
+
+/*
+ * UDP senders an app received from, by the virtual address it saw (scope: the app's index for
+ * its private loopback, else 0) → their host address: where a reply (or a connect to the
+ * sender, as a forking UDP server does) goes. Learned at recvmsg.
+ */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ssw_svc_key);
+  __type(value, struct ssw_host_key);
+} ssw_peers SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -14,11 +14,9 @@ import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Cidr } from "../net/cidr.js";
 import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
-import { AF_INET, encodeSockaddr } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
-import { SOCK_CLOEXEC, SOCK_DGRAM } from "../trap/addresses.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import {
@@ -31,14 +29,17 @@ import {
   LabelBits,
   MAX_BACKENDS,
   SK_LOOPBACK,
-  SK_REGISTER,
   SK_TRAPPED,
   sockValue,
   svcKey,
   svcValue,
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
+import { registerDaemon } from "./register.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+
+/** Host ports remembered for an app's next bind of the same virtual port (preferredPort). */
+const LAST_PORTS = 4096;
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -75,6 +76,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
   private next = 1;
+  /** app|proto|vport|hostIp → the host port its last withdrawn binding had (oldest forgotten first). */
+  private readonly lastPorts = new Map<string, number>();
   private readonly events: DatapathEvents;
 
   private constructor(
@@ -135,7 +138,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     }
     const dp = new BpfDatapath(addon, host, log, h);
     dp.configure(opts);
-    const reg = dp.register();
+    const reg = registerDaemon(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
     if (reg !== null) {
       addon.bpfClose(h);
       return reg;
@@ -262,6 +265,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   // ---- trapped binds and listens (KernelHooks, trap/host.ts) ----
 
   binding(fd: number, app: App, vip: string, vport: number, loopback: boolean): number {
+    // What the app did before this bind counts first (a UDP server's socket that connected).
+    this.events.drain();
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
     const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0);
     return this.addon.bpfMapUpdate(
@@ -283,7 +288,18 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     if (i !== undefined) this.privateEntry(i, b);
   }
 
+  preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null {
+    return this.lastPorts.get(`${appId}|${proto}|${vport}|${hostIp}`) ?? null;
+  }
+
   withdrawn(b: Binding): void {
+    if (!b.exposed) {
+      const key = `${b.appId}|${b.proto}|${b.vport}|${b.hostIp}`;
+      this.lastPorts.delete(key);
+      this.lastPorts.set(key, b.hostPort);
+      if (this.lastPorts.size > LAST_PORTS)
+        this.lastPorts.delete(this.lastPorts.keys().next().value as string);
+    }
     const i = this.index.get(b.appId);
     if (i === undefined) return;
     const found = new Uint8Array(56);
@@ -295,38 +311,6 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       this.del("ssw_svcs", key);
       this.del("ssw_backends", bk);
     }
-  }
-
-  /**
-   * Registers the daemon's thread group id with the programs (as the kernel sees it, whatever
-   * PID namespace the daemon runs in): a socket stamped SK_REGISTER, bound once. Until then
-   * every bind of a trapped socket is refused (fail closed). null, or why it failed.
-   */
-  private register(): string | null {
-    const a = this.addon;
-    const fd = a.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return `cannot make the registration socket (errno ${-fd})`;
-    try {
-      new DataView(this.fdKey.buffer).setInt32(0, fd, true);
-      const m = a.bpfMapUpdate(
-        this.fds.ssw_socks as number,
-        this.fdKey,
-        sockValue(0, undefined, SK_REGISTER),
-        0,
-      );
-      if (m < 0) return `cannot stamp the registration socket (errno ${-m})`;
-      const sa = new Uint8Array(16);
-      const ip = parseIp("127.0.0.1");
-      const b = ip ? a.bind(fd, sa, encodeSockaddr(AF_INET, ip, 0, sa)) : -1;
-      if (b < 0) return `the registration bind failed (errno ${-b})`;
-    } finally {
-      a.close(fd);
-    }
-    const cfg = new Uint8Array(96);
-    const r = a.bpfMapLookup(this.fds.ssw_config as number, new Uint8Array(4), cfg);
-    if (r < 0 || new DataView(cfg.buffer).getUint32(92, true) === 0)
-      return "the programs did not record the daemon's registration";
-    return null;
   }
 
   // ---- services ----

@@ -12,6 +12,7 @@ export const EV_LISTEN = 2;
 export const EV_DENIED_POLICY = 3;
 export const EV_DENIED_EGRESS = 4;
 export const EV_DENIED_POOL = 5;
+export const EV_UDP_CONNECTED = 6;
 export const SK_BOUND = 1;
 export const SK_LOOPBACK = 2;
 /** The app's binds and listens are trapped: the daemon carries them out (datapath.h). */

@@ -85,7 +85,13 @@ export function bindVirtual(
     hostPort = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
     if (hostPort === 0) hostPort = rule.hostPort;
   } else {
-    hostPort = bindPoolPort(s, fd, domain, hostIp);
+    hostPort = bindPoolPort(
+      s,
+      fd,
+      domain,
+      hostIp,
+      host.bpf?.preferredPort(app.id, proto, vport, hostIp) ?? null,
+    );
   }
   if (hostPort < 0) {
     closeShadow(s.host, shadow.fd);
@@ -120,9 +126,20 @@ export function bindVirtual(
   return 0;
 }
 
-/** Binds fd to hostIp and a free pool port; the port, or -errno. */
-function bindPoolPort(s: AppSession, fd: number, domain: number, hostIp: string): number {
+/** Binds fd to hostIp and a free pool port (prefer first, when free); the port, or -errno. */
+function bindPoolPort(
+  s: AppSession,
+  fd: number,
+  domain: number,
+  hostIp: string,
+  prefer: number | null,
+): number {
   const { host } = s;
+  if (prefer !== null && host.pool.tryClaim(prefer)) {
+    if (host.addon.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: prefer })) === 0)
+      return prefer;
+    host.pool.release(prefer);
+  }
   for (let i = 0; i < POOL_TRIES; i++) {
     const port = host.pool.tryTake();
     if (port === null) {

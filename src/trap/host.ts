@@ -8,7 +8,7 @@ import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
 import type { Binding, SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
-import type { App, Service } from "../table/types.js";
+import type { App, Proto, Service } from "../table/types.js";
 import type { AppSession } from "./session.js";
 
 export interface TrapConfig {
@@ -53,9 +53,16 @@ export interface Resolver {
 export interface KernelHooks {
   /**
    * Before the daemon binds app's host socket fd for the app's bind of vip:vport: what the
-   * kernel's hooks show of it (getsockname, a client's source, a datagram's sender). 0 or -errno.
+   * kernel's hooks show of it (getsockname, a client's source, a datagram's sender). It first
+   * serves the events the kernel queued before (a UDP server's socket that connected). 0 or -errno.
    */
   binding(fd: number, app: App, vip: string, vport: number, loopback: boolean): number;
+  /**
+   * The host port to try first for a bind of the app's virtual port on hostIp: the one its
+   * last socket there had (a connected UDP client of it, whose kernel connection is to that
+   * host port, then reaches the new socket as it would on a host); null: none.
+   */
+  preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null;
   /** The daemon's bind of fd failed after binding(): the socket is unbound again. */
   unbound(fd: number, app: App): void;
   /** A binding serves (UDP bound, TCP listening): the app's private loopback reaches it. */
