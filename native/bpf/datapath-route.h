@@ -217,6 +217,20 @@ static __always_inline int ssw_loopback_error(struct ssw_sock *st, __u8 proto, c
   return proto == SSW_PROTO_TCP ? SSW_ENETUNREACH : 0;
 }
 
+/*
+ * The destination a connect or send to the unspecified address dials (ip_route_connect; the
+ * seccomp datapath's dialedOf, route.ts): 0.0.0.0 is the IPv4 address the socket is bound
+ * to, else 127.0.0.1; :: is ::1, or 127.0.0.1 for a socket bound to an IPv4(-mapped) address.
+ */
+static __always_inline void ssw_dialed(struct ssw_sock *st, struct ssw_addr *a) {
+  if (!ssw_is_any(a)) return;
+  int bound4 = (st->flags & SSW_SK_BOUND) && !ssw_is_any(&st->local) && ssw_is4(&st->local);
+  if (ssw_is4(a) && bound4)
+    *a = st->local;
+  else
+    ssw_loopback(a, ssw_is4(a) || bound4);
+}
+
 static __always_inline void ssw_get_user(struct bpf_sock_addr *ctx, int v6, struct ssw_addr *a) {
   if (v6) {
     a->w[0] = ctx->user_ip6[0];

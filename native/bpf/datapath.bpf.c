@@ -84,9 +84,9 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  ssw_dialed(st, &dst);
   dialed = dst;
   __u16 dialed_port = port;
-  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
   int e = ssw_loopback_error(st, proto, &dialed);
   if (e) return ssw_fail(e);
   int r = ssw_route(st, proto, &dst, &port);
@@ -112,8 +112,8 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  ssw_dialed(st, &dst);
   dialed = dst;
-  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
   int e = ssw_loopback_error(st, SSW_PROTO_UDP, &dialed);
   if (e) return ssw_fail(e);
   int r = ssw_route(st, SSW_PROTO_UDP, &dst, &port);
@@ -461,7 +461,7 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     hk.port = (__u16)o->local_port;
     struct ssw_client c = {};
     ssw_client_addr(st, &st->peer, &c.vip);
-    c.vport = hk.port;
+    c.vport = (st->flags & SSW_SK_BOUND) && st->local_port ? st->local_port : hk.port; /* its virtual port */
     c.dialed = st->peer;
     c.dialed_port = st->peer_port;
     c.app = st->app;

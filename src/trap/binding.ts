@@ -85,13 +85,11 @@ export function bindVirtual(
     hostPort = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
     if (hostPort === 0) hostPort = rule.hostPort;
   } else {
-    hostPort = bindPoolPort(
-      s,
-      fd,
-      domain,
-      hostIp,
-      host.bpf?.preferredPort(app.id, proto, vport, hostIp) ?? null,
-    );
+    // bpf: the app's closed sockets on this virtual port give their host port back first
+    // (its connected UDP clients' kernel connections go to it: preferredPort).
+    if (host.bpf && host.sockets.bindingsOn(app.id, proto, vport).length > 0) pruneStale(s, proto, vport);
+    const prefer = host.bpf?.preferredPort(app.id, proto, vport, hostIp) ?? null;
+    hostPort = bindPoolPort(s, fd, domain, hostIp, prefer);
   }
   if (hostPort < 0) {
     closeShadow(s.host, shadow.fd);
