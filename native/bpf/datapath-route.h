@@ -159,6 +159,10 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
     *port = (__u16)cfg->dns_port;
     return 1;
   }
+  int virt = bpf_map_lookup_elem(&ssw_vips, dst) != 0 ||
+             (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4);
+  /* No virtual IP of the destination's family: no route there, as on a host (route.ts). */
+  if (virt && !(app->flags & (v4 ? 1 : 2))) return -SSW_ENETUNREACH;
   struct ssw_svc *s = bpf_map_lookup_elem(&ssw_svcs, &k);
   if (s) {
     int r = ssw_pick(s, &k, app->labels, dst, port);
@@ -172,9 +176,7 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
       return 1;
     }
   }
-  if (bpf_map_lookup_elem(&ssw_vips, dst) ||
-      (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4))
-    return ssw_refuse(cfg, dst, port);
+  if (virt) return ssw_refuse(cfg, dst, port);
   if (bpf_map_lookup_elem(&ssw_local, dst) && *port >= cfg->pool_first && *port <= cfg->pool_last)
     return ssw_denied(SSW_EV_DENIED_POOL, st->app, dst, *port, proto);
   if (cfg->egress_deny) return ssw_denied(SSW_EV_DENIED_EGRESS, st->app, dst, *port, proto);

@@ -76,8 +76,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
   private next = 1;
-  /** app|proto|vport|hostIp → the host port its last withdrawn binding had (oldest forgotten first). */
+  /** app's IPs|proto|vport|hostIp → the host port its last withdrawn binding had (oldest forgotten first). */
   private readonly lastPorts = new Map<string, number>();
+  /** App id → its virtual IPs, as one key (kept after the app is gone, oldest forgotten first). */
+  private readonly ipsOf = new Map<string, string>();
   private readonly events: DatapathEvents;
 
   private constructor(
@@ -221,6 +223,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   /** Writes an app's addresses and labels (a new app, or one whose record changed). */
   appChanged(app: App): void {
+    this.ipsOf.delete(app.id);
+    this.ipsOf.set(app.id, [...app.ips].sort().join(","));
+    if (this.ipsOf.size > LAST_PORTS) this.ipsOf.delete(this.ipsOf.keys().next().value as string);
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of app.ips) this.put("ssw_vips", addr16(ip), one);
     const i = this.index.get(app.id);
@@ -289,12 +294,13 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null {
-    return this.lastPorts.get(`${appId}|${proto}|${vport}|${hostIp}`) ?? null;
+    return this.lastPorts.get(`${this.ipsOf.get(appId) ?? appId}|${proto}|${vport}|${hostIp}`) ?? null;
   }
 
   withdrawn(b: Binding): void {
     if (!b.exposed) {
-      const key = `${b.appId}|${b.proto}|${b.vport}|${b.hostIp}`;
+      // By the app's virtual IPs: an app that restarts with them gets its host ports back.
+      const key = `${this.ipsOf.get(b.appId) ?? b.appId}|${b.proto}|${b.vport}|${b.hostIp}`;
       this.lastPorts.delete(key);
       this.lastPorts.set(key, b.hostPort);
       if (this.lastPorts.size > LAST_PORTS)
