@@ -259,11 +259,13 @@ static __always_inline int ssw_getsockname(struct bpf_sock_addr *ctx, int v6) {
   if (!st || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1; /* the daemon sees the host's */
   struct ssw_addr a;
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  /* A peer only while connected (a connect the kernel refused after the hook left none). */
+  int peer = (st->flags & SSW_SK_PEER) && ctx->sk->dst_port != 0;
   if (st->flags & (SSW_SK_BOUND | SSW_SK_LOCAL)) {
     a = st->local;
     if (st->local_port) port = st->local_port;
-    if (ssw_is_any(&a) && (st->flags & SSW_SK_PEER)) ssw_client_addr(st, &st->peer, &a);
-  } else if (st->flags & SSW_SK_PEER) {
+    if (ssw_is_any(&a) && peer) ssw_client_addr(st, &st->peer, &a);
+  } else if (peer) {
     ssw_client_addr(st, &st->peer, &a);
   } else {
     return 1;
