@@ -379,18 +379,30 @@ static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
     c = bpf_map_lookup_elem(&ssw_bound, &hk);
     if (!c) c = bpf_map_lookup_elem(&ssw_clients, &hk);
   }
+  if (!c && ssw_is4(&from)) { /* an IPv4 sender bound to the host's dual-stack :: */
+    ssw_any(&hk.ip, 0);
+    c = bpf_map_lookup_elem(&ssw_bound, &hk);
+  }
   struct ssw_addr vip;
   __u16 vport = hk.port;
+  __u32 owner_app = 0;
   if (c) {
     vip = c->vip;
     vport = c->vport;
-  } else if (!cfg || !ssw_udp_sender(ctx, cfg, &from, hk.port, &vip)) {
-    return 1;
+    owner_app = c->app;
+  } else {
+    ssw_any(&vip, 1);
   }
-  if (ssw_is_any(&vip) && c) {
-    struct ssw_app *owner = bpf_map_lookup_elem(&ssw_apps, &c->app);
+  /* Not known, or bound to a wildcard: the sender's socket says what it dialed, if connected. */
+  if (ssw_is_any(&vip) && cfg) {
+    struct ssw_addr sv;
+    if (ssw_udp_sender(ctx, cfg, &from, hk.port, &sv)) vip = sv;
+  }
+  if (ssw_is_any(&vip) && owner_app) {
+    /* A wildcard-bound sender: its app's address of the family it sent from. */
+    struct ssw_app *owner = bpf_map_lookup_elem(&ssw_apps, &owner_app);
     if (!owner) return 1;
-    vip = v6 && (owner->flags & 2) && !(owner->flags & 1) ? owner->ip6 : owner->ip4;
+    vip = !ssw_is4(&from) && (owner->flags & 2) ? owner->ip6 : owner->ip4;
   }
   if (ssw_is_any(&vip)) return 1;
   if (!v6 && !ssw_is4(&vip)) return 1;
