@@ -19,6 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
+import { LastPorts } from "./last-ports.js";
 import {
   addr16,
   appValue,
@@ -37,9 +38,6 @@ import {
 import { privateKeys } from "./private-loopback.js";
 import { registerDaemon } from "./register.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
-
-/** Host ports remembered for an app's next bind of the same virtual port (preferredPort). */
-const LAST_PORTS = 4096;
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -76,10 +74,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
   private next = 1;
-  /** app's IPs|proto|vport|hostIp → the host port its last withdrawn binding had (oldest forgotten first). */
-  private readonly lastPorts = new Map<string, number>();
-  /** App id → its virtual IPs, as one key (kept after the app is gone, oldest forgotten first). */
-  private readonly ipsOf = new Map<string, string>();
+  /** The host ports the apps' virtual ports last had (preferredPort). */
+  private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
 
   private constructor(
@@ -223,9 +219,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   /** Writes an app's addresses and labels (a new app, or one whose record changed). */
   appChanged(app: App): void {
-    this.ipsOf.delete(app.id);
-    this.ipsOf.set(app.id, [...app.ips].sort().join(","));
-    if (this.ipsOf.size > LAST_PORTS) this.ipsOf.delete(this.ipsOf.keys().next().value as string);
+    this.lastPorts.app(app);
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of app.ips) this.put("ssw_vips", addr16(ip), one);
     const i = this.index.get(app.id);
@@ -294,18 +288,11 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null {
-    return this.lastPorts.get(`${this.ipsOf.get(appId) ?? appId}|${proto}|${vport}|${hostIp}`) ?? null;
+    return this.lastPorts.preferred(appId, proto, vport, hostIp);
   }
 
   withdrawn(b: Binding): void {
-    if (!b.exposed) {
-      // By the app's virtual IPs: an app that restarts with them gets its host ports back.
-      const key = `${this.ipsOf.get(b.appId) ?? b.appId}|${b.proto}|${b.vport}|${b.hostIp}`;
-      this.lastPorts.delete(key);
-      this.lastPorts.set(key, b.hostPort);
-      if (this.lastPorts.size > LAST_PORTS)
-        this.lastPorts.delete(this.lastPorts.keys().next().value as string);
-    }
+    this.lastPorts.withdrawn(b);
     const i = this.index.get(b.appId);
     if (i === undefined) return;
     const found = new Uint8Array(56);
