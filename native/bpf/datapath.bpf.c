@@ -7,16 +7,19 @@
  *   connect4/6, sendmsg4/6   route a virtual destination: the app's private loopback, the
  *                            resolver's address, a service (label policy: EACCES; round-robin or
  *                            random among the backends it may reach), a virtual IP with nothing
- *                            there (the refusal port: the kernel refuses as it would), egress
- *                            (--egress deny, never a pool port of this host: EACCES)
+ *                            there (the refusal port: the kernel refuses as it would), a UDP
+ *                            sender the app received from (ssw_peers, while its app holds its
+ *                            host address), egress (--egress deny, never a pool port of this
+ *                            host: EACCES); a bound UDP socket that connects stops serving (event)
  *   bind4/6, post_bind4/6    a socket the daemon made (SSW_SK_TRAPPED: the app's binds and
  *                            listens are trapped and carried out by the daemon, src/trap/bind.ts):
  *                            only the daemon's own bind passes, as it is; the bound UDP socket
  *                            becomes known for replies (ssw_bound). A socket not trapped: the
  *                            app's virtual address onto a host address (the port is the
  *                            kernel's), its UDP bind and its listen an event for the daemon
- *   getsockname4/6,          what the app sees: virtual addresses, never host ones
- *   getpeername4/6, recvmsg4/6
+ *   getsockname4/6,          what the app sees: virtual addresses, never host ones (the
+ *   getpeername4/6, recvmsg4/6  daemon sees the host's); a datagram's sender that no hook saw
+ *                            send is found by its socket (datapath-peer.h)
  *   sockops                  a client's host address → its virtual address (at connect, before
  *                            the SYN); an accepted connection learns its client; listen (event)
  *
@@ -24,58 +27,15 @@
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
-#include "datapath-route.h"
+#include "datapath-sock.h"
 
-/*
- * Context and socket fields are read one by one: the verifier refuses a load through a
- * computed ctx or sock pointer.
- */
-#define SSW_READ(dst, src)                \
-  do {                                    \
-    (dst) = (src);                        \
-    asm volatile("" : "+r"(dst)::"memory"); \
-  } while (0)
 
 static __always_inline int ssw_fail(int err) {
   bpf_set_retval(-err);
   return 0;
 }
 
-/* The socket's own host address (an IPv4 one mapped). */
-static __always_inline void ssw_sk_local(struct bpf_sock *sk, struct ssw_addr *a) {
-  if (sk->family == SSW_AF_INET6) {
-    SSW_READ(a->w[0], sk->src_ip6[0]);
-    SSW_READ(a->w[1], sk->src_ip6[1]);
-    SSW_READ(a->w[2], sk->src_ip6[2]);
-    SSW_READ(a->w[3], sk->src_ip6[3]);
-  } else {
-    __u32 ip;
-    SSW_READ(ip, sk->src_ip4);
-    ssw_map4(a, ip);
-  }
-}
 
-/*
- * A bound UDP socket of the app connected: it serves only its peer from now on (the kernel
- * delivers it nothing else), so the daemon withdraws its services (event; the daemon reads
- * pending events before it carries out the app's next bind, so a socket bound after this
- * connect is the one that serves).
- */
-static __always_inline void ssw_udp_connected(struct bpf_sock *sk, struct ssw_sock *st, int v6) {
-  if (!sk) return;
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
-  if (!e) return;
-  __builtin_memset(e, 0, sizeof *e);
-  e->kind = SSW_EV_UDP_CONNECTED;
-  e->app = st->app;
-  e->vip = st->peer;
-  e->vport = st->peer_port;
-  ssw_sk_local(sk, &e->host);
-  e->host_port = (__u16)sk->src_port;
-  e->flags = st->flags;
-  e->family = v6 ? SSW_AF_INET6 : SSW_AF_INET;
-  bpf_ringbuf_submit(e, 0);
-}
 
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
@@ -89,7 +49,7 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   __u16 dialed_port = port;
   int e = ssw_loopback_error(st, proto, &dialed);
   if (e) return ssw_fail(e);
-  int r = ssw_route(st, proto, &dst, &port);
+  int r = ssw_route(ctx, st, proto, &dst, &port);
   if (r < 0) return ssw_fail(-r);
   if (r > 0) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED); /* an IPv6-only backend */
@@ -116,7 +76,7 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
   dialed = dst;
   int e = ssw_loopback_error(st, SSW_PROTO_UDP, &dialed);
   if (e) return ssw_fail(e);
-  int r = ssw_route(st, SSW_PROTO_UDP, &dst, &port);
+  int r = ssw_route(ctx, st, SSW_PROTO_UDP, &dst, &port);
   if (r < 0) return ssw_fail(-r);
   if (r > 0) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED);
@@ -204,21 +164,6 @@ int ssw_bind4(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 0); }
 SEC("cgroup/bind6")
 int ssw_bind6(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 1); }
 
-static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw_addr *host, __u16 host_port,
-                                     __u32 family, __u64 cookie) {
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
-  if (!e) return;
-  e->kind = kind;
-  e->app = st->app;
-  e->vip = st->local;
-  e->vport = st->local_port;
-  e->host = *host;
-  e->host_port = host_port;
-  e->flags = st->flags;
-  e->family = family;
-  e->cookie = cookie;
-  bpf_ringbuf_submit(e, 0);
-}
 
 /* After bind: a port-0 bind learns its port; a UDP socket is a service from now on (event). */
 static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
@@ -298,63 +243,7 @@ int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0)
 SEC("cgroup/getpeername6")
 int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
 
-/* bpf_sk_lookup_udp of the socket that would receive a datagram from local:lport to from:fport. */
-static __always_inline struct bpf_sock *ssw_lookup_udp(struct bpf_sock_addr *ctx, const struct ssw_addr *local,
-                                                       __u16 lport, const struct ssw_addr *from, __u16 fport) {
-  struct bpf_sock_tuple t = {};
-  if (ssw_is4(from)) {
-    if (!ssw_is4(local)) return 0;
-    t.ipv4.saddr = local->w[3];
-    t.ipv4.daddr = from->w[3];
-    t.ipv4.sport = bpf_htons(lport);
-    t.ipv4.dport = bpf_htons(fport);
-    return bpf_sk_lookup_udp(ctx, &t, sizeof t.ipv4, BPF_F_CURRENT_NETNS, 0);
-  }
-  __builtin_memcpy(t.ipv6.saddr, local->w, 16);
-  __builtin_memcpy(t.ipv6.daddr, from->w, 16);
-  t.ipv6.sport = bpf_htons(lport);
-  t.ipv6.dport = bpf_htons(fport);
-  return bpf_sk_lookup_udp(ctx, &t, sizeof t.ipv6, BPF_F_CURRENT_NETNS, 0);
-}
 
-/*
- * The virtual address of a datagram's sender that no hook saw send: a connected UDP client
- * of this host (its connect ran before the kernel picked its port; a send without an address
- * runs no hook). It is found as the kernel would deliver a reply to it: the socket bound at
- * the sender's host address that takes datagrams from the receiving socket's (its own host
- * address; a wildcard one: the node's address of the sender's family, then loopback).
- * 1: vip set (the port is the sender's own), 0: not an app's socket.
- */
-static __always_inline int ssw_udp_sender(struct bpf_sock_addr *ctx, struct ssw_config *cfg,
-                                          const struct ssw_addr *from, __u16 fport, struct ssw_addr *vip) {
-  struct bpf_sock *me = ctx->sk;
-  if (!me) return 0;
-  struct ssw_addr local;
-  ssw_sk_local(me, &local);
-  __u16 lport = (__u16)me->src_port;
-  int v4 = ssw_is4(from);
-  for (int i = 0; i < 2; i++) {
-    struct ssw_addr cand;
-    if (i == 0 && !ssw_is_any(&local))
-      cand = local;
-    else if (i == 0)
-      cand = v4 ? cfg->node4 : cfg->node6;
-    else
-      ssw_loopback(&cand, v4);
-    struct bpf_sock *sk = ssw_lookup_udp(ctx, &cand, lport, from, fport);
-    if (!sk) continue;
-    struct ssw_sock *cs = bpf_sk_storage_get(&ssw_socks, sk, 0, 0);
-    int found = 0;
-    if (cs && cs->app && (cs->flags & SSW_SK_PEER)) {
-      ssw_client_addr(cs, &cs->peer, vip);
-      found = 1;
-    }
-    bpf_sk_release(sk);
-    if (found) return 1;
-    if (ssw_is_any(&local) == 0) break;
-  }
-  return 0;
-}
 
 /* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
 static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
@@ -396,7 +285,11 @@ static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
   /* Not known, or bound to a wildcard: the sender's socket says what it dialed, if connected. */
   if (ssw_is_any(&vip) && cfg) {
     struct ssw_addr sv;
-    if (ssw_udp_sender(ctx, cfg, &from, hk.port, &sv)) vip = sv;
+    __u32 sender = ssw_udp_owner(ctx, cfg, &from, hk.port, &sv);
+    if (sender && !ssw_is_any(&sv)) {
+      vip = sv;
+      owner_app = sender;
+    }
   }
   if (ssw_is_any(&vip) && owner_app) {
     /* A wildcard-bound sender: its app's address of the family it sent from. */
@@ -412,13 +305,13 @@ static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
   pk.port = vport;
   pk.proto = SSW_PROTO_UDP;
   pk.scope = ssw_is_loopback(&vip) ? st->app : 0;
-  struct ssw_host_key *known = bpf_map_lookup_elem(&ssw_peers, &pk);
-  if (!known || !ssw_eq(&known->ip, &from) || known->port != hk.port) {
-    struct ssw_host_key hv = {};
-    hv.ip = from;
-    hv.port = hk.port;
-    hv.proto = SSW_PROTO_UDP;
-    bpf_map_update_elem(&ssw_peers, &pk, &hv, BPF_ANY);
+  struct ssw_peer *known = bpf_map_lookup_elem(&ssw_peers, &pk);
+  if (owner_app && (!known || !ssw_eq(&known->ip, &from) || known->port != hk.port || known->app != owner_app)) {
+    struct ssw_peer pv = {};
+    pv.ip = from;
+    pv.port = hk.port;
+    pv.app = owner_app;
+    bpf_map_update_elem(&ssw_peers, &pk, &pv, BPF_ANY);
   }
   ssw_set_user(ctx, v6, &vip);
   ctx->user_port = bpf_htons(vport);
@@ -434,31 +327,7 @@ int ssw_recvmsg6(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 1); }
 #define SSW_TCP_CLOSE 7
 
 
-static __always_inline void ssw_ops_local(struct bpf_sock_ops *o, struct ssw_addr *a) {
-  if (o->family == SSW_AF_INET6) {
-    SSW_READ(a->w[0], o->local_ip6[0]);
-    SSW_READ(a->w[1], o->local_ip6[1]);
-    SSW_READ(a->w[2], o->local_ip6[2]);
-    SSW_READ(a->w[3], o->local_ip6[3]);
-  } else {
-    __u32 ip;
-    SSW_READ(ip, o->local_ip4);
-    ssw_map4(a, ip);
-  }
-}
 
-static __always_inline void ssw_ops_remote(struct bpf_sock_ops *o, struct ssw_addr *a) {
-  if (o->family == SSW_AF_INET6) {
-    SSW_READ(a->w[0], o->remote_ip6[0]);
-    SSW_READ(a->w[1], o->remote_ip6[1]);
-    SSW_READ(a->w[2], o->remote_ip6[2]);
-    SSW_READ(a->w[3], o->remote_ip6[3]);
-  } else {
-    __u32 ip;
-    SSW_READ(ip, o->remote_ip4);
-    ssw_map4(a, ip);
-  }
-}
 
 SEC("sockops")
 int ssw_sockops(struct bpf_sock_ops *o) {

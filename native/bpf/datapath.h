@@ -114,6 +114,14 @@ struct ssw_client {
   __u32 app;
 };
 
+/* A UDP sender's host address, and its app (a reply goes there only while that app's socket holds it). */
+struct ssw_peer {
+  struct ssw_addr ip;
+  __u16 port;
+  __u16 pad;
+  __u32 app;
+};
+
 struct ssw_config {
   __u32 egress_deny;
   __u32 refuse_port;
@@ -213,13 +221,14 @@ struct {
 /*
  * UDP senders an app received from, by the virtual address it saw (scope: the app's index for
  * its private loopback, else 0) → their host address: where a reply (or a connect to the
- * sender, as a forking UDP server does) goes. Learned at recvmsg.
+ * sender, as a forking UDP server does) goes, while the sender's app still holds it
+ * (checked at each use: datapath-peer.h). Learned at recvmsg.
  */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
   __type(key, struct ssw_svc_key);
-  __type(value, struct ssw_host_key);
+  __type(value, struct ssw_peer);
 } ssw_peers SEC(".maps");
 
 struct {
