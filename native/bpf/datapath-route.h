@@ -10,7 +10,7 @@
 #ifndef SSW_DATAPATH_ROUTE_H
 #define SSW_DATAPATH_ROUTE_H
 
-#include "datapath.h"
+#include "datapath-peer.h"
 
 /* True when two label sets share a key=value (each label is one bit: LabelBits, src/bpf/layout.ts). */
 static __always_inline int ssw_shares(const __u64 *a, const __u64 *b) {
@@ -23,21 +23,7 @@ static __always_inline struct ssw_sock *ssw_sock_of(struct bpf_sock *sk) {
   return st && st->app ? st : 0;
 }
 
-static __always_inline void ssw_loopback(struct ssw_addr *a, int v4) {
-  if (v4) {
-    ssw_map4(a, bpf_htonl(0x7f000001));
-  } else {
-    a->w[0] = a->w[1] = a->w[2] = 0;
-    a->w[3] = bpf_htonl(1);
-  }
-}
 
-static __always_inline void ssw_any(struct ssw_addr *a, int v4) {
-  if (v4)
-    ssw_map4(a, 0);
-  else
-    a->w[0] = a->w[1] = a->w[2] = a->w[3] = 0;
-}
 
 /* Nothing listens there: the refusal port on the host's loopback, as the seccomp datapath does. */
 static __always_inline int ssw_refuse(struct ssw_config *cfg, struct ssw_addr *dst, __u16 *port) {
@@ -119,7 +105,22 @@ static __always_inline int ssw_denied(__u32 kind, __u32 app, const struct ssw_ad
  * Where a connect or datagram of app `app` to dst:port goes: 1 rewritten (dst, port), 0 egress
  * as it is, or -errno. dst:port is host order for the port, addresses IPv4-mapped.
  */
-static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw_addr *dst, __u16 *port) {
+/* A UDP sender the app received from at virtual k, if it still holds its host address: 1 (dst, port set). */
+static __always_inline int ssw_peer_route(struct bpf_sock_addr *ctx, struct ssw_config *cfg, struct ssw_svc_key *k,
+                                          struct ssw_addr *dst, __u16 *port) {
+  struct ssw_peer *p = bpf_map_lookup_elem(&ssw_peers, k);
+  if (!p) return 0;
+  struct ssw_addr ip = p->ip, dialed;
+  __u16 hp = p->port;
+  __u32 app = p->app;
+  if (ssw_udp_owner(ctx, cfg, &ip, hp, &dialed) != app) return 0; /* gone: its port is not its */
+  *dst = ip;
+  *port = hp;
+  return 1;
+}
+
+static __always_inline int ssw_route(struct bpf_sock_addr *ctx, struct ssw_sock *st, __u8 proto, struct ssw_addr *dst,
+                                     __u16 *port) {
   struct ssw_config *cfg = ssw_cfg();
   struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
   if (!cfg || !app) return -SSW_EPERM; /* fail closed: the daemon has not set up this app */
@@ -133,6 +134,7 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
     /* The app's own loopback: its sockets bound exactly there, then its wildcard ones. */
     k.scope = st->app;
     struct ssw_svc *s = bpf_map_lookup_elem(&ssw_svcs, &k);
+    if (!s && proto == SSW_PROTO_UDP && ssw_peer_route(ctx, cfg, &k, dst, port)) return 1; /* a sender it received from */
     if (!s) {
       ssw_any(&k.ip, v4);
       s = bpf_map_lookup_elem(&ssw_svcs, &k);
@@ -151,37 +153,53 @@ static __always_inline int ssw_route(struct ssw_sock *st, __u8 proto, struct ssw
     *port = (__u16)cfg->dns_port;
     return 1;
   }
+  int virt = bpf_map_lookup_elem(&ssw_vips, dst) != 0 ||
+             (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4);
+  /* No virtual IP of the destination's family: no route there, as on a host (route.ts). */
+  if (virt && !(app->flags & (v4 ? 1 : 2))) return -SSW_ENETUNREACH;
   struct ssw_svc *s = bpf_map_lookup_elem(&ssw_svcs, &k);
   if (s) {
     int r = ssw_pick(s, &k, app->labels, dst, port);
     return r < 0 ? ssw_denied(SSW_EV_DENIED_POLICY, st->app, &k.ip, k.port, proto) : r;
   }
-  if (bpf_map_lookup_elem(&ssw_vips, dst) ||
-      (v4 && cfg->vip_mask4 != 0 && (dst->w[3] & cfg->vip_mask4) == cfg->vip_net4))
-    return ssw_refuse(cfg, dst, port);
+  if (proto == SSW_PROTO_UDP && ssw_peer_route(ctx, cfg, &k, dst, port)) return 1; /* a sender it received from */
+  if (virt) return ssw_refuse(cfg, dst, port);
   if (bpf_map_lookup_elem(&ssw_local, dst) && *port >= cfg->pool_first && *port <= cfg->pool_last)
     return ssw_denied(SSW_EV_DENIED_POOL, st->app, dst, *port, proto);
   if (cfg->egress_deny) return ssw_denied(SSW_EV_DENIED_EGRESS, st->app, dst, *port, proto);
   return 0;
 }
 
-/* The virtual address a client socket of app shows for a destination dst (bound, else its IP). */
-static __always_inline void ssw_client_addr(struct ssw_sock *st, const struct ssw_addr *dst, struct ssw_addr *out) {
-  if ((st->flags & SSW_SK_BOUND) && !ssw_is_any(&st->local)) {
-    *out = st->local;
-    return;
-  }
-  int v4 = ssw_is4(dst);
-  if (ssw_is_loopback(dst)) {
-    ssw_loopback(out, v4);
-    return;
-  }
+
+/*
+ * A socket bound to loopback reaches only this host (the app's own virtual IPs are the host):
+ * bound to 127.0.0.0/8, EINVAL (ip_route_connect); bound to ::1, ENETUNREACH for TCP (the
+ * seccomp datapath's answer, docs/errors.md), UDP goes. 0: it may (src/trap/route.ts,
+ * boundLoopbackError).
+ */
+static __always_inline int ssw_loopback_error(struct ssw_sock *st, __u8 proto, const struct ssw_addr *dialed) {
+  if (!(st->flags & SSW_SK_LOOPBACK)) return 0;
+  int v4 = ssw_is4(&st->local);
+  if (v4 != ssw_is4(dialed) || ssw_is_loopback(dialed)) return 0;
   struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
-  if (!app) {
-    ssw_any(out, v4);
-    return;
-  }
-  *out = (v4 && (app->flags & 1)) || !(app->flags & 2) ? app->ip4 : app->ip6;
+  if (app && (((app->flags & 1) && ssw_eq(dialed, &app->ip4)) || ((app->flags & 2) && ssw_eq(dialed, &app->ip6))))
+    return 0;
+  if (v4) return SSW_EINVAL;
+  return proto == SSW_PROTO_TCP ? SSW_ENETUNREACH : 0;
+}
+
+/*
+ * The destination a connect or send to the unspecified address dials (ip_route_connect; the
+ * seccomp datapath's dialedOf, route.ts): 0.0.0.0 is the IPv4 address the socket is bound
+ * to, else 127.0.0.1; :: is ::1, or 127.0.0.1 for a socket bound to an IPv4(-mapped) address.
+ */
+static __always_inline void ssw_dialed(struct ssw_sock *st, struct ssw_addr *a) {
+  if (!ssw_is_any(a)) return;
+  int bound4 = (st->flags & SSW_SK_BOUND) && !ssw_is_any(&st->local) && ssw_is4(&st->local);
+  if (ssw_is4(a) && bound4)
+    *a = st->local;
+  else
+    ssw_loopback(a, ssw_is4(a) || bound4);
 }
 
 static __always_inline void ssw_get_user(struct bpf_sock_addr *ctx, int v6, struct ssw_addr *a) {

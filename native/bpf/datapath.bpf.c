@@ -7,12 +7,19 @@
  *   connect4/6, sendmsg4/6   route a virtual destination: the app's private loopback, the
  *                            resolver's address, a service (label policy: EACCES; round-robin or
  *                            random among the backends it may reach), a virtual IP with nothing
- *                            there (the refusal port: the kernel refuses as it would), egress
- *                            (--egress deny, never a pool port of this host: EACCES)
- *   bind4/6, post_bind4/6    an app's virtual address onto a host address (the port is the
- *                            kernel's); a UDP socket's bound address becomes known (event)
- *   getsockname4/6,          what the app sees: virtual addresses, never host ones
- *   getpeername4/6, recvmsg4/6
+ *                            there (the refusal port: the kernel refuses as it would), a UDP
+ *                            sender the app received from (ssw_peers, while its app holds its
+ *                            host address), egress (--egress deny, never a pool port of this
+ *                            host: EACCES); a bound UDP socket that connects stops serving (event)
+ *   bind4/6, post_bind4/6    a socket the daemon made (SSW_SK_TRAPPED: the app's binds and
+ *                            listens are trapped and carried out by the daemon, src/trap/bind.ts):
+ *                            only the daemon's own bind passes, as it is; the bound UDP socket
+ *                            becomes known for replies (ssw_bound). A socket not trapped: the
+ *                            app's virtual address onto a host address (the port is the
+ *                            kernel's), its UDP bind and its listen an event for the daemon
+ *   getsockname4/6,          what the app sees: virtual addresses, never host ones (the
+ *   getpeername4/6, recvmsg4/6  daemon sees the host's); a datagram's sender that no hook saw
+ *                            send is found by its socket (datapath-peer.h)
  *   sockops                  a client's host address → its virtual address (at connect, before
  *                            the SYN); an accepted connection learns its client; listen (event)
  *   sock_create              a socket made in an app's cgroup (the host placement, where no
@@ -22,18 +29,15 @@
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
-#include "datapath-route.h"
+#include "datapath-sock.h"
+
 
 static __always_inline int ssw_fail(int err) {
   bpf_set_retval(-err);
   return 0;
 }
 
-/* Records whose socket this is (ssw_cookies), for the daemon's checks of who sent what. */
-static __always_inline void ssw_known(__u64 cookie, struct ssw_sock *st) {
-  __u32 app = st->app;
-  bpf_map_update_elem(&ssw_cookies, &cookie, &app, BPF_ANY);
-}
+
 
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
@@ -42,10 +46,12 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  ssw_dialed(st, &dst);
   dialed = dst;
   __u16 dialed_port = port;
-  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
-  int r = ssw_route(st, proto, &dst, &port);
+  int e = ssw_loopback_error(st, proto, &dialed);
+  if (e) return ssw_fail(e);
+  int r = ssw_route(ctx, st, proto, &dst, &port);
   if (r < 0) return ssw_fail(-r);
   if (r > 0) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED); /* an IPv6-only backend */
@@ -56,6 +62,8 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   st->peer_port = dialed_port;
   st->flags |= SSW_SK_PEER;
   ssw_known(bpf_get_socket_cookie(ctx), st);
+  if (proto == SSW_PROTO_UDP && (st->flags & SSW_SK_TRAPPED) && (st->flags & SSW_SK_BOUND))
+    ssw_udp_connected(ctx->sk, st, v6);
   return 1;
 }
 
@@ -67,9 +75,11 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  ssw_dialed(st, &dst);
   dialed = dst;
-  if (ssw_is_any(&dialed)) ssw_loopback(&dialed, ssw_is4(&dialed));
-  int r = ssw_route(st, SSW_PROTO_UDP, &dst, &port);
+  int e = ssw_loopback_error(st, SSW_PROTO_UDP, &dialed);
+  if (e) return ssw_fail(e);
+  int r = ssw_route(ctx, st, SSW_PROTO_UDP, &dst, &port);
   if (r < 0) return ssw_fail(-r);
   if (r > 0) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED);
@@ -106,14 +116,22 @@ SEC("cgroup/sendmsg6")
 int ssw_sendmsg6(struct bpf_sock_addr *ctx) { return ssw_sendmsg(ctx, 1); }
 
 /*
- * bind: the app's own virtual IP or a wildcard → the node's address of the family (a dual-stack
+ * bind of a socket not trapped: the app's own virtual IP or a wildcard → the node's address of the family (a dual-stack
  * wildcard → the host's ::), its loopback → the host's loopback; any other address is not the
  * app's: EADDRNOTAVAIL. The port is the kernel's (0): the virtual port is kept in the socket.
  */
 static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
+  struct bpf_sock *sk = ctx->sk;
+  if (!sk) return 1;
+  struct ssw_sock *st = bpf_sk_storage_get(&ssw_socks, sk, 0, 0);
   if (!st) return 1;
   struct ssw_config *cfg = ssw_cfg();
+  if (st->flags & SSW_SK_REGISTER) {
+    if (cfg) cfg->daemon_tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+    return 1;
+  }
+  if (!st->app) return 1;
+  if (st->flags & SSW_SK_TRAPPED) return ssw_is_daemon() ? 1 : ssw_fail(SSW_EPERM);
   struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
   if (!cfg || !app) return ssw_fail(SSW_EPERM);
   struct ssw_addr v, host;
@@ -150,21 +168,6 @@ int ssw_bind4(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 0); }
 SEC("cgroup/bind6")
 int ssw_bind6(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 1); }
 
-static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw_addr *host, __u16 host_port,
-                                     __u32 family, __u64 cookie) {
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
-  if (!e) return;
-  e->kind = kind;
-  e->app = st->app;
-  e->vip = st->local;
-  e->vport = st->local_port;
-  e->host = *host;
-  e->host_port = host_port;
-  e->flags = st->flags;
-  e->family = family;
-  e->cookie = cookie;
-  bpf_ringbuf_submit(e, 0);
-}
 
 /* After bind: a port-0 bind learns its port; a UDP socket is a service from now on (event). */
 static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
@@ -188,6 +191,7 @@ static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
   c.vport = st->local_port;
   c.app = st->app;
   bpf_map_update_elem(&ssw_bound, &hk, &c, BPF_ANY);
+  if (st->flags & SSW_SK_TRAPPED) return 1; /* the daemon registered it already */
   ssw_emit(SSW_EV_BIND, st, &hk.ip, hk.port, v6 ? SSW_AF_INET6 : SSW_AF_INET, bpf_get_socket_cookie(sk));
   return 1;
 }
@@ -201,14 +205,16 @@ int ssw_post_bind6(struct bpf_sock *sk) { return ssw_post_bind(sk, 1); }
 /* getsockname: the virtual local address (a client's: the address it connects from). */
 static __always_inline int ssw_getsockname(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  if (!st || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1; /* the daemon sees the host's */
   struct ssw_addr a;
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  /* A peer only while connected (a connect the kernel refused after the hook left none). */
+  int peer = (st->flags & SSW_SK_PEER) && ctx->sk->dst_port != 0;
   if (st->flags & (SSW_SK_BOUND | SSW_SK_LOCAL)) {
     a = st->local;
     if (st->local_port) port = st->local_port;
-    if (ssw_is_any(&a) && (st->flags & SSW_SK_PEER)) ssw_client_addr(st, &st->peer, &a);
-  } else if (st->flags & SSW_SK_PEER) {
+    if (ssw_is_any(&a) && peer) ssw_client_addr(st, &st->peer, &a);
+  } else if (peer) {
     ssw_client_addr(st, &st->peer, &a);
   } else {
     return 1;
@@ -228,7 +234,7 @@ int ssw_getsockname6(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 1)
 /* getpeername (and the address accept() writes): the virtual peer. */
 static __always_inline int ssw_getpeername(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st || !(st->flags & SSW_SK_PEER)) return 1;
+  if (!st || !(st->flags & SSW_SK_PEER) || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1;
   if (!v6 && !ssw_is4(&st->peer)) return 1;
   ssw_set_user(ctx, v6, &st->peer);
   if (st->peer_port) ctx->user_port = bpf_htons(st->peer_port);
@@ -240,6 +246,8 @@ int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0)
 
 SEC("cgroup/getpeername6")
 int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
+
+
 
 /* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
 static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
@@ -258,20 +266,57 @@ static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
   }
   struct ssw_client *c = bpf_map_lookup_elem(&ssw_bound, &hk);
   if (!c) c = bpf_map_lookup_elem(&ssw_clients, &hk);
+  struct ssw_addr from = hk.ip;
   if (!c) {
     ssw_any(&hk.ip, ssw_is4(&hk.ip));
     c = bpf_map_lookup_elem(&ssw_bound, &hk);
     if (!c) c = bpf_map_lookup_elem(&ssw_clients, &hk);
   }
-  if (!c) return 1;
-  struct ssw_addr vip = c->vip;
-  __u16 vport = c->vport;
-  if (ssw_is_any(&vip)) {
-    struct ssw_app *owner = bpf_map_lookup_elem(&ssw_apps, &c->app);
-    if (!owner) return 1;
-    vip = v6 && (owner->flags & 2) && !(owner->flags & 1) ? owner->ip6 : owner->ip4;
+  if (!c && ssw_is4(&from)) { /* an IPv4 sender bound to the host's dual-stack :: */
+    ssw_any(&hk.ip, 0);
+    c = bpf_map_lookup_elem(&ssw_bound, &hk);
   }
+  struct ssw_addr vip;
+  __u16 vport = hk.port;
+  __u32 owner_app = 0;
+  if (c) {
+    vip = c->vip;
+    vport = c->vport;
+    owner_app = c->app;
+  } else {
+    ssw_any(&vip, 1);
+  }
+  /* Not known, or bound to a wildcard: the sender's socket says what it dialed, if connected. */
+  if (ssw_is_any(&vip) && cfg) {
+    struct ssw_addr sv;
+    __u32 sender = ssw_udp_owner(ctx, cfg, &from, hk.port, &sv);
+    if (sender && !ssw_is_any(&sv)) {
+      vip = sv;
+      owner_app = sender;
+    }
+  }
+  if (ssw_is_any(&vip) && owner_app) {
+    /* A wildcard-bound sender: its app's address of the family it sent from. */
+    struct ssw_app *owner = bpf_map_lookup_elem(&ssw_apps, &owner_app);
+    if (!owner) return 1;
+    vip = !ssw_is4(&from) && (owner->flags & 2) ? owner->ip6 : owner->ip4;
+  }
+  if (ssw_is_any(&vip)) return 1;
   if (!v6 && !ssw_is4(&vip)) return 1;
+  /* A reply to what the app saw goes to the sender's host address. */
+  struct ssw_svc_key pk = {};
+  pk.ip = vip;
+  pk.port = vport;
+  pk.proto = SSW_PROTO_UDP;
+  pk.scope = ssw_is_loopback(&vip) ? st->app : 0;
+  struct ssw_peer *known = bpf_map_lookup_elem(&ssw_peers, &pk);
+  if (owner_app && (!known || !ssw_eq(&known->ip, &from) || known->port != hk.port || known->app != owner_app)) {
+    struct ssw_peer pv = {};
+    pv.ip = from;
+    pv.port = hk.port;
+    pv.app = owner_app;
+    bpf_map_update_elem(&ssw_peers, &pk, &pv, BPF_ANY);
+  }
   ssw_set_user(ctx, v6, &vip);
   ctx->user_port = bpf_htons(vport);
   return 1;
@@ -285,38 +330,8 @@ int ssw_recvmsg6(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 1); }
 
 #define SSW_TCP_CLOSE 7
 
-/* Context fields are read one by one: the verifier refuses a load through a computed ctx pointer. */
-#define SSW_READ(dst, src)                \
-  do {                                    \
-    (dst) = (src);                        \
-    asm volatile("" : "+r"(dst)::"memory"); \
-  } while (0)
 
-static __always_inline void ssw_ops_local(struct bpf_sock_ops *o, struct ssw_addr *a) {
-  if (o->family == SSW_AF_INET6) {
-    SSW_READ(a->w[0], o->local_ip6[0]);
-    SSW_READ(a->w[1], o->local_ip6[1]);
-    SSW_READ(a->w[2], o->local_ip6[2]);
-    SSW_READ(a->w[3], o->local_ip6[3]);
-  } else {
-    __u32 ip;
-    SSW_READ(ip, o->local_ip4);
-    ssw_map4(a, ip);
-  }
-}
 
-static __always_inline void ssw_ops_remote(struct bpf_sock_ops *o, struct ssw_addr *a) {
-  if (o->family == SSW_AF_INET6) {
-    SSW_READ(a->w[0], o->remote_ip6[0]);
-    SSW_READ(a->w[1], o->remote_ip6[1]);
-    SSW_READ(a->w[2], o->remote_ip6[2]);
-    SSW_READ(a->w[3], o->remote_ip6[3]);
-  } else {
-    __u32 ip;
-    SSW_READ(ip, o->remote_ip4);
-    ssw_map4(a, ip);
-  }
-}
 
 SEC("sockops")
 int ssw_sockops(struct bpf_sock_ops *o) {
@@ -333,7 +348,7 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     hk.port = (__u16)o->local_port;
     struct ssw_client c = {};
     ssw_client_addr(st, &st->peer, &c.vip);
-    c.vport = hk.port;
+    c.vport = (st->flags & SSW_SK_BOUND) && st->local_port ? st->local_port : hk.port; /* its virtual port */
     c.dialed = st->peer;
     c.dialed_port = st->peer_port;
     c.app = st->app;
@@ -363,6 +378,7 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     break;
   }
   case BPF_SOCK_OPS_TCP_LISTEN_CB: {
+    if (st->flags & SSW_SK_TRAPPED) break; /* the daemon listened and registered it */
     ssw_ops_local(o, &hk.ip);
     if (!(st->flags & SSW_SK_BOUND)) { /* listen() without bind: the wildcard, the kernel's port */
       ssw_any(&st->local, o->family != SSW_AF_INET6);
@@ -376,21 +392,6 @@ int ssw_sockops(struct bpf_sock_ops *o) {
   return 1;
 }
 
-/*
- * socket() in an app's cgroup (run --new-netns=false): stamped as the daemon stamps the sockets
- * it makes for the apps it traps. Sockets made anywhere else are left alone. Kernel: 4.10
- * (sock_create), socket storage from it 5.x.
- */
-SEC("cgroup/sock_create")
-int ssw_sock_create(struct bpf_sock *sk) {
-  if (sk->family != SSW_AF_INET && sk->family != SSW_AF_INET6) return 1;
-  __u64 cg = bpf_get_current_cgroup_id();
-  __u32 *app = bpf_map_lookup_elem(&ssw_cgroups, &cg);
-  if (!app) return 1;
-  struct ssw_sock *st = bpf_sk_storage_get(&ssw_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (st) st->app = *app;
-  return 1;
-}
 
 /* The project's license; the helpers used here are not GPL-only. */
 char LICENSE[] SEC("license") = "Apache-2.0";

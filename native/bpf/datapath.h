@@ -18,6 +18,8 @@
 #define SSW_SOCK_STREAM 1
 #define SSW_SOCK_DGRAM 2
 #define SSW_EPERM 1
+#define SSW_EINVAL 22
+#define SSW_ENETUNREACH 101
 #define SSW_EACCES 13
 #define SSW_EADDRNOTAVAIL 99
 #define SSW_ECONNREFUSED 111
@@ -47,6 +49,15 @@ struct ssw_sock {
 #define SSW_SK_LOOPBACK 2u /* bound to the app's private loopback */
 #define SSW_SK_PEER 4u     /* peer holds the virtual peer */
 #define SSW_SK_LOCAL 8u    /* local holds the virtual local address of a connection */
+/*
+ * The app's bind and listen calls are trapped: the daemon carries them out (its shadow
+ * namespace judges them, it picks the pool port, it writes local, local_port and the flags
+ * before its own bind). The bind hooks let the daemon's bind through as it is and refuse any
+ * other task's (a UNIX-socket bind continued while another thread swapped this socket in);
+ * no event is sent; the get*name hooks show the daemon its host addresses.
+ */
+#define SSW_SK_TRAPPED 16u
+#define SSW_SK_REGISTER 32u /* the daemon's registration socket: its bind records the daemon's tgid */
 
 /* ssw_apps[index]: an app of this node. */
 struct ssw_app {
@@ -103,6 +114,14 @@ struct ssw_client {
   __u32 app;
 };
 
+/* A UDP sender's host address, and its app (a reply goes there only while that app's socket holds it). */
+struct ssw_peer {
+  struct ssw_addr ip;
+  __u16 port;
+  __u16 pad;
+  __u32 app;
+};
+
 struct ssw_config {
   __u32 egress_deny;
   __u32 refuse_port;
@@ -115,7 +134,7 @@ struct ssw_config {
   __u32 dns_port;
   __u32 vip_net4; /* --vip-cidr, network order */
   __u32 vip_mask4;
-  __u32 pad;
+  __u32 daemon_tgid; /* the daemon's thread group id (initial PID namespace), set by its registration bind */
 };
 
 /* Events for the daemon (ring buffer). */
@@ -124,6 +143,8 @@ struct ssw_config {
 #define SSW_EV_DENIED_POLICY 3 /* a connect or send refused: no label shared (vip: the destination) */
 #define SSW_EV_DENIED_EGRESS 4 /* refused by --egress deny */
 #define SSW_EV_DENIED_POOL 5   /* refused: a pool port of this host as an egress destination */
+#define SSW_EV_UDP_CONNECTED 6 /* a trapped, bound UDP socket connected: it serves that peer only
+                                  (host: its own host address; vip, vport: the peer it dialed) */
 
 struct ssw_event {
   __u32 kind;
@@ -197,6 +218,19 @@ struct {
   __type(value, struct ssw_client);
 } ssw_bound SEC(".maps");
 
+/*
+ * UDP senders an app received from, by the virtual address it saw (scope: the app's index for
+ * its private loopback, else 0) → their host address: where a reply (or a connect to the
+ * sender, as a forking UDP server does) goes, while the sender's app still holds it
+ * (checked at each use: datapath-peer.h). Learned at recvmsg.
+ */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ssw_svc_key);
+  __type(value, struct ssw_peer);
+} ssw_peers SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
@@ -257,6 +291,12 @@ static __always_inline int ssw_is_loopback(const struct ssw_addr *a) {
 static __always_inline struct ssw_config *ssw_cfg(void) {
   __u32 k = 0;
   return bpf_map_lookup_elem(&ssw_config, &k);
+}
+
+/* True when the calling task is the daemon (registered; 0: nobody is). */
+static __always_inline int ssw_is_daemon(void) {
+  struct ssw_config *cfg = ssw_cfg();
+  return cfg && cfg->daemon_tgid != 0 && cfg->daemon_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif

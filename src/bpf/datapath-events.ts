@@ -3,7 +3,8 @@
 // socket that is bound becomes a binding and its service (trap/binding.ts publish), and a
 // connect or send the programs refused (label policy, --egress deny, a host pool port) gets
 // the seccomp datapath's log line (trap/route.ts), which also makes it a denial event
-// (daemon/event-bus.ts). The ring is read when its fd is readable, whole records only.
+// (daemon/event-bus.ts); a bound UDP socket that connected serves its peer only (its services
+// are withdrawn, as trap/connect.ts does). The ring is read when its fd is readable, whole records only.
 
 import type { Logger } from "pino";
 import type { Addon } from "../native/addon.js";
@@ -12,7 +13,7 @@ import { SockDiag } from "../net/sock-diag.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import type { Binding } from "../table/sockets.js";
 import type { Proto } from "../table/types.js";
-import { publish } from "../trap/binding.js";
+import { publish, unpublish } from "../trap/binding.js";
 import type { TrapHost } from "../trap/host.js";
 import {
   decodeEvent,
@@ -21,6 +22,7 @@ import {
   EV_DENIED_POLICY,
   EV_DENIED_POOL,
   EV_LISTEN,
+  EV_UDP_CONNECTED,
   EVENT_SIZE,
   SK_LOOPBACK,
 } from "./layout.js";
@@ -28,10 +30,9 @@ import {
 const READABLE = 1;
 const IPPROTO_UDP = 17;
 
-/** What the events need from the datapath: app ids by map index, private loopback entries. */
+/** What the events need from the datapath: app ids by map index. */
 export interface EventTarget {
   appIdOf(index: number): string | undefined;
-  privateEntry(index: number, b: Binding): void;
 }
 
 export class DatapathEvents {
@@ -70,7 +71,9 @@ export class DatapathEvents {
     this.ring = -1;
   }
 
-  private drain(): void {
+  /** Serves every event the kernel has queued (also called before a trapped bind is carried out). */
+  drain(): void {
+    if (this.ring < 0) return;
     for (;;) {
       const n = this.addon.bpfRingRead(this.ring, this.buf);
       if (n <= 0) return;
@@ -95,6 +98,14 @@ export class DatapathEvents {
       else if (e.kind === EV_DENIED_EGRESS)
         this.log.warn({ app: appId, dst, proto }, "egress denied (--egress deny)");
       else this.log.warn({ app: appId, dst }, "connection to a host pool port refused");
+      return;
+    }
+    if (e.kind === EV_UDP_CONNECTED) {
+      // A bound UDP socket connected: it serves only its peer (as trap/connect.ts does it).
+      const b = this.host.sockets.binding("udp", e.host, e.hostPort);
+      if (!b || b.appId !== appId || b.connectedTo !== null) return;
+      unpublish(this.host, b);
+      this.host.sockets.setConnected(b, { ip: e.vip, port: e.vport });
       return;
     }
     if (e.kind !== EV_BIND && e.kind !== EV_LISTEN) return;
@@ -129,8 +140,7 @@ export class DatapathEvents {
       connectedTo: null,
     };
     reg.addBinding(b);
-    publish(s, b);
-    this.target.privateEntry(e.app, b);
+    publish(s, b); // (with the app's private loopback entries: KernelHooks.served)
     this.log.debug(
       { app: b.appId, proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
       "bpf: socket bound",

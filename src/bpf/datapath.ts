@@ -1,12 +1,12 @@
 // The bpf datapath (native/bpf/datapath.bpf.c): the daemon's decisions reach the kernel through
-// maps, and the kernel's socket hooks apply them with no trapped call but socket(). This file
+// maps, and the kernel's socket hooks apply them: only socket(), bind() and listen() are
+// trapped, and nothing in the host placement (--new-netns=false: cgroups.ts). This file
 // loads and attaches the programs (pinned per state dir), stamps each socket the daemon makes
 // for an app with the app's index, keeps the maps in step with the service table (apps, their
 // addresses and labels; services and their backends; --egress, the refusal port, the resolver),
 // and serves the kernel's events (datapath-events.ts). One control plane: the table, policy and
 // store are the daemon's; only how decisions reach the kernel differs.
 
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -17,22 +17,27 @@ import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
 import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
-import { servesFamily } from "../trap/binding.js";
-import type { TrapHost } from "../trap/host.js";
-import { type AppCgroup, placeInCgroup, removeCgroup, sweepCgroups } from "./cgroups.js";
+import type { KernelHooks, TrapHost } from "../trap/host.js";
+import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
+import { LastPorts } from "./last-ports.js";
 import {
   addr16,
   appValue,
   backendKey,
   backendValue,
+  boundSockValue,
   configValue,
   LabelBits,
   MAX_BACKENDS,
+  SK_LOOPBACK,
+  SK_TRAPPED,
   sockValue,
   svcKey,
   svcValue,
 } from "./layout.js";
+import { privateKeys } from "./private-loopback.js";
+import { registerDaemon } from "./register.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
@@ -61,13 +66,10 @@ export interface BpfDatapathOptions {
   readonly localAddresses: readonly string[];
 }
 
-/** Tries to remove an exited app's cgroup, 200 ms apart. */
-const CGROUP_RMDIR_TRIES = 25;
-
 /** What the maps know of an app: its id, addresses and labels. */
 export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
 
-export class BpfDatapath implements EventTarget {
+export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
   private readonly index = new Map<string, number>();
   private readonly apps = new Map<number, string>();
@@ -79,9 +81,11 @@ export class BpfDatapath implements EventTarget {
   private readonly cookieKey = new Uint8Array(8);
   private readonly cookieValue = new Uint8Array(4);
   private next = 1;
+  /** The host ports the apps' virtual ports last had (preferredPort). */
+  private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
   /** Apps of the host placement: their cgroups (cgroups.ts). */
-  private readonly cgroups = new Map<string, AppCgroup>();
+  private readonly placement: HostPlacement;
 
   private constructor(
     private readonly addon: Addon,
@@ -89,7 +93,7 @@ export class BpfDatapath implements EventTarget {
     private readonly log: Logger,
     private readonly handle: number,
     /** The cgroup the programs are attached to; apps of the host placement get one below it. */
-    private readonly cgroupDir: string,
+    cgroupDir: string,
   ) {
     this.events = new DatapathEvents(addon, host, log, this);
     for (const m of [
@@ -105,6 +109,7 @@ export class BpfDatapath implements EventTarget {
       "ssw_cookies",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
+    this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
   }
 
   /**
@@ -147,7 +152,12 @@ export class BpfDatapath implements EventTarget {
     if (swept > 0) log.info({ cgroup, removed: swept }, "app cgroups left empty by ended apps removed");
     const dp = new BpfDatapath(addon, host, log, h, cgroup);
     dp.configure(opts);
-    dp.blackhole(opts.vipCidr);
+    const reg = registerDaemon(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
+    if (reg !== null) {
+      addon.bpfClose(h);
+      return reg;
+    }
+    blackholeRoute(opts.vipCidr, log);
     dp.events.open(dp.fds.ssw_events as number);
     log.info({ cgroup, pinned: dir }, "bpf datapath attached");
     return dp;
@@ -193,23 +203,6 @@ export class BpfDatapath implements EventTarget {
     if (dns) this.put("ssw_vips", addr16(dns.ip), one);
   }
 
-  /**
-   * Fail closed: a connect to a virtual IP that no program translated (the programs gone) must
-   * not leave through the default route. The daemon's namespace routes --vip-cidr nowhere.
-   */
-  private blackhole(cidr: Cidr): void {
-    try {
-      execFileSync("ip", [cidr.family === 6 ? "-6" : "-4", "route", "replace", "blackhole", cidr.text], {
-        stdio: "pipe",
-      });
-    } catch (err) {
-      this.log.warn(
-        { cidr: cidr.text, err: messageOf(err) },
-        "cannot add the blackhole route for --vip-cidr",
-      );
-    }
-  }
-
   // ---- apps and sockets ----
 
   /** The app's index in the maps (given at its first socket). */
@@ -225,6 +218,7 @@ export class BpfDatapath implements EventTarget {
 
   /** Writes an app's addresses and labels (a new app, or one whose record changed). */
   appChanged(app: AppIdentity): void {
+    this.lastPorts.app(app);
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of app.ips) this.put("ssw_vips", addr16(ip), one);
     const i = this.index.get(app.id);
@@ -241,7 +235,7 @@ export class BpfDatapath implements EventTarget {
   }
 
   appRemoved(app: App): void {
-    this.unplace(app.id);
+    this.placement.unplace(app.id);
     const i = this.index.get(app.id);
     for (const ip of app.ips)
       if (this.host.table.appsWithIp(ip).length === 0) this.del("ssw_vips", addr16(ip));
@@ -259,51 +253,66 @@ export class BpfDatapath implements EventTarget {
    * sentence when it cannot (the app must not run unstamped).
    */
   place(app: AppIdentity, pid: number): void {
-    const cg = placeInCgroup(this.cgroupDir, app.id, pid);
-    this.cgroups.set(app.id, cg);
-    const key = new Uint8Array(8);
-    new DataView(key.buffer).setBigUint64(0, cg.id, true);
-    const value = new Uint8Array(4);
-    new DataView(value.buffer).setUint32(0, this.indexOf(app), true);
-    const r = this.addon.bpfMapUpdate(this.fds.ssw_cgroups as number, key, value, 0);
-    if (r < 0) {
-      this.unplace(app.id);
-      throw new Error(`cannot register the app's cgroup with the bpf datapath (errno ${-r})`);
-    }
+    this.placement.place(app.id, this.indexOf(app), pid);
   }
 
-  private unplace(appId: string): void {
-    const cg = this.cgroups.get(appId);
-    if (!cg) return;
-    this.cgroups.delete(appId);
-    const key = new Uint8Array(8);
-    new DataView(key.buffer).setBigUint64(0, cg.id, true);
-    this.del("ssw_cgroups", key);
-    // The app's process may not be reaped yet (a zombie is still in its cgroup): a few tries.
-    let tries = 0;
-    const attempt = (): void => {
-      if (removeCgroup(cg.path)) return;
-      if (++tries < CGROUP_RMDIR_TRIES) {
-        setTimeout(attempt, 200).unref();
-        return;
-      }
-      this.log.warn(
-        { app: appId, cgroup: cg.path },
-        "the app's cgroup still holds processes (children it left running); remove it once they end",
-      );
-    };
-    attempt();
-  }
-
-  /** Stamps a socket the daemon made for app: 0 or -errno. No allocation (trapped-call path). */
+  /**
+   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED):
+   * 0 or -errno. No allocation (trapped-call path).
+   */
   mark(fd: number, app: App): number {
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
       this.fdKey,
-      sockValue(this.indexOf(app), this.stamp),
+      sockValue(this.indexOf(app), this.stamp, SK_TRAPPED),
       0,
     );
+  }
+
+  // ---- trapped binds and listens (KernelHooks, trap/host.ts) ----
+
+  binding(fd: number, app: App, vip: string, vport: number, loopback: boolean): number {
+    // What the app did before this bind counts first (a UDP server's socket that connected).
+    this.events.drain();
+    new DataView(this.fdKey.buffer).setInt32(0, fd, true);
+    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0);
+    return this.addon.bpfMapUpdate(
+      this.fds.ssw_socks as number,
+      this.fdKey,
+      boundSockValue(this.indexOf(app), flags, vip, vport, this.stamp),
+      0,
+    );
+  }
+
+  unbound(fd: number, app: App): void {
+    const r = this.mark(fd, app);
+    if (r < 0)
+      this.log.error({ app: app.id, errno: -r }, "cannot reset a socket's bpf storage after a failed bind");
+  }
+
+  served(b: Binding): void {
+    const i = this.index.get(b.appId);
+    if (i !== undefined) this.privateEntry(i, b);
+  }
+
+  preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null {
+    return this.lastPorts.preferred(appId, proto, vport, hostIp);
+  }
+
+  withdrawn(b: Binding): void {
+    this.lastPorts.withdrawn(b);
+    const i = this.index.get(b.appId);
+    if (i === undefined) return;
+    const found = new Uint8Array(56);
+    for (const { key } of privateKeys(i, b)) {
+      const bk = backendKey(key, 0);
+      const r = this.addon.bpfMapLookup(this.fds.ssw_backends as number, bk, found);
+      // Only the entry of this binding (another socket of the app may have taken the address since).
+      if (r < 0 || new DataView(found.buffer).getUint16(16, true) !== b.hostPort) continue;
+      this.del("ssw_svcs", key);
+      this.del("ssw_backends", bk);
+    }
   }
 
   // ---- services ----
@@ -339,15 +348,8 @@ export class BpfDatapath implements EventTarget {
    * lookup finds them for the app's connects to 127.0.0.1 or ::1.
    */
   privateEntry(app: number, b: Binding): void {
-    const wild = isUnspecified(b.vip);
-    if (!b.loopback && !wild) return;
     const all = [~0n, ~0n, ~0n, ~0n].map((w) => w & 0xffffffffffffffffn);
-    for (const ip of wild ? ["0.0.0.0", "::"] : [b.vip]) {
-      const family = parseIp(ip)?.family ?? 4;
-      if (wild && !servesFamily(b, family)) continue;
-      // The host's :: is reached on the loopback of the family; any other address as it is.
-      const reach = b.hostIp === "::" ? (family === 4 ? "127.0.0.1" : "::1") : b.hostIp;
-      const key = svcKey(b.proto, ip, b.vport, app);
+    for (const { key, reach } of privateKeys(app, b)) {
       this.put("ssw_backends", backendKey(key, 0), backendValue(reach, b.hostPort, all));
       this.put("ssw_svcs", key, svcValue(1, false));
     }

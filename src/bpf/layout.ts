@@ -12,8 +12,13 @@ export const EV_LISTEN = 2;
 export const EV_DENIED_POLICY = 3;
 export const EV_DENIED_EGRESS = 4;
 export const EV_DENIED_POOL = 5;
+export const EV_UDP_CONNECTED = 6;
 export const SK_BOUND = 1;
 export const SK_LOOPBACK = 2;
+/** The app's binds and listens are trapped: the daemon carries them out (datapath.h). */
+export const SK_TRAPPED = 16;
+/** The daemon's registration socket: its bind records the daemon's tgid. */
+export const SK_REGISTER = 32;
 export const EVENT_SIZE = 64;
 
 const PROTO: Record<Proto, number> = { tcp: 6, udp: 17 };
@@ -99,10 +104,29 @@ export function appValue(ips: readonly string[], labels: readonly bigint[]): Uin
   return out;
 }
 
-/** struct ssw_sock (48 bytes), as the daemon stamps a new socket: its app's index. */
-export function sockValue(app: number, out = new Uint8Array(48)): Uint8Array {
+/** struct ssw_sock (48 bytes), as the daemon stamps a new socket: its app's index and flags. */
+export function sockValue(app: number, out = new Uint8Array(48), flags = 0): Uint8Array {
   out.fill(0);
-  new DataView(out.buffer, out.byteOffset).setUint32(0, app, true);
+  const v = new DataView(out.buffer, out.byteOffset);
+  v.setUint32(0, app, true);
+  v.setUint32(4, flags, true);
+  return out;
+}
+
+/**
+ * struct ssw_sock of a socket the daemon binds for the app's bind of vip:vport (flags
+ * SK_BOUND and the given ones): what getsockname, connect and recvmsg show of it.
+ */
+export function boundSockValue(
+  app: number,
+  flags: number,
+  vip: string,
+  vport: number,
+  out = new Uint8Array(48),
+): Uint8Array {
+  sockValue(app, out, flags | SK_BOUND);
+  addr16(vip, out, 8);
+  new DataView(out.buffer, out.byteOffset).setUint16(40, vport, true);
   return out;
 }
 

@@ -6,8 +6,11 @@
 //   seccomp  every network call is trapped and carried out by the daemon (src/trap); the
 //            CONTINUE guard (bpf/guard.ts), when this host allows it, keeps the calls it lets
 //            the kernel run off app sockets (host.guard; trap/continue.ts relies on it)
-//   bpf      only socket() is trapped (the daemon stamps the app's identity on the host socket);
-//            cgroup socket hooks apply the table's decisions in the kernel (bpf/datapath.ts)
+//   bpf      socket(), bind() and listen() are trapped (the daemon stamps the app's identity on
+//            the host socket; it judges binds in the app's shadow namespace, picks the pool
+//            port and registers services before the call returns, as the seccomp datapath
+//            does); cgroup socket hooks carry out connect, accept, get*name and the sends and
+//            receives with the table's decisions in the kernel (bpf/datapath.ts)
 //
 // --datapath auto picks seccomp for now, and says so: the bpf datapath does not yet keep every
 // promise the seccomp one does (docs/how-it-works.md, "The bpf datapath").
@@ -48,8 +51,8 @@ export function openDatapath(
   nr: Record<string, number>,
   kernel: KernelInfo,
 ): Datapath {
-  const filterOf = (socketOnly: boolean, noTrap = false): Buffer =>
-    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, socketOnly, noTrap });
+  const filterOf = (bpfDatapath: boolean, noTrap = false): Buffer =>
+    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, bpfDatapath, noTrap });
   if (config.datapath === "bpf") {
     const dp = BpfDatapath.open(addon, host, log, {
       stateDir: config.stateDir,
@@ -65,7 +68,8 @@ export function openDatapath(
     host.table.observer = (c) => dp.tableChanged(c);
     for (const app of host.table.listApps()) dp.appChanged(app);
     for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
-    const reason = "not used: the bpf datapath continues no call (only socket() is trapped)";
+    const reason =
+      "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
     const inApp = filterOf(true);
     const inHost = filterOf(true, true);
     return {

@@ -78,6 +78,13 @@ export class PortPool {
     return true;
   }
 
+  /** Takes this very port if it is in the pool and free: true when it was. */
+  tryClaim(port: number): boolean {
+    if (!this.contains(port) || this.used.has(port)) return false;
+    this.used.add(port);
+    return true;
+  }
+
   contains(port: number): boolean {
     return port >= this.range.first && port <= this.range.last;
   }

@@ -73,21 +73,28 @@ export function bindVirtual(
   const ruleIp =
     rule?.hostIp && !isUnspecified(rule.hostIp) && !host.isLocalAddress(rule.hostIp) ? null : rule?.hostIp;
   const hostIp = rule ? (ruleIp ?? host.config.nodeIp) : hostAddress(s, domain, v6only, vip);
+  // The bpf datapath's hooks learn what the socket stands for before it is bound.
+  const m = host.bpf?.binding(fd, app, vip.text, vport, loopback) ?? 0;
+  if (m < 0) {
+    closeShadow(s.host, shadow.fd);
+    return m;
+  }
   let hostPort = 0;
   if (rule) {
     host.releaseProxyPort(rule.hostPort);
-    const r = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
-    if (r < 0) {
-      closeShadow(s.host, shadow.fd);
-      return r;
-    }
-    hostPort = rule.hostPort;
+    hostPort = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
+    if (hostPort === 0) hostPort = rule.hostPort;
   } else {
-    hostPort = bindPoolPort(s, fd, domain, hostIp);
-    if (hostPort < 0) {
-      closeShadow(s.host, shadow.fd);
-      return hostPort;
-    }
+    // bpf: the app's closed sockets on this virtual port give their host port back first
+    // (its connected UDP clients' kernel connections go to it: preferredPort).
+    if (host.bpf && host.sockets.bindingsOn(app.id, proto, vport).length > 0) pruneStale(s, proto, vport);
+    const prefer = host.bpf?.preferredPort(app.id, proto, vport, hostIp) ?? null;
+    hostPort = bindPoolPort(s, fd, domain, hostIp, prefer);
+  }
+  if (hostPort < 0) {
+    closeShadow(s.host, shadow.fd);
+    host.bpf?.unbound(fd, app);
+    return hostPort;
   }
   const binding: Binding = {
     appId: app.id,
@@ -117,9 +124,20 @@ export function bindVirtual(
   return 0;
 }
 
-/** Binds fd to hostIp and a free pool port; the port, or -errno. */
-function bindPoolPort(s: AppSession, fd: number, domain: number, hostIp: string): number {
+/** Binds fd to hostIp and a free pool port (prefer first, when free); the port, or -errno. */
+function bindPoolPort(
+  s: AppSession,
+  fd: number,
+  domain: number,
+  hostIp: string,
+  prefer: number | null,
+): number {
   const { host } = s;
+  if (prefer !== null && host.pool.tryClaim(prefer)) {
+    if (host.addon.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: prefer })) === 0)
+      return prefer;
+    host.pool.release(prefer);
+  }
   for (let i = 0; i < POOL_TRIES; i++) {
     const port = host.pool.tryTake();
     if (port === null) {
@@ -194,6 +212,7 @@ export function withdrawBinding(host: TrapHost, b: Binding): void {
   for (const id of b.serviceIds) host.withdrawService(id);
   b.serviceIds = [];
   host.sockets.removeBinding(b);
+  host.bpf?.withdrawn(b);
   closeShadow(host, b.shadowFd);
   b.shadowFd = -1;
   if (!b.exposed) host.pool.release(b.hostPort);
@@ -215,6 +234,7 @@ export function rerouteServed(host: TrapHost, b: Binding): void {
 
 /** Registers the services a bound (UDP) or listening (TCP) socket provides. */
 export function publish(s: AppSession, b: Binding): void {
+  s.host.bpf?.served(b); // the app's private loopback, for the bpf datapath's hooks
   if (b.loopback || b.serviceIds.length > 0 || b.connectedTo !== null) return;
   const { app, host } = s;
   const vips = isUnspecified(b.vip) ? app.ips.filter((ip) => servesFamily(b, ipOf(ip).family)) : [b.vip];

@@ -12,6 +12,9 @@
 // to make the window harmless or to refuse:
 // - the kernel guard holds: BPF programs refuse bind, connect and sends on the daemon's app
 //   sockets from any task but the daemon (host.guard, the kernel datapath's): continued;
+// - the bpf datapath runs (host.bpf): the only call it traps and continues is a bind, and its
+//   bind hooks refuse a bind of a socket the daemon made from any task but the daemon
+//   (native/bpf/datapath.bpf.c, SSW_SK_TRAPPED): continued;
 // - no other thread can change the fd table meanwhile: the calling thread's process has one
 //   thread (a process that shares its fd table without being a thread, clone(CLONE_FILES),
 //   is not detected: docs/security.md): continued;
@@ -33,7 +36,7 @@ let toldUnguarded = false;
 
 /** Continues a call on a non-INET socket, or refuses it (EPERM) when that is not safe. */
 export function continueOther(s: AppSession, n: Notification): void {
-  if (s.host.guard?.available || singleThreaded(n.pid)) return s.cont(n);
+  if (s.host.guard?.available || s.host.bpf !== null || singleThreaded(n.pid)) return s.cont(n);
   if (!s.host.config.strictUnixSockets) {
     if (!toldUnguarded) {
       toldUnguarded = true;

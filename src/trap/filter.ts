@@ -29,14 +29,15 @@ export interface FilterConstants {
   readonly auditArch: number;
   readonly nr: Readonly<Record<string, number>>;
   /**
-   * Trap socket() only (the bpf datapath: every other call on the daemon's host sockets is
-   * handled by the kernel's socket hooks). Default false: every call above.
+   * The bpf datapath's filter: socket(), bind() and listen() only (BPF_CALLS); connect,
+   * accept, get*name and the sends and receives run in the kernel, whose socket hooks
+   * handle them on the daemon's host sockets. Default false: every call above.
    */
-  readonly socketOnly?: boolean;
+  readonly bpfDatapath?: boolean;
   /**
    * Trap nothing of the network (the bpf datapath's host placement, --new-netns=false: the
    * app's sockets are made in its cgroup, whose socket hooks stamp them): AF_INET and
-   * AF_INET6 sockets are made by the kernel. The other rules stay. Implies socketOnly.
+   * AF_INET6 sockets are made by the kernel. The other rules stay.
    */
   readonly noTrap?: boolean;
 }
@@ -96,6 +97,12 @@ export const DENIED_CALLS = ["setns", "ptrace", "process_vm_readv", "process_vm_
 /** Calls trapped unconditionally. */
 export const TRAPPED_CALLS = ["bind", "listen", "connect", "accept", "accept4", "getsockname", "getpeername"];
 
+/**
+ * Calls the bpf datapath traps besides socket(): binds are judged by the app's shadow
+ * namespace and registered before they return (trap/binding.ts), as in the seccomp datapath.
+ */
+export const BPF_CALLS = ["bind", "listen"];
+
 export function buildFilter(c: FilterConstants): Buffer {
   const nr = (name: string): number => {
     const n = c.nr[name];
@@ -119,17 +126,19 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     jeq(nr("socketpair"), "socketpair"),
-    ...(c.socketOnly || c.noTrap
+    ...(c.noTrap
       ? []
-      : [
-          ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
-          jeq(nr("sendto"), "sendto"),
-          jeq(nr("recvfrom"), "addr4"),
-          jeq(nr("sendmsg"), "notify"),
-          jeq(nr("sendmmsg"), "notify"),
-          jeq(nr("recvmsg"), "notify"),
-          jeq(nr("recvmmsg"), "notify"),
-        ]),
+      : c.bpfDatapath
+        ? BPF_CALLS.map((name) => jeq(nr(name), "notify"))
+        : [
+            ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
+            jeq(nr("sendto"), "sendto"),
+            jeq(nr("recvfrom"), "addr4"),
+            jeq(nr("sendmsg"), "notify"),
+            jeq(nr("sendmmsg"), "notify"),
+            jeq(nr("recvmsg"), "notify"),
+            jeq(nr("recvmmsg"), "notify"),
+          ]),
     ...DENIED_CALLS.map((name) => jeq(nr(name), "eperm")),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),

@@ -6,9 +6,9 @@ import type { Logger } from "pino";
 import type { LogLimiter } from "../core/log-limit.js";
 import type { Addon } from "../native/addon.js";
 import type { PortPool } from "../net/port-pool.js";
-import type { SocketRegistry } from "../table/sockets.js";
+import type { Binding, SocketRegistry } from "../table/sockets.js";
 import type { ServiceTable } from "../table/table.js";
-import type { App, Service } from "../table/types.js";
+import type { App, Proto, Service } from "../table/types.js";
 import type { AppSession } from "./session.js";
 
 export interface TrapConfig {
@@ -44,6 +44,31 @@ export interface Resolver {
   readonly ip: string;
   readonly hostIp: string;
   readonly hostPort: number;
+}
+
+/**
+ * The bpf datapath's part in the calls it traps (bind, listen): the kernel's hooks carry out
+ * the rest on the daemon's host sockets, so they must know what the daemon decided.
+ */
+export interface KernelHooks {
+  /**
+   * Before the daemon binds app's host socket fd for the app's bind of vip:vport: what the
+   * kernel's hooks show of it (getsockname, a client's source, a datagram's sender). It first
+   * serves the events the kernel queued before (a UDP server's socket that connected). 0 or -errno.
+   */
+  binding(fd: number, app: App, vip: string, vport: number, loopback: boolean): number;
+  /**
+   * The host port to try first for a bind of the app's virtual port on hostIp: the one its
+   * last socket there had (a connected UDP client of it, whose kernel connection is to that
+   * host port, then reaches the new socket as it would on a host); null: none.
+   */
+  preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null;
+  /** The daemon's bind of fd failed after binding(): the socket is unbound again. */
+  unbound(fd: number, app: App): void;
+  /** A binding serves (UDP bound, TCP listening): the app's private loopback reaches it. */
+  served(b: Binding): void;
+  /** A binding is withdrawn: its private loopback entries go (if still its own). */
+  withdrawn(b: Binding): void;
 }
 
 export interface TrapHost {
@@ -83,6 +108,8 @@ export interface TrapHost {
    * refuse bind, connect and sends on app sockets from anyone but the daemon); null: none.
    */
   readonly guard: { readonly available: boolean } | null;
+  /** The bpf datapath, when it runs (null: the seccomp datapath). */
+  readonly bpf: KernelHooks | null;
   /** The trap side of a running app of this node, if it is served here. */
   sessionOf(appId: string): AppSession | undefined;
   /** Frees a host port that an ingress proxy holds, before a local app binds it. */

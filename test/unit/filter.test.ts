@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  BPF_CALLS,
   buildFilter,
   type FilterConstants,
   SECCOMP_RET_ALLOW,
@@ -346,15 +347,30 @@ describe("buildFilter verdicts", () => {
 });
 
 describe("buildFilter for the bpf datapath", () => {
-  test("socketOnly: socket(AF_INET) is trapped, connect and sendmsg are not", () => {
-    const p = buildFilter({ ...X86_64, socketOnly: true });
-    assert.equal(run(p, seccompData(nr("socket"), [2, 1, 0])), USER_NOTIF);
-    assert.equal(run(p, seccompData(nr("connect"), [3, 0, 16])), ALLOW);
-    assert.equal(run(p, seccompData(nr("sendmsg"), [3, 0, 0])), ALLOW);
+  const bpf = buildFilter({ ...X86_64, bpfDatapath: true });
+  const v = (sysNr: number, args: number[] = []) => run(bpf, seccompData(sysNr, args));
+
+  test("socket, bind and listen are trapped (binds judged and registered by the daemon)", () => {
+    assert.equal(v(nr("socket"), [2, 1, 0]), USER_NOTIF);
+    for (const name of BPF_CALLS) assert.equal(v(nr(name), [3]), USER_NOTIF, name);
+    assert.deepEqual(BPF_CALLS, ["bind", "listen"]);
+  });
+
+  test("the per-connection calls run in the kernel (its socket hooks)", () => {
+    for (const name of ["connect", "accept", "accept4", "getsockname", "getpeername", "sendmsg", "recvmsg"])
+      assert.equal(v(nr(name), [3]), ALLOW, name);
+    assert.equal(v(nr("sendto"), [3, 0, 0, 0, 0x1000]), ALLOW);
+    assert.equal(v(nr("recvfrom"), [3, 0, 0, 0, 0x1000]), ALLOW);
+  });
+
+  test("what no datapath allows stays refused", () => {
+    assert.equal(v(nr("socket"), [17, 3, 0]), SECCOMP_RET_ERRNO | 97);
+    assert.equal(v(nr("setns")), SECCOMP_RET_ERRNO | 1);
+    assert.equal(v(nr("io_uring_setup")), SECCOMP_RET_ERRNO | 38);
   });
 
   test("noTrap (host placement): INET sockets go to the kernel; the allowlist and the refusals stay", () => {
-    const p = buildFilter({ ...X86_64, noTrap: true });
+    const p = buildFilter({ ...X86_64, bpfDatapath: true, noTrap: true });
     assert.equal(run(p, seccompData(nr("socket"), [2, 1, 0])), ALLOW);
     assert.equal(run(p, seccompData(nr("socket"), [10, 2, 0])), ALLOW);
     assert.equal(run(p, seccompData(nr("connect"), [3, 0, 16])), ALLOW);

@@ -161,3 +161,23 @@ describe("PortPool", () => {
     assert.equal(p.take(), 7000);
   });
 });
+
+describe("PortPool.tryClaim", () => {
+  test("takes a free port of the pool once; a taken one or one outside the pool is refused", () => {
+    const pool = new PortPool({ first: 100, last: 102 });
+    assert.equal(pool.tryClaim(101), true);
+    assert.equal(pool.tryClaim(101), false);
+    assert.equal(pool.tryClaim(99), false);
+    assert.equal(pool.tryClaim(103), false);
+    assert.equal(pool.inUse, 1);
+    pool.release(101);
+    assert.equal(pool.tryClaim(101), true);
+  });
+
+  test("a port it claimed is not handed out by take()", () => {
+    const pool = new PortPool({ first: 100, last: 101 });
+    assert.equal(pool.tryClaim(100), true);
+    assert.equal(pool.take(), 101);
+    assert.equal(pool.tryTake(), null);
+  });
+});
