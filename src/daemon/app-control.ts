@@ -7,7 +7,13 @@ import { readFileSync, readlinkSync } from "node:fs";
 import type { AppControl, Caller, RunRequestBody } from "../api/context.js";
 import { type AppLife, type AppView, appView, RUNNING } from "../api/views.js";
 import { launcherPath } from "../cli/run.js";
-import { ConflictError, NotFoundError, PermissionError, RunError } from "../core/errors.js";
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionError,
+  RunError,
+} from "../core/errors.js";
 import { buildSpec } from "../table/app-spec.js";
 import type { App } from "../table/types.js";
 import type { AppHistory, Finished } from "./app-history.js";
@@ -111,7 +117,10 @@ export class DaemonApps implements AppControl {
     return running.concat(this.history.list().map((f) => appView(f.app, this.host.table, f.life)));
   }
 
-  /** A running app, else a finished one: by id, then by name (the latest finished). */
+  /**
+   * A running app, else a finished one: by id, then by name (the latest finished). A name that
+   * several running apps share is refused (InvalidArgumentError: name one by its id).
+   */
   private find(idOrName: string): { app: App; finished: Finished | null } | null {
     const t = this.host.table;
     const byId = t.getApp(idOrName);
@@ -119,8 +128,14 @@ export class DaemonApps implements AppControl {
     const f = this.history.get(idOrName);
     if (f) return { app: f.app, finished: f };
     const named = t.appsWithName(idOrName);
-    const local = named.find((a) => a.node === this.self) ?? named[0];
-    if (local) return { app: local, finished: null };
+    const locals = named.filter((a) => a.node === this.self);
+    const among = locals.length > 0 ? locals : named;
+    // Replicas may share a name (one DNS name, load balanced): a command must not pick one.
+    if (among.length > 1)
+      throw new InvalidArgumentError(
+        `${among.length} running apps are named "${idOrName}" (${among.map((a) => a.id).join(", ")}); name one by its id`,
+      );
+    if (among[0]) return { app: among[0], finished: null };
     const done = this.history
       .list()
       .filter((x) => x.app.name === idOrName)

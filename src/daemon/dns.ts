@@ -14,12 +14,13 @@
 // exist for it (NXDOMAIN), as if no such app ran.
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import { type DnsConfig, resolvConfPath } from "../core/config.js";
 import { messageOf } from "../core/errors.js";
 import type { Limits } from "../core/limits.js";
 import { type DnsPeer, DnsServer, readResolvConf, type Upstream } from "../dns/index.js";
-import { parseIp } from "../net/ip.js";
+import { isLoopback, parseIp } from "../net/ip.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
 import { sharesLabel } from "../table/policy.js";
 import type { Binding, VAddr } from "../table/sockets.js";
@@ -72,6 +73,12 @@ export class DaemonDns {
       },
     });
     const hostIp = host.config.nodeIp;
+    // An address that is not this host's fails on every port: say so, not "no free port".
+    if (
+      !isLoopback(hostIp) &&
+      !Object.values(networkInterfaces()).some((l) => l?.some((a) => a.address === hostIp))
+    )
+      throw new Error(`--node-ip ${hostIp} is not an address of this host; use one of its addresses`);
     let hostPort = 0;
     for (let i = 0; i < LISTEN_TRIES && hostPort === 0; i++) {
       const port = host.pool.tryTake();

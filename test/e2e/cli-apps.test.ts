@@ -41,6 +41,21 @@ describe("app life cycle and inspection from the command line", () => {
     await host?.cleanup();
   });
 
+  test("a name two running apps share is refused by commands that take one app (use the id)", () => {
+    const a = ok(["run", "-d", "--name", "twin", "--", "sleep", "60"]).trim();
+    const b = ok(["run", "-d", "--name", "twin", "--", "sleep", "60"]).trim();
+    const r = host.cli(["stop", "twin"]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(
+      r.stderr,
+      new RegExp(`2 running apps are named "twin" \\((${a}, ${b}|${b}, ${a})\\); name one by its id`),
+    );
+    assert.equal(getApps("-l", "zone=default").filter((x) => x.name === "twin").length, 2, "both still run");
+    ok(["stop", "-t", "1", a]);
+    ok(["stop", "-t", "1", "twin"]); // one left: the name is unambiguous again
+    ok(["rm", a, b]);
+  });
+
   test("run -d prints the id; logs, logs --tail and logs -f show the app's output", async () => {
     const id = ok([
       "run",
@@ -233,7 +248,7 @@ describe("app life cycle and inspection from the command line", () => {
         host.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:18080/"])
           .stdout === "200",
     );
-    assert.match(ok(["get", "apps", "pub", "-o", "wide"]), /8080:18080/);
+    assert.match(ok(["get", "apps", "pub", "-o", "wide"]), /18080->8080/);
     const again = await host.runToEnd(["--publish", "18080:9000"], ["true"]);
     assert.equal(again.code, 125);
     assert.match(

@@ -156,6 +156,13 @@ describe("start errors end the daemon with one sentence and a non-zero status", 
     assert.match(r.stderr, /cannot serve the API on 127\.0\.0\.1:7171: the port is taken/);
   });
 
+  test("--node-ip that is not an address of this host (TEST-NET-1: nowhere here)", async () => {
+    await failsWith(
+      ["--node-ip", "192.0.2.77"],
+      /--node-ip 192\.0\.2\.77 is not an address of this host; use one of its addresses/,
+    );
+  });
+
   test("a configuration file that is missing, not YAML, or has an unknown or bad key", async () => {
     const fs = await import("node:fs");
     await failsWith(
