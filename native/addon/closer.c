@@ -141,32 +141,47 @@ static void *watchdog_main(void *arg) {
   return NULL;
 }
 
-/* Starts the watchdog for the calling thread once; false if it cannot run. */
-static bool watchdog_ready(void) {
-  if (watchdog_started) return pthread_equal(guarded, pthread_self());
-  if (watchdog_failed || !install_signal()) return false;
-  watchdog_failed = true; /* until the thread runs */
-  guarded = pthread_self();
+/* Starts a detached thread with a small stack running fn; false if it cannot. */
+static bool start_thread(void *(*fn)(void *)) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t t;
-  watchdog_started = pthread_create(&t, &attr, watchdog_main, NULL) == 0;
+  bool ok = pthread_create(&t, &attr, fn, NULL) == 0;
   pthread_attr_destroy(&attr);
+  return ok;
+}
+
+/* Starts the watchdog for the calling thread once; false if it cannot run. */
+static bool watchdog_ready(void) {
+  if (watchdog_started) return pthread_equal(guarded, pthread_self());
+  if (watchdog_failed || !install_signal()) return false;
+  guarded = pthread_self();
+  watchdog_started = start_thread(watchdog_main);
   watchdog_failed = !watchdog_started;
   return watchdog_started;
 }
 
-/* close(fd) under the watchdog. */
-static int watched_close(int fd) {
-  atomic_store(&closing_since, now_ns());
+/* The watchdog times what starts now (since: closing_since or calling_since); wakes it if asleep. */
+static void watch_from_now(_Atomic long long *since) {
+  atomic_store(since, now_ns());
   if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-  int rc = close(fd);
+}
+
+/* What watch_from_now started has ended; errno is kept. */
+static void watch_done(_Atomic long long *since) {
   int err = errno;
-  atomic_store(&closing_since, 0);
+  atomic_store(since, 0);
   atomic_fetch_add(&closes, 1);
   errno = err;
+}
+
+/* close(fd) under the watchdog. */
+static int watched_close(int fd) {
+  watch_from_now(&closing_since);
+  int rc = close(fd);
+  watch_done(&closing_since);
   return rc;
 }
 
@@ -177,16 +192,14 @@ static int watched_close(int fd) {
 bool sw_bounded_begin(void) {
   if (!watchdog_ready()) return false;
   pthread_sigmask(SIG_UNBLOCK, &call_set, NULL);
-  atomic_store(&calling_since, now_ns());
-  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  watch_from_now(&calling_since);
   return true;
 }
 
 /* Ends a bounded call begun with sw_bounded_begin; errno is kept. */
 void sw_bounded_end(void) {
+  watch_done(&calling_since);
   int err = errno;
-  atomic_store(&calling_since, 0);
-  atomic_fetch_add(&closes, 1);
   pthread_sigmask(SIG_BLOCK, &call_set, NULL);
   errno = err;
 }
@@ -241,13 +254,7 @@ static void *closer_main(void *arg) {
 static bool queue_close(int fd) {
   if (!closer_started) {
     if (!install_signal()) return false;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    closer_started = pthread_create(&t, &attr, closer_main, NULL) == 0;
-    pthread_attr_destroy(&attr);
+    closer_started = start_thread(closer_main);
     if (!closer_started) return false;
   }
   pthread_mutex_lock(&lock);

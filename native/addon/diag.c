@@ -75,6 +75,21 @@ static int64_t read_dump(int nl, uint8_t *buf, size_t cap) {
   }
 }
 
+/* A sock_diag request for one family and protocol (inet_diag_req_v2), flags as given. */
+struct diag_req {
+  struct nlmsghdr h;
+  struct inet_diag_req_v2 r;
+};
+
+static void diag_req_init(struct diag_req *req, int32_t family, int32_t protocol, uint16_t flags) {
+  memset(req, 0, sizeof *req);
+  req->h.nlmsg_len = sizeof *req;
+  req->h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req->h.nlmsg_flags = flags;
+  req->r.sdiag_family = (uint8_t)family;
+  req->r.sdiag_protocol = (uint8_t)protocol;
+}
+
 /* sockDiag(family, protocol, states, buf) -> records written | -errno. */
 static napi_value diag_sock_diag(napi_env env, napi_callback_info info) {
   static const char usage[] = "sockDiag(family, protocol, states, buf)";
@@ -88,16 +103,8 @@ static napi_value diag_sock_diag(napi_env env, napi_callback_info info) {
     return NULL;
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return sw_num(env, -errno);
-  struct {
-    struct nlmsghdr h;
-    struct inet_diag_req_v2 r;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.h.nlmsg_len = sizeof req;
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.r.sdiag_family = (uint8_t)family;
-  req.r.sdiag_protocol = (uint8_t)protocol;
+  struct diag_req req;
+  diag_req_init(&req, family, protocol, NLM_F_REQUEST | NLM_F_DUMP);
   req.r.idiag_states = states;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   int64_t r;
@@ -147,17 +154,9 @@ static napi_value diag_sock_lookup(napi_env env, napi_callback_info info) {
     lookup_nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (lookup_nl < 0) return sw_num(env, -errno);
   }
-  struct {
-    struct nlmsghdr h;
-    struct inet_diag_req_v2 r;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.h.nlmsg_len = sizeof req;
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST;
+  struct diag_req req;
+  diag_req_init(&req, family, protocol, NLM_F_REQUEST);
   req.h.nlmsg_seq = ++lookup_seq;
-  req.r.sdiag_family = (uint8_t)family;
-  req.r.sdiag_protocol = (uint8_t)protocol;
   req.r.idiag_states = 0xffffffff;
   req.r.id.idiag_sport = htons((uint16_t)sport);
   req.r.id.idiag_dport = htons((uint16_t)dport);

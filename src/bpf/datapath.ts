@@ -80,6 +80,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fdKey = new Uint8Array(4);
   private readonly cookieKey = new Uint8Array(8);
   private readonly cookieValue = new Uint8Array(4);
+  private readonly cookieView = new DataView(this.cookieKey.buffer);
+  private readonly cookieValueView = new DataView(this.cookieValue.buffer);
   private next = 1;
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
@@ -362,10 +364,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
    */
   appOfCookie(cookie: number): string | undefined {
     if (cookie === 0) return undefined;
-    new DataView(this.cookieKey.buffer).setBigUint64(0, BigInt(cookie), true);
+    this.cookieView.setBigUint64(0, BigInt(cookie), true);
     if (this.addon.bpfMapLookup(this.fds.ssw_cookies as number, this.cookieKey, this.cookieValue) < 0)
       return undefined;
-    return this.apps.get(new DataView(this.cookieValue.buffer).getUint32(0, true));
+    return this.apps.get(this.cookieValueView.getUint32(0, true));
   }
 
   appIdOf(index: number): string | undefined {

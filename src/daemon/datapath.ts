@@ -26,7 +26,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { KernelInfo } from "../core/kernel-info.js";
 import type { Addon } from "../native/addon.js";
 import type { AppSpec } from "../table/app-spec.js";
-import { buildFilter } from "../trap/filter.js";
+import { buildFilter, type FilterMode } from "../trap/filter.js";
 import type { Host } from "./host.js";
 
 export interface Datapath {
@@ -51,8 +51,8 @@ export function openDatapath(
   nr: Record<string, number>,
   kernel: KernelInfo,
 ): Datapath {
-  const filterOf = (bpfDatapath: boolean, noTrap = false): Buffer =>
-    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, bpfDatapath, noTrap });
+  const filterOf = (mode: FilterMode): Buffer =>
+    buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, mode });
   if (config.datapath === "bpf") {
     const dp = BpfDatapath.open(addon, host, log, {
       stateDir: config.stateDir,
@@ -70,8 +70,8 @@ export function openDatapath(
     for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
     const reason =
       "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
-    const inApp = filterOf(true);
-    const inHost = filterOf(true, true);
+    const inApp = filterOf("bpf");
+    const inHost = filterOf("bpf-host");
     return {
       filterFor: (spec) => (spec.newNetns === false ? inHost : inApp),
       place: (app, spec, pid) => {
@@ -99,7 +99,7 @@ export function openDatapath(
     log.info(
       "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
     );
-  const filter = filterOf(false);
+  const filter = filterOf("seccomp");
   return {
     filterFor: () => filter,
     place: () => {},

@@ -32,10 +32,6 @@ export function handleConnect(s: AppSession, n: Notification): void {
   const a = s.host.addon;
   let owned = true;
   let lentFlags = -1; // the app's file flags while the daemon has made the socket non-blocking
-  const giveBack = (): void => {
-    if (lentFlags >= 0) a.fcntl(dup, F_SETFL, lentFlags);
-    lentFlags = -1;
-  };
   try {
     const domain = domainOf(s, dup);
     if (domain < 0) return s.fail(n, -domain);
@@ -75,10 +71,10 @@ export function handleConnect(s: AppSession, n: Notification): void {
       // non-blocking here: the second connect needs no fcntl of its own.
       if (a.getpeername(dup, s.addrBuf) >= 0) {
         a.connect(dup, s.outBuf, hostLen);
-        giveBack();
+        lentFlags = giveBack(s, dup, lentFlags);
         return s.respond(n, 0);
       }
-      giveBack();
+      lentFlags = giveBack(s, dup, lentFlags);
       // Only a connect that waits keeps a copy: the scratch buffers are reused meanwhile.
       const hostAddr = s.outBuf.slice(0, hostLen);
       owned = false;
@@ -101,18 +97,24 @@ export function handleConnect(s: AppSession, n: Notification): void {
       );
       return;
     }
-    giveBack();
+    lentFlags = giveBack(s, dup, lentFlags);
     // An error at once is the kernel's own answer, and it has already done what its wait
     // would have (a refused handshake on this host disconnects the socket): EISCONN on a
     // listener or a connected socket must leave it as it is.
     s.settle(n, c);
   } finally {
-    giveBack();
+    lentFlags = giveBack(s, dup, lentFlags);
     if (owned) a.closeShared(dup);
   }
 }
 
 const UNSPEC = new Uint8Array(16);
+
+/** Puts back the app's file flags the daemon had replaced (flags < 0: none); returns -1. */
+function giveBack(s: AppSession, fd: number, flags: number): number {
+  if (flags >= 0) s.host.addon.fcntl(fd, F_SETFL, flags);
+  return -1;
+}
 
 /**
  * After a blocking connect the daemon made without blocking: connects once more, so the

@@ -29,18 +29,20 @@ export interface FilterConstants {
   readonly auditArch: number;
   readonly nr: Readonly<Record<string, number>>;
   /**
-   * The bpf datapath's filter: socket(), bind() and listen() only (BPF_CALLS); connect,
-   * accept, get*name and the sends and receives run in the kernel, whose socket hooks
-   * handle them on the daemon's host sockets. Default false: every call above.
+   * What is trapped (default "seccomp"):
+   * - "seccomp": every call above;
+   * - "bpf": socket(), bind() and listen() only (BPF_CALLS); connect, accept, get*name and the
+   *   sends and receives run in the kernel, whose socket hooks handle them on the daemon's
+   *   host sockets;
+   * - "bpf-host": nothing of the network (the bpf datapath's host placement, --new-netns=false:
+   *   the app's sockets are made in its cgroup, whose socket hooks stamp them); AF_INET and
+   *   AF_INET6 sockets are made by the kernel.
+   * The other rules stay in every mode.
    */
-  readonly bpfDatapath?: boolean;
-  /**
-   * Trap nothing of the network (the bpf datapath's host placement, --new-netns=false: the
-   * app's sockets are made in its cgroup, whose socket hooks stamp them): AF_INET and
-   * AF_INET6 sockets are made by the kernel. The other rules stay.
-   */
-  readonly noTrap?: boolean;
+  readonly mode?: FilterMode;
 }
+
+export type FilterMode = "seccomp" | "bpf" | "bpf-host";
 
 const BPF_LD_W_ABS = 0x20;
 const BPF_JEQ_K = 0x15;
@@ -104,6 +106,7 @@ export const TRAPPED_CALLS = ["bind", "listen", "connect", "accept", "accept4", 
 export const BPF_CALLS = ["bind", "listen"];
 
 export function buildFilter(c: FilterConstants): Buffer {
+  const mode = c.mode ?? "seccomp";
   const nr = (name: string): number => {
     const n = c.nr[name];
     if (n === undefined) throw new Error(`no syscall number for ${name}`);
@@ -126,19 +129,19 @@ export function buildFilter(c: FilterConstants): Buffer {
     { code: BPF_JGE_K, jt: "kill", jf: 0, k: X32_SYSCALL_BIT },
     jeq(nr("socket"), "socket"),
     jeq(nr("socketpair"), "socketpair"),
-    ...(c.noTrap
-      ? []
-      : c.bpfDatapath
-        ? BPF_CALLS.map((name) => jeq(nr(name), "notify"))
-        : [
-            ...TRAPPED_CALLS.map((name) => jeq(nr(name), "notify")),
-            jeq(nr("sendto"), "sendto"),
-            jeq(nr("recvfrom"), "addr4"),
-            jeq(nr("sendmsg"), "notify"),
-            jeq(nr("sendmmsg"), "notify"),
-            jeq(nr("recvmsg"), "notify"),
-            jeq(nr("recvmmsg"), "notify"),
-          ]),
+    ...(mode === "bpf-host" ? [] : mode === "bpf" ? BPF_CALLS : TRAPPED_CALLS).map((name) =>
+      jeq(nr(name), "notify"),
+    ),
+    ...(mode === "seccomp"
+      ? [
+          jeq(nr("sendto"), "sendto"),
+          jeq(nr("recvfrom"), "addr4"),
+          jeq(nr("sendmsg"), "notify"),
+          jeq(nr("sendmmsg"), "notify"),
+          jeq(nr("recvmsg"), "notify"),
+          jeq(nr("recvmmsg"), "notify"),
+        ]
+      : []),
     ...DENIED_CALLS.map((name) => jeq(nr(name), "eperm")),
     jeq(nr("io_uring_setup"), "enosys"),
     jeq(nr("io_uring_enter"), "enosys"),
@@ -152,7 +155,7 @@ export function buildFilter(c: FilterConstants): Buffer {
     label("socket"),
     ld(argLow(0)),
     ...Object.entries(SOCKET_FAMILIES).map(([family, action]) =>
-      jeq(Number(family), c.noTrap && action === "notify" ? "allow" : action),
+      jeq(Number(family), mode === "bpf-host" && action === "notify" ? "allow" : action),
     ),
     ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT),
     label("socketpair"),

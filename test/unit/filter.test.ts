@@ -347,7 +347,7 @@ describe("buildFilter verdicts", () => {
 });
 
 describe("buildFilter for the bpf datapath", () => {
-  const bpf = buildFilter({ ...X86_64, bpfDatapath: true });
+  const bpf = buildFilter({ ...X86_64, mode: "bpf" });
   const v = (sysNr: number, args: number[] = []) => run(bpf, seccompData(sysNr, args));
 
   test("socket, bind and listen are trapped (binds judged and registered by the daemon)", () => {
@@ -369,8 +369,8 @@ describe("buildFilter for the bpf datapath", () => {
     assert.equal(v(nr("io_uring_setup")), SECCOMP_RET_ERRNO | 38);
   });
 
-  test("noTrap (host placement): INET sockets go to the kernel; the allowlist and the refusals stay", () => {
-    const p = buildFilter({ ...X86_64, bpfDatapath: true, noTrap: true });
+  test("bpf-host (host placement): INET sockets go to the kernel; the allowlist and the refusals stay", () => {
+    const p = buildFilter({ ...X86_64, mode: "bpf-host" });
     assert.equal(run(p, seccompData(nr("socket"), [2, 1, 0])), ALLOW);
     assert.equal(run(p, seccompData(nr("socket"), [10, 2, 0])), ALLOW);
     assert.equal(run(p, seccompData(nr("connect"), [3, 0, 16])), ALLOW);
