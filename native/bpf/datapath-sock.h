@@ -32,7 +32,8 @@ static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw
  * pending events before it carries out the app's next bind, so a socket bound after this
  * connect is the one that serves).
  */
-static __always_inline void ssw_udp_connected(struct bpf_sock *sk, struct ssw_sock *st, int v6) {
+static __always_inline void ssw_udp_connected(struct bpf_sock *sk, struct ssw_sock *st, int v6,
+                                              __u64 cookie) {
   if (!sk) return;
   struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
   if (!e) return;
@@ -45,6 +46,7 @@ static __always_inline void ssw_udp_connected(struct bpf_sock *sk, struct ssw_so
   e->host_port = (__u16)sk->src_port;
   e->flags = st->flags;
   e->family = v6 ? SSW_AF_INET6 : SSW_AF_INET;
+  e->cookie = cookie; /* which of the sockets that share a host port connected */
   bpf_ringbuf_submit(e, 0);
 }
 

@@ -61,9 +61,10 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   st->peer = dialed;
   st->peer_port = dialed_port;
   st->flags |= SSW_SK_PEER;
-  ssw_known(bpf_get_socket_cookie(ctx), st);
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  ssw_known(cookie, st);
   if (proto == SSW_PROTO_UDP && (st->flags & SSW_SK_TRAPPED) && (st->flags & SSW_SK_BOUND))
-    ssw_udp_connected(ctx->sk, st, v6);
+    ssw_udp_connected(ctx->sk, st, v6, cookie);
   return 1;
 }
 

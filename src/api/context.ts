@@ -70,6 +70,8 @@ export interface EventSource {
 /** The datapath that runs and the state of the CONTINUE guard (daemon/datapath.ts). */
 export interface DatapathInfo {
   readonly name: "seccomp" | "bpf";
+  /** How it was chosen, and for --datapath auto why: one sentence. */
+  readonly selected: string;
   readonly continueGuard: {
     /** True when the guard is attached and passed its check at start. */
     readonly available: boolean;

@@ -20,7 +20,7 @@ const feature = {
   properties: {
     name: { type: "string" },
     since: { type: "string" },
-    need: { type: "string", enum: ["required", "optional", "planned", "unused"] },
+    need: { type: "string", enum: ["required", "optional", "bpf", "unused"] },
     available: { type: ["boolean", "null"] },
     reason: { type: "string" },
     use: { type: "string" },
@@ -53,10 +53,11 @@ export const INFO_SCHEMA = {
         },
         datapath: {
           type: "object",
-          required: ["name", "continueGuard"],
+          required: ["name", "selected", "continueGuard"],
           additionalProperties: false,
           properties: {
             name: { type: "string", enum: ["seccomp", "bpf"] },
+            selected: { type: "string" },
             continueGuard: {
               type: "object",
               required: ["available", "reason"],

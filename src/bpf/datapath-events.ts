@@ -102,7 +102,10 @@ export class DatapathEvents {
     }
     if (e.kind === EV_UDP_CONNECTED) {
       // A bound UDP socket connected: it serves only its peer (as trap/connect.ts does it).
-      const b = this.host.sockets.binding("udp", e.host, e.hostPort);
+      // Of several sockets that share the host port, the one with the event's cookie.
+      const at = this.host.sockets.binding("udp", e.host, e.hostPort);
+      const all = at ? [at, ...this.host.sockets.sharersOf(at)] : [];
+      const b = all.length === 1 ? at : all.find((x) => x.cookie === e.cookie);
       if (!b || b.appId !== appId || b.connectedTo !== null) return;
       unpublish(this.host, b);
       this.host.sockets.setConnected(b, { ip: e.vip, port: e.vport });

@@ -18,6 +18,7 @@ import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
+import { kernelBackends } from "./backends.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
@@ -323,7 +324,11 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   serviceChanged(proto: Proto, vip: string, vport: number): void {
     const key = svcKey(proto, vip, vport);
     const id = `${proto}|${vip}|${vport}`;
-    const backends = this.host.table.backends(proto, vip, vport).slice(0, MAX_BACKENDS);
+    const backends = kernelBackends(this.host.table.backends(proto, vip, vport), (svc) =>
+      svc.node === this.host.config.nodeName
+        ? this.host.sockets.bindingAt(proto, svc.hostIp, svc.hostPort)
+        : undefined,
+    ).slice(0, MAX_BACKENDS);
     const before = this.written.get(id) ?? 0;
     backends.forEach((svc, slot) => {
       const bits = this.labels.of(svc.labels) ?? [0n, 0n, 0n, 0n];

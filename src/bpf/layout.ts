@@ -174,6 +174,8 @@ export interface DatapathEvent {
   readonly hostPort: number;
   readonly flags: number;
   readonly family: number;
+  /** The socket's cookie (EV_UDP_CONNECTED, and the events that carry one); else 0. */
+  readonly cookie: number;
 }
 
 export function decodeEvent(b: Uint8Array, off: number): DatapathEvent {
@@ -187,6 +189,7 @@ export function decodeEvent(b: Uint8Array, off: number): DatapathEvent {
     hostPort: v.getUint16(42, true),
     flags: v.getUint32(44, true),
     family: v.getUint32(48, true),
+    cookie: Number(v.getBigUint64(56, true)),
   };
 }
 

@@ -22,8 +22,8 @@ export function formatInfo(info: InfoResponse): string {
   );
   const d = info.datapath;
   const guard = table(
-    ["DATAPATH", "CONTINUE GUARD", "NOTE"],
-    [[d.name, d.continueGuard.available ? "on" : "off", d.continueGuard.reason]],
+    ["DATAPATH", "SELECTED", "CONTINUE GUARD", "NOTE"],
+    [[d.name, d.selected, d.continueGuard.available ? "on" : "off", d.continueGuard.reason]],
   );
   const features = table(
     ["FEATURE", "SINCE", "NEED", "AVAILABLE", "NOTE"],

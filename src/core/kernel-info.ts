@@ -1,8 +1,8 @@
 // What sockswitch needs from the kernel, feature by feature: the Linux release that brought
 // it, whether the daemon cannot run without it (required), works differently without it
-// (optional: among them the hooks of the CONTINUE guard), is used only by the experimental
-// BPF datapath or mounted by the daemon when absent (planned), or not at all (unused), and
-// what happens without it. The probe (src/daemon/kernel-probe.ts) fills in what the running
+// (optional: among them the hooks of the CONTINUE guard), is needed by the bpf datapath
+// (bpf: without it --datapath auto picks seccomp; cgroup2 and bpffs the daemon also mounts
+// when absent), or is not used at all (unused), and what happens without it. The probe (src/daemon/kernel-probe.ts) fills in what the running
 // kernel offers; this file is pure: the table, the report's shape, mountinfo parsing, and
 // the one sentence a daemon refuses to start with. README.md's kernel table says the same.
 
@@ -13,7 +13,7 @@ export const PIDFD_THREAD = 0x80;
 /** kcmp(2) type: the two tasks' file tables (include/uapi/linux/kcmp.h). */
 export const KCMP_FILES = 2;
 
-export type Need = "required" | "optional" | "planned" | "unused";
+export type Need = "required" | "optional" | "bpf" | "unused";
 
 export interface FeatureSpec {
   readonly name: string;
@@ -45,7 +45,7 @@ export interface KernelInfo {
   readonly features: readonly FeatureReport[];
 }
 
-const BPF_WITHOUT = "--datapath bpf (experimental) cannot run";
+const BPF_WITHOUT = "--datapath bpf cannot run (auto picks seccomp)";
 const GUARD_USE = "the CONTINUE guard (and --datapath bpf)";
 const GUARD_WITHOUT =
   "the CONTINUE guard is off: a multithreaded app's bind, connect or send on a UNIX socket is continued with a window another thread can use (--strict-unix-sockets: EPERM), and the daemon carries out every send on an INET socket";
@@ -140,7 +140,7 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     name: "cgroup2",
     since: "4.5",
-    need: "planned",
+    need: "bpf",
     use: "the CONTINUE guard and --datapath bpf attach their programs to the daemon's cgroup",
     without:
       "the daemon mounts it at /sys/fs/cgroup when that is empty (a fresh /sys), else the CONTINUE guard is off",
@@ -148,21 +148,21 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     name: "bpffs",
     since: "4.4",
-    need: "planned",
+    need: "bpf",
     use: "the CONTINUE guard and --datapath bpf pin their maps and links, for the next daemon",
     without: "the daemon mounts it at /sys/fs/bpf (in its own mount namespace, its pins end with it)",
   },
   {
     name: "BPF_CGROUP_INET_SOCK_CREATE",
     since: "4.10",
-    need: "planned",
+    need: "bpf",
     use: "socket() hook",
     without: BPF_WITHOUT,
   },
   {
     name: "BPF_CGROUP_SOCK_OPS",
     since: "4.13",
-    need: "planned",
+    need: "bpf",
     use: "TCP events hook",
     without: BPF_WITHOUT,
   },
@@ -190,21 +190,21 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     name: "BPF_CGROUP_UDP{4,6}_RECVMSG",
     since: "5.2",
-    need: "planned",
+    need: "bpf",
     use: "UDP receive hooks",
     without: BPF_WITHOUT,
   },
   {
     name: "BPF_CGROUP_INET{4,6}_GETPEERNAME",
     since: "5.8",
-    need: "planned",
+    need: "bpf",
     use: "getpeername() hooks",
     without: BPF_WITHOUT,
   },
   {
     name: "BPF_CGROUP_INET{4,6}_GETSOCKNAME",
     since: "5.8",
-    need: "planned",
+    need: "bpf",
     use: "getsockname() hooks",
     without: BPF_WITHOUT,
   },

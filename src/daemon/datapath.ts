@@ -12,8 +12,9 @@
 //            does); cgroup socket hooks carry out connect, accept, get*name and the sends and
 //            receives with the table's decisions in the kernel (bpf/datapath.ts)
 //
-// --datapath auto picks seccomp for now, and says so: the bpf datapath does not yet keep every
-// promise the seccomp one does (docs/how-it-works.md, "The bpf datapath").
+// --datapath auto picks bpf where this kernel, this build and the daemon's privileges let it
+// load and attach its programs, else seccomp; it says which, and why, in its log, the ready
+// line's datapath and `sockswitch info`. Rootless daemons run seccomp.
 
 import type { Logger } from "pino";
 import type { DatapathInfo } from "../api/context.js";
@@ -53,39 +54,83 @@ export function openDatapath(
 ): Datapath {
   const filterOf = (mode: FilterMode): Buffer =>
     buildFilter({ auditArch: addon.constants.AUDIT_ARCH, nr, mode });
-  if (config.datapath === "bpf") {
-    const dp = BpfDatapath.open(addon, host, log, {
-      stateDir: config.stateDir,
-      vipCidr: config.vipCidr,
-      localAddresses: host.localAddresses(),
-    });
-    if (typeof dp === "string")
+  let notBpf = "";
+  if (config.datapath === "bpf" || config.datapath === "auto") {
+    const dp =
+      missingHooks(kernel) ??
+      BpfDatapath.open(addon, host, log, {
+        stateDir: config.stateDir,
+        vipCidr: config.vipCidr,
+        localAddresses: host.localAddresses(),
+      });
+    if (typeof dp === "string" && config.datapath === "bpf")
       throw new InvalidArgumentError(
         `--datapath bpf cannot run here: ${dp}; use --datapath seccomp (or auto)`,
       );
-    host.bpf = dp;
-    // The daemon chains the event stream after this mirror (daemon.ts).
-    host.table.observer = (c) => dp.tableChanged(c);
-    for (const app of host.table.listApps()) dp.appChanged(app);
-    for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
-    const reason =
-      "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
-    const inApp = filterOf("bpf");
-    const inHost = filterOf("bpf-host");
-    return {
-      filterFor: (spec) => (spec.newNetns === false ? inHost : inApp),
-      place: (app, spec, pid) => {
-        if (spec.newNetns !== false) return;
-        if (!inDaemonNetns(pid))
-          throw new Error(
-            "--new-netns=false with the bpf datapath runs the app in the daemon's network namespace; start it there (or without --new-netns=false)",
-          );
-        dp.place(app, pid);
-      },
-      info: { name: "bpf", continueGuard: { available: false, reason } },
-      close: () => dp.close(),
-    };
+    if (typeof dp === "string") notBpf = dp;
+    else return bpfDatapath(dp, host, log, config, filterOf);
   }
+  return seccompDatapath(addon, host, log, config, kernel, filterOf, notBpf);
+}
+
+/**
+ * Why the bpf datapath cannot run on this kernel: the first of its hooks the probe found
+ * missing (cgroup2 and bpffs the datapath mounts itself), as one clause; null: none is.
+ */
+function missingHooks(kernel: KernelInfo): string | null {
+  const f = kernel.features.find(
+    (x) => x.need === "bpf" && x.available === false && x.name !== "cgroup2" && x.name !== "bpffs",
+  );
+  return f ? `this kernel lacks ${f.name} (Linux ${f.since}; ${f.reason ?? "not offered"})` : null;
+}
+
+/** The bpf datapath, open: its maps follow the table from now on. */
+function bpfDatapath(
+  dp: BpfDatapath,
+  host: Host,
+  log: Logger,
+  config: DaemonConfig,
+  filterOf: (mode: FilterMode) => Buffer,
+): Datapath {
+  host.bpf = dp;
+  // The daemon chains the event stream after this mirror (daemon.ts).
+  host.table.observer = (c) => dp.tableChanged(c);
+  for (const app of host.table.listApps()) dp.appChanged(app);
+  for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
+  const reason =
+    "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
+  const inApp = filterOf("bpf");
+  const inHost = filterOf("bpf-host");
+  const selected =
+    config.datapath === "auto"
+      ? "--datapath auto: bpf (this kernel, this build and the daemon's privileges allow it)"
+      : "--datapath bpf";
+  log.info(selected);
+  return {
+    filterFor: (spec) => (spec.newNetns === false ? inHost : inApp),
+    place: (app, spec, pid) => {
+      if (spec.newNetns !== false) return;
+      if (!inDaemonNetns(pid))
+        throw new Error(
+          "--new-netns=false with the bpf datapath runs the app in the daemon's network namespace; start it there (or without --new-netns=false)",
+        );
+      dp.place(app, pid);
+    },
+    info: { name: "bpf", selected, continueGuard: { available: false, reason } },
+    close: () => dp.close(),
+  };
+}
+
+/** The seccomp datapath, with the CONTINUE guard where this host allows it. notBpf: why auto did not pick bpf. */
+function seccompDatapath(
+  addon: Addon,
+  host: Host,
+  log: Logger,
+  config: DaemonConfig,
+  kernel: KernelInfo,
+  filterOf: (mode: FilterMode) => Buffer,
+  notBpf: string,
+): Datapath {
   const guard = openGuard(addon, log, { stateDir: config.stateDir, kernel });
   host.guard = typeof guard === "string" ? null : guard;
   if (typeof guard === "string")
@@ -95,16 +140,18 @@ export function openDatapath(
         ? "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is refused (EPERM, --strict-unix-sockets), and the daemon carries out every send on an INET socket (docs/security.md)"
         : "the CONTINUE guard is off: a bind, connect or send on a UNIX socket from a multithreaded app is continued with a window in which another thread can swap an INET socket in (docs/security.md; --strict-unix-sockets refuses them), and the daemon carries out every send on an INET socket",
     );
-  if (config.datapath === "auto")
-    log.info(
-      "--datapath auto: seccomp (the bpf datapath does not keep every promise yet; --datapath bpf selects it)",
-    );
+  const selected =
+    config.datapath === "auto"
+      ? `--datapath auto: seccomp (the bpf datapath cannot run here: ${notBpf})`
+      : "--datapath seccomp";
+  if (config.datapath === "auto") log.warn({ reason: notBpf }, selected);
   const filter = filterOf("seccomp");
   return {
     filterFor: () => filter,
     place: () => {},
     info: {
       name: "seccomp",
+      selected,
       continueGuard: { available: host.guard !== null, reason: typeof guard === "string" ? guard : "" },
     },
     close: () => {

@@ -52,7 +52,7 @@ export class Reconciler {
         inodes = openSocketInodes(s.pids());
         held.set(b.appId, inodes);
       }
-      if (inodes.has(b.inode) || this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
+      if (inodes.has(b.inode) || !this.host.sockets.has(b)) continue;
       withdrawBinding(this.host, b);
       gone++;
     }
@@ -83,7 +83,7 @@ export class Reconciler {
           continue;
         }
         // Still the same record (not replaced meanwhile)?
-        if (this.host.sockets.binding(b.proto, b.hostIp, b.hostPort) !== b) continue;
+        if (!this.host.sockets.has(b)) continue;
         this.log.info(
           { app: b.appId, proto: b.proto, vip: `${b.vip}:${b.vport}`, host: `${b.hostIp}:${b.hostPort}` },
           "socket closed by the app; its services are withdrawn",

@@ -11,7 +11,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { type KernelSocket, openSocketInodes } from "../net/proc-net.js";
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
-import type { App } from "../table/types.js";
+import type { Binding } from "../table/sockets.js";
+import type { App, Service } from "../table/types.js";
 import { appIp, ipOf } from "../trap/addresses.js";
 import type { Host } from "./host.js";
 import { nsPids, parentPid } from "./identity.js";
@@ -29,38 +30,46 @@ export function rebuildBindings(host: Host, app: App, kernel: readonly KernelSoc
     const svc = host.table.getService(ids[0] as string);
     if (!svc) continue;
     // By port: a dual-stack socket is bound to the host's `::`, its services name the node IP.
-    const k = kernel.find(
+    // Several UDP sockets of the app may share the port (bpf datapath: binding.ts shareable).
+    const found = kernel.filter(
       (s) =>
         s.proto === svc.proto &&
         s.localPort === svc.hostPort &&
         (svc.proto === "udp" || s.state === "LISTEN"),
     );
-    if (!k) continue;
     const wildcard = ids.length > 1 || svc.wildcard === true;
-    const v6 = k.localIp.includes(":") || ids.some((id) => host.table.getService(id)?.vip.includes(":"));
-    host.sockets.addBinding({
-      appId: app.id,
-      proto: svc.proto,
-      inode: k.inode,
-      vip: wildcard ? (v6 ? "::" : "0.0.0.0") : svc.vip,
-      vport: svc.vport,
-      hostIp: k.localIp,
-      hostPort: svc.hostPort,
-      // Guessed from the kernel's list; the shadow's restore reads them off the socket itself.
-      domain: k.localIp.includes(":") ? AF_INET6 : AF_INET,
-      reusePort: false,
-      reuseAddr: false,
-      loopback: false,
-      v6only: false,
-      exposed: svc.exposed,
-      listening: svc.proto === "tcp",
-      serviceIds: ids,
-      shadowFd: -1,
-      connectedTo: null,
+    const v6 = ids.some((id) => host.table.getService(id)?.vip.includes(":"));
+    found.forEach((k, i) => {
+      const vip = wildcard ? (v6 || k.localIp.includes(":") ? "::" : "0.0.0.0") : svc.vip;
+      host.sockets.addBinding(recordOf(app, svc, vip, k, i === 0 ? ids : []), i > 0);
+      rebuilt++;
     });
-    rebuilt++;
   }
   return rebuilt;
+}
+
+/** The record of kernel socket k bound for the app's service svc; ids: the services it holds. */
+function recordOf(app: App, svc: Service, vip: string, k: KernelSocket, ids: string[]): Binding {
+  return {
+    appId: app.id,
+    proto: svc.proto,
+    inode: k.inode,
+    vip,
+    vport: svc.vport,
+    hostIp: k.localIp,
+    hostPort: svc.hostPort,
+    // Guessed from the kernel's list; the shadow's restore reads them off the socket itself.
+    domain: k.localIp.includes(":") ? AF_INET6 : AF_INET,
+    reusePort: false,
+    reuseAddr: false,
+    loopback: false,
+    v6only: false,
+    exposed: svc.exposed,
+    listening: svc.proto === "tcp",
+    serviceIds: ids,
+    shadowFd: -1,
+    connectedTo: null,
+  };
 }
 
 /**

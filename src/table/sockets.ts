@@ -5,93 +5,15 @@
 // the client's virtual IP without any per-connection store write. Pure: no I/O.
 //
 // Both maps are bounded by the host's port space: a key is a host ip:port, and a new
-// socket on the same host address replaces the old record.
+// socket on the same host address replaces the old record, except where several UDP
+// sockets of one app on one virtual address share their host port (the bpf datapath: see
+// addBinding), each with a record of its own.
 
+import type { Binding, Source, VAddr } from "./socket-records.js";
 import type { Proto } from "./types.js";
 import { UdpClients } from "./udp-clients.js";
 
-export interface VAddr {
-  readonly ip: string;
-  readonly port: number;
-}
-
-export interface Binding {
-  readonly appId: string;
-  readonly proto: Proto;
-  /** Socket inode (st_ino), to tell whether the socket still exists. */
-  readonly inode: number;
-  /** The address as the app bound it: may be a wildcard (0.0.0.0 or ::) or 127.0.0.1/::1. */
-  readonly vip: string;
-  readonly vport: number;
-  readonly hostIp: string;
-  readonly hostPort: number;
-  /** The socket's domain (AF_INET or AF_INET6). */
-  readonly domain: number;
-  readonly reusePort: boolean;
-  readonly reuseAddr: boolean;
-  /** Private to the app: bound to the app's loopback. */
-  readonly loopback: boolean;
-  /** An AF_INET6 socket with IPV6_V6ONLY: it serves only IPv6 virtual IPs. */
-  readonly v6only: boolean;
-  /** The host port is an --expose port (not from the pool). */
-  readonly exposed: boolean;
-  listening: boolean;
-  serviceIds: string[];
-  /** The shadow socket that holds the virtual address in the app's shadow namespace; -1: none. */
-  shadowFd: number;
-  /** UDP: the virtual peer the socket is connect()ed to (it then serves only that peer); null: none. */
-  connectedTo: VAddr | null;
-  /** UDP: unmanaged peers this socket sent to, whose replies it admits (bounded). */
-  egressPeers?: Set<string>;
-}
-
-const EGRESS_PEERS_MAX = 256;
-
-/** Remembers that the socket bound at b sent to an unmanaged peer (oldest forgotten first). */
-export function noteEgressPeer(b: Binding, ip: string, port: number): void {
-  if (!b.egressPeers) b.egressPeers = new Set();
-  const key = `${ip}|${port}`;
-  b.egressPeers.delete(key);
-  b.egressPeers.add(key);
-  if (b.egressPeers.size > EGRESS_PEERS_MAX)
-    b.egressPeers.delete(b.egressPeers.values().next().value as string);
-}
-
-export interface Source {
-  readonly appId: string;
-  /** The client's own virtual address (its virtual IP, the host port number). */
-  readonly local: VAddr;
-  /** What the client dialed: a virtual ip:port, or the real destination for egress. */
-  readonly peer: VAddr;
-  /**
-   * The client socket's cookie (SO_COOKIE: unique while the host runs), which admission
-   * compares with the socket the kernel finds at this address now; 0 when unknown.
-   */
-  readonly cookie: number;
-  /** Its inode, where no cookie was known (a record rebuilt from /proc/net); else 0. */
-  readonly inode?: number;
-  /**
-   * Earlier records of other sockets on the same host address that may still be
-   * connected elsewhere (connect() shares a local port between destinations), newest first.
-   */
-  previous?: Source;
-  /**
-   * When the app exited (ms since the epoch): the record is retired. It still names what
-   * its socket sent before it was gone and a server reads later (admission.ts), it routes
-   * nothing (replies to it reach nobody, as the kernel's would), and it is forgotten
-   * RETIRED_MS later (daemon/apps.ts). Unset while the app runs.
-   */
-  retiredAt?: number;
-  /**
-   * UDP: a time (µs since the epoch, CLOCK_REALTIME, the clock of the kernel's receive
-   * timestamps) at or before which the socket took its host address, and one at or after
-   * which it still held it (its last send through the daemon, or the last time the kernel
-   * found it there). A datagram from that address that the kernel received between the two
-   * came from this socket, even once it is gone (admission.ts). Unset: unknown.
-   */
-  heldSince?: number;
-  heldUntil?: number;
-}
+export { type Binding, noteEgressPeer, type Source, type VAddr } from "./socket-records.js";
 
 /** Earlier records kept behind a source (see Source.previous). */
 const PREVIOUS_MAX = 3;
@@ -109,7 +31,10 @@ function portKey(b: Binding): string {
 export class SocketRegistry {
   /** Connected UDP client sockets, re-routed when their destination's service changes. */
   readonly udpClients = new UdpClients();
+  /** Host key → the binding there (the newest, where several share it). */
   private readonly bindings = new Map<string, Binding>();
+  /** Host key → every binding there, oldest first, while two or more share it. */
+  private readonly shared = new Map<string, Binding[]>();
   private readonly sources = new Map<string, Source>();
   /** proto|virtual ip|port of a source → its host address (for UDP replies to clients). */
   private readonly byVirtual = new Map<string, VAddr>();
@@ -124,9 +49,23 @@ export class SocketRegistry {
   /** UDP bindings connect()ed to a peer, by virtual port|peer ip|peer port. */
   private readonly byConnectedPeer = new Map<string, Set<Binding>>();
 
-  addBinding(b: Binding): void {
+  /**
+   * Records binding b at its host address. share: b's socket joined the host port of
+   * another socket of the same app there (several UDP sockets of one app on one virtual
+   * address, SO_REUSEADDR/SO_REUSEPORT: the host's kernel then chooses among them as it
+   * would among the virtual ones); both records stay. Otherwise b replaces what was there.
+   */
+  addBinding(b: Binding, share = false): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
     const previous = this.bindings.get(key);
+    if (share && previous && previous.appId === b.appId) {
+      const list = this.shared.get(key) ?? [previous];
+      list.push(b);
+      this.shared.set(key, list);
+      this.bindings.set(key, b);
+      return;
+    }
+    this.shared.delete(key);
     if (previous) {
       if (previous.appId !== b.appId) this.byApp.get(previous.appId)?.delete(key);
       this.unindexPort(previous, key);
@@ -160,8 +99,33 @@ export class SocketRegistry {
     if (onPort?.size === 0) this.byPort.delete(pk);
   }
 
+  /** The binding at host ip:port (the newest of those that share it). */
   binding(proto: Proto, hostIp: string, hostPort: number): Binding | undefined {
     return this.bindings.get(hostKey(proto, hostIp, hostPort));
+  }
+
+  /** Every binding at b's host address but b (those that share its host port). */
+  sharersOf(b: Binding): Binding[] {
+    const list = this.shared.get(hostKey(b.proto, b.hostIp, b.hostPort));
+    return list ? list.filter((x) => x !== b) : [];
+  }
+
+  /** Puts fresh in old's place (the same socket, its record corrected); false if old is gone. */
+  replaceBinding(old: Binding, fresh: Binding): boolean {
+    const key = hostKey(old.proto, old.hostIp, old.hostPort);
+    if (hostKey(fresh.proto, fresh.hostIp, fresh.hostPort) !== key || !this.has(old)) return false;
+    if (old.connectedTo) this.setConnected(old, null);
+    const list = this.shared.get(key);
+    if (list) list[list.indexOf(old)] = fresh;
+    if (this.bindings.get(key) === old) this.bindings.set(key, fresh);
+    if (fresh.connectedTo) this.setConnected(fresh, fresh.connectedTo);
+    return true;
+  }
+
+  /** Whether b is (still) recorded. */
+  has(b: Binding): boolean {
+    const key = hostKey(b.proto, b.hostIp, b.hostPort);
+    return this.bindings.get(key) === b || (this.shared.get(key)?.includes(b) ?? false);
   }
 
   /**
@@ -207,6 +171,15 @@ export class SocketRegistry {
 
   removeBinding(b: Binding): void {
     const key = hostKey(b.proto, b.hostIp, b.hostPort);
+    const list = this.shared.get(key);
+    if (list?.includes(b)) {
+      if (b.connectedTo) this.setConnected(b, null);
+      const rest = list.filter((x) => x !== b);
+      if (rest.length === 1) this.shared.delete(key);
+      else this.shared.set(key, rest);
+      this.bindings.set(key, rest[rest.length - 1] as Binding);
+      return;
+    }
     if (this.bindings.get(key) !== b) return;
     if (b.connectedTo) this.setConnected(b, null);
     this.bindings.delete(key);
@@ -217,11 +190,18 @@ export class SocketRegistry {
   /** The app's bindings on virtual port vport of proto. */
   bindingsOn(appId: string, proto: Proto, vport: number): Binding[] {
     const out: Binding[] = [];
-    for (const key of this.byPort.get(`${appId}|${proto}|${vport}`) ?? []) {
+    for (const key of this.byPort.get(`${appId}|${proto}|${vport}`) ?? []) this.pushAt(key, out);
+    return out;
+  }
+
+  /** Appends the bindings at host key `key` to out. */
+  private pushAt(key: string, out: Binding[]): void {
+    const list = this.shared.get(key);
+    if (list) out.push(...list);
+    else {
       const b = this.bindings.get(key);
       if (b) out.push(b);
     }
-    return out;
   }
 
   /** How many host addresses the app's sockets are bound to (its host ports). */
@@ -231,15 +211,14 @@ export class SocketRegistry {
 
   bindingsOf(appId: string): Binding[] {
     const out: Binding[] = [];
-    for (const key of this.byApp.get(appId) ?? []) {
-      const b = this.bindings.get(key);
-      if (b) out.push(b);
-    }
+    for (const key of this.byApp.get(appId) ?? []) this.pushAt(key, out);
     return out;
   }
 
   allBindings(): Binding[] {
-    return [...this.bindings.values()];
+    const out: Binding[] = [];
+    for (const key of this.bindings.keys()) this.pushAt(key, out);
+    return out;
   }
 
   addSource(proto: Proto, hostIp: string, hostPort: number, s: Source): void {

@@ -310,7 +310,7 @@ export class ServiceTable {
  * wildcard, as the kernel's socket lookup picks the most specific match; different apps stay
  * peers for load balancing.
  */
-function mostSpecific(services: Service[]): Service[] {
+export function mostSpecific(services: Service[]): Service[] {
   const specific = new Set<string>();
   for (const svc of services) if (!svc.wildcard) specific.add(svc.appId);
   if (specific.size === 0) return services;

@@ -26,7 +26,7 @@ import {
   SO_REUSEPORT,
   SOL_SOCKET,
 } from "./addresses.js";
-import { keepReceiveTimes } from "./admission.js";
+import { keepReceiveTimes, socketCookie } from "./admission.js";
 import type { TrapHost } from "./host.js";
 import { mayTakePort } from "./limits.js";
 import { rerouteUdpClients } from "./reroute.js";
@@ -79,17 +79,20 @@ export function bindVirtual(
     closeShadow(s.host, shadow.fd);
     return m;
   }
+  // bpf: the app's closed sockets on this virtual port give their host port back first
+  // (its connected UDP clients' kernel connections go to it: preferredPort).
+  if (host.bpf && host.sockets.bindingsOn(app.id, proto, vport).length > 0) pruneStale(s, proto, vport);
+  const sharing = shareable(s, proto, vport, vip.text, domain, v6only, hostIp, rule !== undefined);
   let hostPort = 0;
   if (rule) {
     host.releaseProxyPort(rule.hostPort);
     hostPort = a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: rule.hostPort }));
     if (hostPort === 0) hostPort = rule.hostPort;
   } else {
-    // bpf: the app's closed sockets on this virtual port give their host port back first
-    // (its connected UDP clients' kernel connections go to it: preferredPort).
-    if (host.bpf && host.sockets.bindingsOn(app.id, proto, vport).length > 0) pruneStale(s, proto, vport);
+    const joined =
+      sharing && a.bind(fd, s.outBuf, encodeFor(s, domain, { ip: hostIp, port: sharing.hostPort })) === 0;
     const prefer = host.bpf?.preferredPort(app.id, proto, vport, hostIp) ?? null;
-    hostPort = bindPoolPort(s, fd, domain, hostIp, prefer);
+    hostPort = joined ? sharing.hostPort : bindPoolPort(s, fd, domain, hostIp, prefer);
   }
   if (hostPort < 0) {
     closeShadow(s.host, shadow.fd);
@@ -114,14 +117,45 @@ export function bindVirtual(
     serviceIds: [],
     shadowFd: shadow.fd,
     connectedTo: null,
+    cookie: host.bpf ? socketCookie(host, fd) : 0,
   };
-  host.sockets.addBinding(binding);
+  host.sockets.addBinding(binding, sharing !== undefined && sharing.hostPort === hostPort);
   if (proto === "udp") {
     keepReceiveTimes(host, fd); // for admission of datagrams whose sender is gone (admission.ts)
     publish(s, binding);
     rerouteServed(host, binding);
   }
   return 0;
+}
+
+/**
+ * bpf datapath, UDP: a live socket of the app bound to the same virtual address (same
+ * family, IPV6_V6ONLY and --expose rule) whose host port this socket joins, so that the
+ * host's kernel chooses among them as it would among the virtual sockets (the last bound
+ * under SO_REUSEADDR, a connected one for its peer, its hash in an SO_REUSEPORT group);
+ * the shadow's bind already judged that the app may bind it. undefined: none.
+ */
+function shareable(
+  s: AppSession,
+  proto: Proto,
+  vport: number,
+  vip: string,
+  domain: number,
+  v6only: boolean,
+  hostIp: string,
+  exposed: boolean,
+): Binding | undefined {
+  if (!s.host.bpf || proto !== "udp") return undefined;
+  return s.host.sockets
+    .bindingsOn(s.app.id, proto, vport)
+    .find(
+      (b) =>
+        b.vip === vip &&
+        b.domain === domain &&
+        b.v6only === v6only &&
+        b.hostIp === hostIp &&
+        b.exposed === exposed,
+    );
 }
 
 /** Binds fd to hostIp and a free pool port (prefer first, when free); the port, or -errno. */
@@ -207,14 +241,18 @@ export function pruneStale(s: AppSession, proto: Proto, vport: number): boolean 
   return pruned;
 }
 
-/** Withdraws a binding: its services, its record, its shadow socket, its pool port. */
+/**
+ * Withdraws a binding: its services, its record, its shadow socket, its pool port. Where
+ * other sockets of the app share its host port, they keep the port and the services.
+ */
 export function withdrawBinding(host: TrapHost, b: Binding): void {
-  for (const id of b.serviceIds) host.withdrawService(id);
-  b.serviceIds = [];
+  unpublish(host, b);
+  const last = host.sockets.sharersOf(b).length === 0;
   host.sockets.removeBinding(b);
-  host.bpf?.withdrawn(b);
   closeShadow(host, b.shadowFd);
   b.shadowFd = -1;
+  if (!last) return;
+  host.bpf?.withdrawn(b);
   if (!b.exposed) host.pool.release(b.hostPort);
   if (b.proto === "udp") rerouteServed(host, b);
 }
@@ -236,6 +274,8 @@ export function rerouteServed(host: TrapHost, b: Binding): void {
 export function publish(s: AppSession, b: Binding): void {
   s.host.bpf?.served(b); // the app's private loopback, for the bpf datapath's hooks
   if (b.loopback || b.serviceIds.length > 0 || b.connectedTo !== null) return;
+  // Sockets that share a host port share its services: one of them holds them.
+  if (s.host.sockets.sharersOf(b).some((x) => x.serviceIds.length > 0)) return;
   const { app, host } = s;
   const vips = isUnspecified(b.vip) ? app.ips.filter((ip) => servesFamily(b, ipOf(ip).family)) : [b.vip];
   const now = new Date().toISOString();
@@ -263,8 +303,14 @@ export function publish(s: AppSession, b: Binding): void {
   }
 }
 
-/** Withdraws a binding's services but keeps the binding (a UDP socket that connected). */
+/**
+ * Withdraws a binding's services but keeps the binding (a UDP socket that connected). Where
+ * another socket that shares its host port still serves every peer, that one takes them.
+ */
 export function unpublish(host: TrapHost, b: Binding): void {
-  for (const id of b.serviceIds) host.withdrawService(id);
+  const heir =
+    b.serviceIds.length > 0 ? host.sockets.sharersOf(b).find((x) => x.connectedTo === null) : undefined;
+  if (heir) heir.serviceIds = b.serviceIds;
+  else for (const id of b.serviceIds) host.withdrawService(id);
   b.serviceIds = [];
 }

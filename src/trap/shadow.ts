@@ -27,6 +27,7 @@ import {
   SOCK_STREAM,
   SOL_SOCKET,
 } from "./addresses.js";
+import { socketCookie } from "./admission.js";
 import type { TrapHost } from "./host.js";
 import type { AppSession } from "./session.js";
 
@@ -184,8 +185,9 @@ export function restoreShadows(s: AppSession): number {
         continue;
       }
       if (b.listening) a.listen(r.fd, 128);
-      s.host.sockets.addBinding({
+      s.host.sockets.replaceBinding(b, {
         ...b,
+        cookie: socketCookie(s.host, dup),
         domain,
         v6only: domain === AF_INET6 && a.getsockoptInt(dup, IPPROTO_IPV6, IPV6_V6ONLY) === 1,
         reuseAddr: a.getsockoptInt(dup, SOL_SOCKET, SO_REUSEADDR) === 1,

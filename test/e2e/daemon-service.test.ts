@@ -43,6 +43,16 @@ describe("the daemon on a fresh host, with default paths", () => {
     );
   });
 
+  test("--datapath auto (the default) picks bpf on this host and says so", () => {
+    const info = JSON.parse(host.cli(["info", "-o", "json"]).stdout) as {
+      datapath: { name: string; selected: string };
+    };
+    assert.equal(info.datapath.name, "bpf", info.datapath.selected);
+    assert.match(info.datapath.selected, /^--datapath auto: bpf \(/);
+    assert.match(daemon.stdout, /"datapath":"bpf"/, "the ready line");
+    assert.match(host.cli(["info"]).stdout, /^bpf\s+--datapath auto: bpf/m);
+  });
+
   test("the README's commands work as written: run, run by name, get", async () => {
     const web = host.spawn([
       process.execPath,
@@ -140,6 +150,43 @@ describe("start errors end the daemon with one sentence and a non-zero status", 
     assert.match(r.stderr, pattern);
     assert.ok(Date.now() - t0 < 10_000);
   };
+
+  test("--datapath auto where the bpf datapath cannot run: seccomp, with the reason in the log and info", async () => {
+    const hook = "BPF_CGROUP_INET{4,6}_GETPEERNAME";
+    const d = host.startDaemon(["--socket", `${host.dir}/auto.sock`, "--state-dir", `${host.dir}/auto`], {
+      SOCKSWITCH_TEST_HIDE_FEATURES: hook,
+    });
+    try {
+      await ready(d);
+      const why =
+        /--datapath auto: seccomp \(the bpf datapath cannot run here: this kernel lacks BPF_CGROUP_INET\{4,6\}_GETPEERNAME \(Linux 5\.8/;
+      assert.match(d.stdout, why, "logged");
+      const info = JSON.parse(
+        host.cli(["--socket", `${host.dir}/auto.sock`, "info", "-o", "json"]).stdout,
+      ) as {
+        datapath: { name: string; selected: string };
+      };
+      assert.equal(info.datapath.name, "seccomp");
+      assert.match(info.datapath.selected, why);
+      const explicit = await host
+        .startDaemon(
+          ["--socket", `${host.dir}/bpf.sock`, "--state-dir", `${host.dir}/bpf`, "--datapath", "bpf"],
+          {
+            SOCKSWITCH_TEST_HIDE_FEATURES: hook,
+          },
+        )
+        .wait(15_000);
+      assert.equal(explicit.code, 2, explicit.stderr); // a usage error, as every bad flag
+      assert.ok(oneSentence(explicit.stderr), explicit.stderr);
+      assert.match(
+        explicit.stderr,
+        /--datapath bpf cannot run here: this kernel lacks BPF_CGROUP_INET\{4,6\}_GETPEERNAME/,
+      );
+    } finally {
+      d.kill("SIGTERM");
+      await d.wait(5000);
+    }
+  });
 
   test("--api-listen on a port that is taken", async () => {
     const token = `${host.dir}/token`;

@@ -149,8 +149,10 @@ export class TestHost {
       join(this.dir, "state"),
       "--log-level",
       "debug",
-      // SSW_DATAPATH=bpf runs the suites against the bpf datapath (seccomp by default).
-      ...(process.env.SSW_DATAPATH ? ["--datapath", process.env.SSW_DATAPATH] : []),
+      // SSW_DATAPATH=bpf runs the suites against the bpf datapath; seccomp when unset (the
+      // daemon's own default, auto, picks bpf where it can: daemon-service.test.ts checks it).
+      "--datapath",
+      process.env.SSW_DATAPATH ?? "seccomp",
       ...(opts.daemonArgs ?? []),
     ];
     const env = { ...process.env, ...opts.env };

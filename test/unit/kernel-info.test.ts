@@ -155,6 +155,7 @@ describe("kernel feature probe", () => {
       kernel: { ...kernel, release: "6.1.0-47-amd64" },
       datapath: {
         name: "seccomp",
+        selected: "--datapath seccomp",
         continueGuard: { available: false, reason: "no cgroup v2 hierarchy is mounted" },
       },
     });
@@ -164,7 +165,7 @@ describe("kernel feature probe", () => {
     );
     assert.match(
       text,
-      /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nseccomp\s+off\s+no cgroup v2 hierarchy is mounted$/m,
+      /^DATAPATH\s+SELECTED\s+CONTINUE GUARD\s+NOTE\nseccomp\s+--datapath seccomp\s+off\s+no cgroup v2 hierarchy is mounted$/m,
     );
     assert.match(text, /^PIDFD_THREAD\s+6\.9\s+optional\s+no\s+EINVAL$/m);
     assert.match(text, /^IP_LOCAL_PORT_RANGE\s+6\.3\s+optional\s+yes$/m);

@@ -96,6 +96,44 @@ describe("SocketRegistry bindings", () => {
     assert.deepEqual(r.bindingsOn("a", "tcp", 80), [b2]);
   });
 
+  test("sockets of one app that share a host port each keep a record; the port stays until the last goes", () => {
+    const r = new SocketRegistry();
+    const s1 = binding({ appId: "a", proto: "udp", hostPort: 40000, vport: 53, inode: 1 });
+    const s2 = binding({ appId: "a", proto: "udp", hostPort: 40000, vport: 53, inode: 2 });
+    const s3 = binding({ appId: "a", proto: "udp", hostPort: 40000, vport: 53, inode: 3 });
+    r.addBinding(s1);
+    r.addBinding(s2, true);
+    r.addBinding(s3, true);
+    assert.equal(r.binding("udp", "192.0.2.1", 40000), s3, "the newest at the address");
+    assert.deepEqual(r.bindingsOn("a", "udp", 53), [s1, s2, s3]);
+    assert.deepEqual(r.bindingsOf("a"), [s1, s2, s3]);
+    assert.equal(r.allBindings().length, 3);
+    assert.deepEqual(r.sharersOf(s2), [s1, s3]);
+    assert.equal(r.countOf("a"), 1, "one host port");
+    r.removeBinding(s3);
+    assert.equal(r.has(s3), false);
+    assert.equal(r.binding("udp", "192.0.2.1", 40000), s2, "the newest left takes the address");
+    r.removeBinding(s1);
+    assert.deepEqual(r.sharersOf(s2), []);
+    assert.deepEqual(r.bindingsOn("a", "udp", 53), [s2]);
+    r.removeBinding(s2);
+    assert.equal(r.binding("udp", "192.0.2.1", 40000), undefined);
+    assert.equal(r.countOf("a"), 0);
+  });
+
+  test("a binding that does not share replaces the records at its address", () => {
+    const r = new SocketRegistry();
+    const s1 = binding({ appId: "a", proto: "udp", hostPort: 40000, vport: 53, inode: 1 });
+    const s2 = binding({ appId: "a", proto: "udp", hostPort: 40000, vport: 53, inode: 2 });
+    const other = binding({ appId: "b", proto: "udp", hostPort: 40000, vport: 53, inode: 3 });
+    r.addBinding(s1);
+    r.addBinding(s2, true);
+    r.addBinding(other, true); // another app's socket never shares: it replaces
+    assert.deepEqual(r.allBindings(), [other]);
+    assert.equal(r.has(s1), false);
+    assert.equal(r.has(s2), false);
+  });
+
   test("removeBinding of a replaced record leaves the newer one in place", () => {
     const r = new SocketRegistry();
     const old = binding({ appId: "a", hostPort: 40000, vport: 80, inode: 1 });
