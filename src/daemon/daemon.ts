@@ -225,14 +225,14 @@ async function serve(
       checkPublish(host, spec, new Set(ingress.list().map((p) => Number(p.listen.split(":").pop()))));
       const ips = apps.assignIps(spec);
       log.debug({ launcher: cred.pid, uid: cred.uid, name: spec.name }, "launcher hello");
-      return { spec, ips, filter: datapath.filterFor(spec) };
+      return { spec, ips, placement: datapath.placementFor(spec, cred.pid) };
     },
     handover(p: Pending, listenerFd, pidfd, cred) {
       mustBeListener(listenerFd);
       const pid = appOfLauncher(pidfd, cred.pid);
       const id = newAppId();
       // Before the app is started (and owns the listener): a placement that fails refuses it.
-      datapath.place({ id, ips: p.ips, labels: p.spec.labels }, p.spec, pid);
+      datapath.place({ id, ips: p.ips, labels: p.spec.labels }, p.placement, pid);
       const app = apps.start(p.spec, p.ips, pid, listenerFd, id);
       // A launcher the daemon started (run -d) is the one it spawned, or on a host the init
       // of the app's PID namespace that launcher forked (native/launcher/pidns.c).

@@ -30,14 +30,31 @@ import type { AppSpec } from "../table/app-spec.js";
 import { buildFilter, type FilterMode } from "../trap/filter.js";
 import type { Host } from "./host.js";
 
-export interface Datapath {
-  /** The filter an app's launcher installs (the bpf datapath's host placement traps nothing). */
-  filterFor(spec: AppSpec): Buffer;
+/** How an app runs, decided at its launcher's HELLO. */
+export interface Placement {
+  /** The seccomp filter the app's launcher installs (the host placement traps nothing). */
+  readonly filter: Buffer;
   /**
-   * After the handover, before the app runs its command: puts the app where the datapath needs
-   * it (the bpf datapath's host placement: a cgroup of its own). Throws a sentence.
+   * The bpf datapath's host placement: the app runs in the daemon's network namespace, in a
+   * cgroup of its own whose sockets the programs stamp. False for every other app, which gets
+   * its host sockets from the daemon (its network namespace, own or a container's, is empty).
    */
-  place(app: AppIdentity, spec: AppSpec, pid: number): void;
+  readonly host: boolean;
+}
+
+export interface Datapath {
+  /**
+   * The placement of an app of spec whose launcher is process launcherPid (the daemon's PID
+   * namespace): under bpf, --new-netns=false is the host placement when the launcher runs in
+   * the daemon's network namespace, and the default one when it runs in another (a
+   * container's), which is then the app's own, as under seccomp.
+   */
+  placementFor(spec: AppSpec, launcherPid: number): Placement;
+  /**
+   * After the handover, before the app runs its command: puts the app process pid where the
+   * datapath needs it (the host placement: a cgroup of its own). Throws a sentence.
+   */
+  place(app: AppIdentity, placement: Placement, pid: number): void;
   /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
   readonly info: DatapathInfo;
   close(): void;
@@ -99,20 +116,22 @@ function bpfDatapath(
   for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
   const reason =
     "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
-  const inApp = filterOf("bpf");
-  const inHost = filterOf("bpf-host");
+  const inApp: Placement = { filter: filterOf("bpf"), host: false };
+  const inHost: Placement = { filter: filterOf("bpf-host"), host: true };
   const selected =
     config.datapath === "auto"
       ? "--datapath auto: bpf (this kernel, this build and the daemon's privileges allow it)"
       : "--datapath bpf";
   log.info(selected);
   return {
-    filterFor: (spec) => (spec.newNetns === false ? inHost : inApp),
-    place: (app, spec, pid) => {
-      if (spec.newNetns !== false) return;
+    placementFor: (spec, launcherPid) =>
+      spec.newNetns === false && inDaemonNetns(launcherPid) ? inHost : inApp,
+    place: (app, placement, pid) => {
+      if (!placement.host) return;
+      // The app traps nothing: its sockets are the daemon's only in the daemon's namespace.
       if (!inDaemonNetns(pid))
         throw new Error(
-          "--new-netns=false with the bpf datapath runs the app in the daemon's network namespace; start it there (or without --new-netns=false)",
+          "the app left the daemon's network namespace, where its launcher registered it (--new-netns=false with the bpf datapath); start it again",
         );
       dp.place(app, pid);
     },
@@ -145,9 +164,9 @@ function seccompDatapath(
       ? `--datapath auto: seccomp (the bpf datapath cannot run here: ${notBpf})`
       : "--datapath seccomp";
   if (config.datapath === "auto") log.warn({ reason: notBpf }, selected);
-  const filter = filterOf("seccomp");
+  const placement: Placement = { filter: filterOf("seccomp"), host: false };
   return {
-    filterFor: () => filter,
+    placementFor: () => placement,
     place: () => {},
     info: {
       name: "seccomp",

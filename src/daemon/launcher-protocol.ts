@@ -24,6 +24,7 @@ import { InvalidArgumentError, messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { AppSpec } from "../table/app-spec.js";
 import { READABLE } from "../trap/session.js";
+import type { Placement } from "./datapath.js";
 import { LineAssembler } from "./handshake-lines.js";
 
 const EAGAIN = 11;
@@ -41,7 +42,8 @@ export interface PeerCred {
 export interface Pending {
   readonly spec: AppSpec;
   readonly ips: string[];
-  readonly filter: Buffer;
+  /** The filter the launcher installs and where the datapath puts the app (datapath.ts). */
+  readonly placement: Placement;
 }
 
 export interface LaunchHandler {
@@ -144,7 +146,7 @@ export class LauncherConnection {
       const lines = [
         "OK",
         ...this.pending.ips.map((ip) => `IP ${ip}`),
-        `FILTER ${this.pending.filter.toString("hex")}`,
+        `FILTER ${this.pending.placement.filter.toString("hex")}`,
         "END",
       ];
       this.send(`${lines.join("\n")}\n`);

@@ -2,14 +2,18 @@
 // Such an app runs in the daemon's network namespace with no trapped network call: its sockets
 // are stamped in the kernel by the cgroup it runs in (src/bpf/cgroups.ts), and the socket hooks
 // give it the same virtual world as the default placement: it reaches services by virtual IP,
-// servers see its virtual IP, label policy refuses (EACCES). Skipped where this build or host
-// cannot run the bpf datapath (no clang/bpftool/libbpf-dev at build time, no cgroup v2).
+// servers see its virtual IP, label policy refuses (EACCES). A launcher started in another
+// network namespace (a container's) gets the default placement instead: that namespace is the
+// app's own, as under the seccomp datapath. Skipped where this build or host cannot run the
+// bpf datapath (no clang/bpftool/libbpf-dev at build time, no cgroup v2).
 
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { loadAddon } from "../../src/native/addon.js";
-import { FIXTURES, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+import { CLI, FIXTURES, must, Proc, PYTHON, sh, TestHost, waitFor } from "./harness.js";
 
 const HOST = ["--new-netns=false"];
 const bpfBuilt = (() => {
@@ -105,5 +109,64 @@ print(s.makefile("rb").readline().decode().strip(), s.getsockname()[0])`;
     } finally {
       process.kill(pid, "SIGCONT");
     }
+  });
+
+  test("--new-netns=false from another network namespace (a container's) is the default placement there", async (t) => {
+    // The launcher's namespace is not the daemon's: it becomes the app's own, socket() is
+    // trapped and the daemon makes the host sockets, as for a container under the seccomp
+    // datapath; no cgroup of its own.
+    const other = `ssw-elsewhere-${process.pid}-${randomBytes(3).toString("hex")}`;
+    must("ip", ["netns", "add", other]);
+    must("ip", ["-n", other, "link", "set", "lo", "up"]);
+    const inOther = (opts: string[], cmd: string[]): Proc =>
+      new Proc(
+        spawn(
+          "ip",
+          ["netns", "exec", other, CLI, "--socket", host.socket, "run", ...HOST, ...opts, "--", ...cmd],
+          {
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        ),
+      );
+    const srv = inOther(
+      ["--ip", "10.77.60.20", "--name", "elsesrv", "--labels", "zone=a"],
+      [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "E"],
+    );
+    t.after(async () => {
+      srv.kill("SIGKILL");
+      await srv.wait(5000);
+      sh("ip", ["netns", "del", other]);
+    });
+    await waitFor("the server in the other namespace", () => {
+      if (!srv.running) throw new Error(`it exited: ${srv.stderr}`);
+      return srv.stdout.includes('"listening"');
+    });
+    const row = host.getJson<{ name: string; pid: number }>("apps").find((a) => a.name === "elsesrv");
+    assert.ok(row);
+    assert.equal(must("ip", ["netns", "identify", String(row.pid)]).trim(), other);
+    assert.doesNotMatch(readFileSync(`/proc/${row.pid}/cgroup`, "utf8"), /sockswitch-app-/);
+    // A client there too, and one of the host placement: both reach it; it sees their IPs.
+    const client = inOther(
+      ["--ip", "10.77.60.21", "--labels", "zone=a"],
+      [PYTHON, `${FIXTURES}/echo-client.py`, "10.77.60.20", "7000"],
+    );
+    const r = await client.wait(20_000);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const got = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+    assert.equal(got.reply, "E hello");
+    assert.equal(got.sockname[0], "10.77.60.21");
+    assert.deepEqual(got.peername, ["10.77.60.20", 7000]);
+    const fromHost = await host.runToEnd(
+      [...HOST, "--ip", "10.77.60.22", "--labels", "zone=a"],
+      [PYTHON, `${FIXTURES}/echo-client.py`, "elsesrv.sockswitch.local", "7000"],
+    );
+    assert.equal(fromHost.code, 0, fromHost.stderr + fromHost.stdout);
+    const peers = () =>
+      srv.stdout
+        .split("\n")
+        .filter((l) => l.includes('"accepted"'))
+        .map((l) => JSON.parse(l).accept_peer[0]);
+    await waitFor("both accepts", () => peers().length === 2);
+    assert.deepEqual(peers(), ["10.77.60.21", "10.77.60.22"]);
   });
 });

@@ -3,8 +3,8 @@
 // and `sockswitch-launch run … -- CMD` as its entrypoint, in the container's own PID
 // namespace (the runtime's default). Containers reach each other by name and virtual IP,
 // labels apply, the server sees the client's virtual IP, a stopped container leaves the
-// table, and containers and plain `sockswitch run` apps talk both ways. The README's podman
-// example is run as written. Images are imported from a busybox root filesystem (no
+// table, and containers and plain `sockswitch run` apps talk both ways; a container in the
+// daemon's own network namespace is served too. The README's podman example is run as written. Images are imported from a busybox root filesystem (no
 // registry); podman keeps all its state in a temporary directory (podman.ts).
 
 import assert from "node:assert/strict";
@@ -249,6 +249,62 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
     assert.equal(pod.must(["inspect", "--format", "{{.State.ExitCode}}", "srv-web"]).trim(), "143");
     await waitFor("the app's removal", () => !apps().some((a) => a.name === "web2"), 5_000);
     assert.ok(!served("10.77.132.1:8080"));
+  });
+
+  test("a container in the daemon's network namespace is served (under bpf: the host placement)", async () => {
+    // --network ns:… puts the container in the daemon's namespace instead of an empty one of
+    // its own; under --datapath bpf its launcher then gets the host placement (no trapped
+    // call, a cgroup of its own that stamps its sockets), under seccomp the usual traps.
+    const inDaemonNs = ssw.map((o) => (o === "none" ? `ns:/run/netns/${host.ns}` : o));
+    const r0 = pod.run([
+      "run",
+      "-d",
+      "--name",
+      "srv-hostns",
+      ...inDaemonNs,
+      image,
+      ...RUN,
+      "--name",
+      "hostns",
+      "--ip",
+      "10.77.134.1",
+      "--labels",
+      "zone=h",
+      "--",
+      "httpd",
+      "-f",
+      "-p",
+      "8080",
+      "-h",
+      "/www",
+    ]);
+    assert.equal(r0.code, 0, r0.stderr);
+    await waitFor("the container's service", () => served("10.77.134.1:8080"), 30_000);
+    const app = apps().find((a) => a.name === "hostns");
+    assert.ok(app);
+    const cgroup = readFileSync(`/proc/${app.pid}/cgroup`, "utf8");
+    if (process.env.SSW_DATAPATH === "bpf") assert.match(cgroup, /^0::.*\/sockswitch-app-/m);
+    else assert.doesNotMatch(cgroup, /sockswitch-app-/);
+    const r = container(
+      [],
+      [
+        ...RUN,
+        "--ip",
+        "10.77.134.2",
+        "--labels",
+        "zone=h",
+        "--",
+        "wget",
+        "-q",
+        "-O-",
+        "http://hostns:8080/cgi-bin/ip",
+      ],
+    );
+    assert.equal(r.stdout.trim(), "[::ffff:10.77.134.2]", r.stderr);
+    const stop = pod.run(["stop", "-t", "10", "srv-hostns"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    await waitFor("the app's removal", () => !apps().some((a) => a.name === "hostns"), 5_000);
+    pod.run(["rm", "-f", "-t", "0", "srv-hostns"]);
   });
 
   /**
