@@ -222,7 +222,7 @@ export interface Lab {
 
 /** Builds the paths; nodeFlags go to the daemons' node. Everything is removed by env.cleanup(). */
 export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
-  const daemon = await startDaemon(cli, "ssw", nodeFlags);
+  const daemon = await startDaemon(cli, "ssw", nodeFlags, ["--datapath", "seccomp"]);
   const paths: Partial<Record<PathName, Path>> = {
     host: hostPath(),
     bridge: bridgePath(),

@@ -45,6 +45,8 @@ echo "== sockswitch daemon (embedded store, state in $WORK/state)"
 in_ns "${SSW[@]}" daemon --state-dir "$WORK/state" >"$WORK/daemon.log" 2>&1 &
 for _ in $(seq 100); do grep -q "daemon ready" "$WORK/daemon.log" && break; sleep 0.1; done
 grep -q "daemon ready" "$WORK/daemon.log" || { cat "$WORK/daemon.log"; exit 1; }
+# Which datapath --datapath auto picked, and why (sockswitch info).
+in_ns "${SSW[@]}" info -o json | python3 -c 'import json,sys; print("   datapath:", json.load(sys.stdin)["datapath"]["selected"])'
 
 echo "== sockswitch run --ip 10.77.0.10 --name web -- python3 -m http.server 8080"
 mkdir -p "$WORK/www" && echo "hello from a socket-switched web server" >"$WORK/www/index.html"

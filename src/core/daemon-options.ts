@@ -88,7 +88,7 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
   {
     key: "datapath",
     arg: "<mode>",
-    help: "how decisions reach the kernel: auto (seccomp for now), seccomp or bpf (experimental)",
+    help: "how decisions reach the kernel: auto (bpf where it can run, else seccomp), seccomp or bpf",
     kind: "string",
     default: "auto",
     reload: "restart",
