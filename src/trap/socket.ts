@@ -4,10 +4,22 @@
 // app with SECCOMP_IOCTL_NOTIF_ADDFD + ADDFD_FLAG_SEND, which is also the call's return
 // value. Raw and ICMP sockets are refused. Each socket is marked for the CONTINUE guard
 // (bpf/guard.ts), or stamped with the app for the bpf datapath, before the app can see it; a
-// socket that cannot be marked is not handed out (the errno of the failed mark).
+// socket that cannot be marked is not handed out (the errno of the failed mark). After each
+// call the daemon makes and marks the next socket of that kind ahead (one per app, off the
+// call's path): an app that makes a socket per connection then waits only for the answer.
 
 import { AF_INET, AF_INET6 } from "../net/sockaddr.js";
-import { E, O_CLOEXEC, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM } from "./addresses.js";
+import {
+  E,
+  F_SETFL,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOCK_STREAM,
+} from "./addresses.js";
 import type { Notification } from "./notification.js";
 import type { AppSession } from "./session.js";
 
@@ -42,20 +54,51 @@ export function handleSocket(s: AppSession, n: Notification): void {
     return refuse(E.EPROTONOSUPPORT, "only UDP datagram sockets are switched");
   }
   const a = s.host.addon;
-  const fd = a.socket(domain, type, protocol);
-  if (fd < 0) return s.fail(n, -fd);
-  const m = s.host.markSocket(fd, s.app);
-  if (m < 0) {
-    a.close(fd);
-    s.host.log.warn(
-      { app: s.app.id, errno: -m },
-      "socket refused: marking it (CONTINUE guard, bpf datapath) failed",
-    );
-    return s.fail(n, -m);
+  const spareKind = (domain << 16) | (kind << 8) | protocol;
+  let fd = s.spare >= 0 && s.spareKind === spareKind ? s.spare : -1;
+  if (fd >= 0) {
+    s.spare = -1;
+    if (type & SOCK_NONBLOCK && a.fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+      a.close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    fd = makeSocket(s, domain, type, protocol);
+    if (fd < 0) return s.fail(n, -fd);
   }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
   // A plain close: an unconnected TCP socket never lingers, and the app cannot connect it
   // before this (connect and every other way to connect are trapped, and wait their turn).
   a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
+  if (s.spare >= 0 && s.spareKind !== spareKind) {
+    a.close(s.spare); // the app's latest kind is the one to have ready
+    s.spare = -1;
+  }
+  if (s.spare < 0) setImmediate(makeSpare, s, domain, kind, protocol, spareKind);
+}
+
+/** A socket of the host namespace, marked for the app (CONTINUE guard, bpf datapath): its fd or -errno. */
+function makeSocket(s: AppSession, domain: number, type: number, protocol: number): number {
+  const a = s.host.addon;
+  const fd = a.socket(domain, type, protocol);
+  if (fd < 0) return fd;
+  const m = s.host.markSocket(fd, s.app);
+  if (m >= 0) return fd;
+  a.close(fd);
+  s.host.log.warn(
+    { app: s.app.id, errno: -m },
+    "socket refused: marking it (CONTINUE guard, bpf datapath) failed",
+  );
+  return m;
+}
+
+/** Makes the app's spare socket of this kind, unless it has one or has ended. */
+function makeSpare(s: AppSession, domain: number, kind: number, protocol: number, spareKind: number): void {
+  if (s.spare >= 0 || s.isClosed) return;
+  const fd = makeSocket(s, domain, kind | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return;
+  s.spare = fd;
+  s.spareKind = spareKind;
 }
