@@ -38,7 +38,7 @@ import {
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
 import { registerDaemon } from "./register.js";
-import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -121,12 +121,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   static open(addon: Addon, host: TrapHost, log: Logger, opts: BpfDatapathOptions): BpfDatapath | string {
     if (addon.bpfBuilt() !== 1)
       return "this build has no BPF programs (clang, bpftool or libbpf-dev were missing)";
-    const fs = ensureBpffs(addon);
+    const fs = ensureBpffs(addon, opts.stateDir);
     if (fs.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-fs.err})`;
-    if (fs.private)
-      log.warn(
-        "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon (run the daemon in the host's mount namespace to keep them across restarts)",
-      );
+    if (fs.private) log.warn(PRIVATE_PINS);
     const cgroup = ownCgroupDir(addon);
     if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
     sweepOrphanPins();
@@ -161,7 +158,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     }
     blackholeRoute(opts.vipCidr, log);
     dp.events.open(dp.fds.ssw_events as number);
-    log.info({ cgroup, pinned: dir }, "bpf datapath attached");
+    log.info({ cgroup, pinned: dir, bpffs: fs.outer ?? undefined }, "bpf datapath attached");
     return dp;
   }
 
