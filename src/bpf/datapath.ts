@@ -19,6 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { CONFIG_SIZE, configFor } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
 import {
@@ -27,7 +28,6 @@ import {
   backendKey,
   backendValue,
   boundSockValue,
-  configValue,
   LabelBits,
   MAX_BACKENDS,
   SK_LOOPBACK,
@@ -83,6 +83,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly cookieView = new DataView(this.cookieKey.buffer);
   private readonly cookieValueView = new DataView(this.cookieValue.buffer);
   private next = 1;
+  private vipCidr: Cidr | null = null;
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
@@ -172,34 +173,27 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   private configure(opts: BpfDatapathOptions): void {
-    const h = this.host;
-    const c = opts.vipCidr;
-    let net: Uint8Array | null = null;
-    let mask: Uint8Array | null = null;
-    if (c.family === 4) {
-      net = c.base.slice(0, 4);
-      mask = new Uint8Array(4);
-      for (let bit = 0; bit < c.prefix; bit++)
-        mask[bit >> 3] = (mask[bit >> 3] as number) | (0x80 >> (bit & 7));
-    }
-    const dns = h.resolver;
-    this.put(
-      "ssw_config",
-      new Uint8Array(4),
-      configValue({
-        egressDeny: h.config.egress === "deny",
-        refusePort: h.refusePort,
-        pool: h.pool.range,
-        nodeIp: h.config.nodeIp,
-        nodeIp6: h.config.nodeIp6,
-        dns: dns ? { vip: dns.ip, hostIp: dns.hostIp, hostPort: dns.hostPort } : null,
-        vipNet4: net,
-        vipMask4: mask,
-      }),
-    );
+    this.vipCidr = opts.vipCidr;
+    // No daemon registered until this one's registration bind (an old daemon's tgid may be reused).
+    this.put("ssw_config", new Uint8Array(4), configFor(this.host, opts.vipCidr, null));
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of opts.localAddresses) if (parseIp(ip)) this.put("ssw_local", addr16(ip), one);
+    const dns = this.host.resolver;
     if (dns) this.put("ssw_vips", addr16(dns.ip), one);
+  }
+
+  /**
+   * The daemon's settings changed (SIGHUP: --egress, --lb): ssw_config is written again (the
+   * daemon's registration kept) and every service's load balancing with it.
+   */
+  reconfigured(): void {
+    const cur = new Uint8Array(CONFIG_SIZE);
+    const r = this.addon.bpfMapLookup(this.fds.ssw_config as number, new Uint8Array(4), cur);
+    this.put("ssw_config", new Uint8Array(4), configFor(this.host, this.vipCidr as Cidr, r < 0 ? null : cur));
+    for (const id of [...this.written.keys()]) {
+      const [proto, vip, vport] = id.split("|");
+      this.serviceChanged(proto as Proto, vip as string, Number(vport));
+    }
   }
 
   // ---- apps and sockets ----
