@@ -18,6 +18,7 @@ import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
+import { AppIndex } from "./app-index.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
 import { CONFIG_SIZE, configFor } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
@@ -37,6 +38,7 @@ import {
   svcValue,
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
+import { pruneRestored } from "./prune.js";
 import { registerDaemon } from "./register.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
 
@@ -57,6 +59,7 @@ const PROGRAMS = [
   "ssw_recvmsg6",
   "ssw_sockops",
   "ssw_sock_create",
+  "ssw_sock_release",
 ];
 
 export interface BpfDatapathOptions {
@@ -71,8 +74,8 @@ export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
 
 export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
-  private readonly index = new Map<string, number>();
-  private readonly apps = new Map<number, string>();
+  /** App id ↔ index, kept in the pinned ssw_app_ids (app-index.ts). */
+  private readonly index: AppIndex;
   private readonly labels = new LabelBits();
   /** Service keys (proto|vip|vport) written to the maps, with their backend counts. */
   private readonly written = new Map<string, number>();
@@ -82,7 +85,6 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly cookieValue = new Uint8Array(4);
   private readonly cookieView = new DataView(this.cookieKey.buffer);
   private readonly cookieValueView = new DataView(this.cookieValue.buffer);
-  private next = 1;
   private vipCidr: Cidr | null = null;
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
@@ -110,8 +112,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       "ssw_events",
       "ssw_cgroups",
       "ssw_cookies",
+      "ssw_app_ids",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
+    this.index = new AppIndex(addon, this.fds.ssw_app_ids as number);
     this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
   }
 
@@ -200,12 +204,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   /** The app's index in the maps (given at its first socket). */
   private indexOf(app: AppIdentity): number {
-    let i = this.index.get(app.id);
-    if (i !== undefined) return i;
-    i = this.next++;
-    this.index.set(app.id, i);
-    this.apps.set(i, app.id);
-    this.appChanged(app);
+    const [i, fresh] = this.index.give(app.id);
+    if (fresh) this.appChanged(app);
     return i;
   }
 
@@ -229,12 +229,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   appRemoved(app: App): void {
     this.placement.unplace(app.id);
-    const i = this.index.get(app.id);
+    const i = this.index.remove(app.id);
     for (const ip of app.ips)
       if (this.host.table.appsWithIp(ip).length === 0) this.del("ssw_vips", addr16(ip));
     if (i === undefined) return;
-    this.index.delete(app.id);
-    this.apps.delete(i);
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, i, true);
     this.del("ssw_apps", key);
@@ -358,11 +356,21 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     this.cookieView.setBigUint64(0, BigInt(cookie), true);
     if (this.addon.bpfMapLookup(this.fds.ssw_cookies as number, this.cookieKey, this.cookieValue) < 0)
       return undefined;
-    return this.apps.get(this.cookieValueView.getUint32(0, true));
+    return this.index.idOf(this.cookieValueView.getUint32(0, true));
   }
 
   appIdOf(index: number): string | undefined {
-    return this.apps.get(index);
+    return this.index.idOf(index);
+  }
+
+  /**
+   * The table is restored (a restart): indexes of apps the daemon no longer knows are given up,
+   * and what the maps hold from before that the table did not write again is removed (prune.ts).
+   */
+  restored(): void {
+    const n = pruneRestored(this.addon, this.fds, this.host, this.index, this.written);
+    if (n > 0)
+      this.log.info({ removed: n }, "bpf datapath entries of apps and services gone meanwhile removed");
   }
 
   /** A change of the service table (its observer): the maps follow. */

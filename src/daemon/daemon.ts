@@ -179,6 +179,7 @@ async function serve(
   const endedWhileDown: App[] = [];
   apps.onRemoved = (app) => endedWhileDown.push(app);
   apps.restore(snapshot, snapshot.apps.length > 0 ? await kernel.allButTimeWait() : []);
+  datapath.restored();
   const events = new EventBus(log);
   logTap.tap = (fields, msg) => events.tap(fields, msg);
   const history = new AppHistory(config.stateDir, log, config.clean);

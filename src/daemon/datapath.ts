@@ -37,6 +37,8 @@ export interface Datapath {
    * it (the bpf datapath's host placement: a cgroup of its own). Throws a sentence.
    */
   place(app: AppIdentity, spec: AppSpec, pid: number): void;
+  /** The table is restored from the state dir (at start): what the kernel holds from before follows it. */
+  restored(): void;
   /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
   readonly info: DatapathInfo;
   close(): void;
@@ -82,6 +84,7 @@ export function openDatapath(
           );
         dp.place(app, pid);
       },
+      restored: () => dp.restored(),
       info: { name: "bpf", continueGuard: { available: false, reason } },
       close: () => dp.close(),
     };
@@ -103,6 +106,7 @@ export function openDatapath(
   return {
     filterFor: () => filter,
     place: () => {},
+    restored: () => {},
     info: {
       name: "seccomp",
       continueGuard: { available: host.guard !== null, reason: typeof guard === "string" ? guard : "" },
