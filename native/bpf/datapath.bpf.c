@@ -29,7 +29,7 @@
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
-#include "datapath-sock.h"
+#include "datapath-lifetime.h"
 
 
 static __always_inline int ssw_fail(int err) {
@@ -191,7 +191,7 @@ static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
   c.vip = st->local;
   c.vport = st->local_port;
   c.app = st->app;
-  bpf_map_update_elem(&ssw_bound, &hk, &c, BPF_ANY);
+  ssw_bound_put(sk, &hk, &c);
   if (st->flags & SSW_SK_TRAPPED) return 1; /* the daemon registered it already */
   ssw_emit(SSW_EV_BIND, st, &hk.ip, hk.port, v6 ? SSW_AF_INET6 : SSW_AF_INET, bpf_get_socket_cookie(sk));
   return 1;

@@ -117,9 +117,19 @@ export class HostPlacement {
     }
   }
 
+  /** The cgroup an earlier daemon made for the app (a restart), or null. */
+  private placedBefore(appId: string): AppCgroup | null {
+    const path = join(this.parent, `sockswitch-app-${appId}`);
+    try {
+      return { path, id: statSync(path, { bigint: true }).ino };
+    } catch {
+      return null;
+    }
+  }
+
   /** The app ended: its cgroup is forgotten, and removed once its processes are gone. */
   unplace(appId: string): void {
-    const cg = this.cgroups.get(appId);
+    const cg = this.cgroups.get(appId) ?? this.placedBefore(appId);
     if (!cg) return;
     this.cgroups.delete(appId);
     new DataView(this.key.buffer).setBigUint64(0, cg.id, true);

@@ -18,8 +18,10 @@ import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
+import { AppIndex } from "./app-index.js";
 import { kernelBackends } from "./backends.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { CONFIG_SIZE, configFor } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
 import {
@@ -28,7 +30,6 @@ import {
   backendKey,
   backendValue,
   boundSockValue,
-  configValue,
   LabelBits,
   MAX_BACKENDS,
   SK_LOOPBACK,
@@ -38,8 +39,9 @@ import {
   svcValue,
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
+import { pruneRestored } from "./prune.js";
 import { registerDaemon } from "./register.js";
-import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -58,6 +60,7 @@ const PROGRAMS = [
   "ssw_recvmsg6",
   "ssw_sockops",
   "ssw_sock_create",
+  "ssw_sock_release",
 ];
 
 export interface BpfDatapathOptions {
@@ -72,8 +75,8 @@ export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
 
 export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
-  private readonly index = new Map<string, number>();
-  private readonly apps = new Map<number, string>();
+  /** App id ↔ index, kept in the pinned ssw_app_ids (app-index.ts). */
+  private readonly index: AppIndex;
   private readonly labels = new LabelBits();
   /** Service keys (proto|vip|vport) written to the maps, with their backend counts. */
   private readonly written = new Map<string, number>();
@@ -83,7 +86,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly cookieValue = new Uint8Array(4);
   private readonly cookieView = new DataView(this.cookieKey.buffer);
   private readonly cookieValueView = new DataView(this.cookieValue.buffer);
-  private next = 1;
+  private vipCidr: Cidr | null = null;
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
@@ -110,8 +113,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       "ssw_events",
       "ssw_cgroups",
       "ssw_cookies",
+      "ssw_app_ids",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
+    this.index = new AppIndex(addon, this.fds.ssw_app_ids as number);
     this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
   }
 
@@ -122,12 +127,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   static open(addon: Addon, host: TrapHost, log: Logger, opts: BpfDatapathOptions): BpfDatapath | string {
     if (addon.bpfBuilt() !== 1)
       return "this build has no BPF programs (clang, bpftool or libbpf-dev were missing)";
-    const fs = ensureBpffs(addon);
+    const fs = ensureBpffs(addon, opts.stateDir);
     if (fs.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-fs.err})`;
-    if (fs.private)
-      log.warn(
-        "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon (run the daemon in the host's mount namespace to keep them across restarts)",
-      );
+    if (fs.private) log.warn(PRIVATE_PINS);
     const cgroup = ownCgroupDir(addon);
     if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
     sweepOrphanPins();
@@ -162,7 +164,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     }
     blackholeRoute(opts.vipCidr, log);
     dp.events.open(dp.fds.ssw_events as number);
-    log.info({ cgroup, pinned: dir }, "bpf datapath attached");
+    log.info({ cgroup, pinned: dir, bpffs: fs.outer ?? undefined }, "bpf datapath attached");
     return dp;
   }
 
@@ -176,46 +178,35 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   private configure(opts: BpfDatapathOptions): void {
-    const h = this.host;
-    const c = opts.vipCidr;
-    let net: Uint8Array | null = null;
-    let mask: Uint8Array | null = null;
-    if (c.family === 4) {
-      net = c.base.slice(0, 4);
-      mask = new Uint8Array(4);
-      for (let bit = 0; bit < c.prefix; bit++)
-        mask[bit >> 3] = (mask[bit >> 3] as number) | (0x80 >> (bit & 7));
-    }
-    const dns = h.resolver;
-    this.put(
-      "ssw_config",
-      new Uint8Array(4),
-      configValue({
-        egressDeny: h.config.egress === "deny",
-        refusePort: h.refusePort,
-        pool: h.pool.range,
-        nodeIp: h.config.nodeIp,
-        nodeIp6: h.config.nodeIp6,
-        dns: dns ? { vip: dns.ip, hostIp: dns.hostIp, hostPort: dns.hostPort } : null,
-        vipNet4: net,
-        vipMask4: mask,
-      }),
-    );
+    this.vipCidr = opts.vipCidr;
+    // No daemon registered until this one's registration bind (an old daemon's tgid may be reused).
+    this.put("ssw_config", new Uint8Array(4), configFor(this.host, opts.vipCidr, null));
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of opts.localAddresses) if (parseIp(ip)) this.put("ssw_local", addr16(ip), one);
+    const dns = this.host.resolver;
     if (dns) this.put("ssw_vips", addr16(dns.ip), one);
+  }
+
+  /**
+   * The daemon's settings changed (SIGHUP: --egress, --lb): ssw_config is written again (the
+   * daemon's registration kept) and every service's load balancing with it.
+   */
+  reconfigured(): void {
+    const cur = new Uint8Array(CONFIG_SIZE);
+    const r = this.addon.bpfMapLookup(this.fds.ssw_config as number, new Uint8Array(4), cur);
+    this.put("ssw_config", new Uint8Array(4), configFor(this.host, this.vipCidr as Cidr, r < 0 ? null : cur));
+    for (const id of [...this.written.keys()]) {
+      const [proto, vip, vport] = id.split("|");
+      this.serviceChanged(proto as Proto, vip as string, Number(vport));
+    }
   }
 
   // ---- apps and sockets ----
 
   /** The app's index in the maps (given at its first socket). */
   private indexOf(app: AppIdentity): number {
-    let i = this.index.get(app.id);
-    if (i !== undefined) return i;
-    i = this.next++;
-    this.index.set(app.id, i);
-    this.apps.set(i, app.id);
-    this.appChanged(app);
+    const [i, fresh] = this.index.give(app.id);
+    if (fresh) this.appChanged(app);
     return i;
   }
 
@@ -239,12 +230,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   appRemoved(app: App): void {
     this.placement.unplace(app.id);
-    const i = this.index.get(app.id);
+    const i = this.index.remove(app.id);
     for (const ip of app.ips)
       if (this.host.table.appsWithIp(ip).length === 0) this.del("ssw_vips", addr16(ip));
     if (i === undefined) return;
-    this.index.delete(app.id);
-    this.apps.delete(i);
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, i, true);
     this.del("ssw_apps", key);
@@ -372,11 +361,21 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     this.cookieView.setBigUint64(0, BigInt(cookie), true);
     if (this.addon.bpfMapLookup(this.fds.ssw_cookies as number, this.cookieKey, this.cookieValue) < 0)
       return undefined;
-    return this.apps.get(this.cookieValueView.getUint32(0, true));
+    return this.index.idOf(this.cookieValueView.getUint32(0, true));
   }
 
   appIdOf(index: number): string | undefined {
-    return this.apps.get(index);
+    return this.index.idOf(index);
+  }
+
+  /**
+   * The table is restored (a restart): indexes of apps the daemon no longer knows are given up,
+   * and what the maps hold from before that the table did not write again is removed (prune.ts).
+   */
+  restored(): void {
+    const n = pruneRestored(this.addon, this.fds, this.host, this.index, this.written);
+    if (n > 0)
+      this.log.info({ removed: n }, "bpf datapath entries of apps and services gone meanwhile removed");
   }
 
   /** A change of the service table (its observer): the maps follow. */

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { feature, type KernelInfo } from "../core/kernel-info.js";
 import type { Addon } from "../native/addon.js";
-import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
 
 const GUARD_APP = 1;
 const GUARD_REGISTER = 2;
@@ -72,12 +72,9 @@ export function openGuard(addon: Addon, log: Logger, opts: GuardOptions): Socket
   }
   let dir = "";
   if (opts.stateDir !== null) {
-    const m = ensureBpffs(addon);
+    const m = ensureBpffs(addon, opts.stateDir);
     if (m.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-m.err})`;
-    if (m.private)
-      log.warn(
-        "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon, and a restarted daemon will not find them (run the daemon in the host's mount namespace)",
-      );
+    if (m.private) log.warn(PRIVATE_PINS);
     const swept = sweepOrphanPins();
     if (swept > 0) log.info({ count: swept }, "removed the BPF pins of daemons whose state dir is gone");
     try {

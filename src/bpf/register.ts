@@ -10,10 +10,8 @@ import type { Addon } from "../native/addon.js";
 import { parseIp } from "../net/ip.js";
 import { AF_INET, encodeSockaddr } from "../net/sockaddr.js";
 import { SOCK_CLOEXEC, SOCK_DGRAM } from "../trap/addresses.js";
+import { DAEMON_TGID } from "./datapath-config.js";
 import { SK_REGISTER, sockValue } from "./layout.js";
-
-/** Offset of daemon_tgid in struct ssw_config (96 bytes). */
-const DAEMON_TGID = 92;
 
 /**
  * Registers the calling process with the programs whose maps are socksFd (ssw_socks) and

@@ -1,11 +1,14 @@
 // Where BPF programs live on this host: the cgroup v2 hierarchy (found in
 // /proc/self/mountinfo: it is not always /sys/fs/cgroup; hybrid layouts mount it at
 // /sys/fs/cgroup/unified), the daemon's own cgroup (/proc/self/cgroup, the "0::" line),
-// bpffs (mounted at /sys/fs/bpf when it is not), and the directory where a daemon pins its
-// maps and links so that a restarted daemon takes them over. A daemon in a mount namespace of
-// its own (`ip netns exec` makes one, with a fresh /sys) mounts the cgroup v2 hierarchy and
-// bpffs there itself; its pins then live only as long as that namespace.
-// proc(5) (mountinfo, cgroup), cgroups(7), mount_namespaces(7), bpf(2) (BPF_OBJ_PIN).
+// bpffs, and the directory where a daemon pins its maps and links so that a restarted daemon
+// takes them over. A daemon in a mount namespace of its own (`ip netns exec` makes one, with a
+// fresh /sys) mounts the cgroup v2 hierarchy there itself; its pins go to the bpffs of the
+// mount namespace it was started from (found through an ancestor's /proc/PID/root) when that
+// namespace sees the same state dir, so that the next daemon started the same way finds them;
+// only where there is none does it mount bpffs in its own namespace, and its pins then live
+// only as long as that namespace (said in a warning).
+// proc(5) (mountinfo, cgroup, /proc/PID/root), cgroups(7), mount_namespaces(7), bpf(2) (BPF_OBJ_PIN).
 
 import { createHash } from "node:crypto";
 import {
@@ -17,13 +20,24 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statfsSync,
+  statSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Addon } from "../native/addon.js";
 
 export const BPFFS = "/sys/fs/bpf";
+/** statfs(2) f_type of bpffs (linux/magic.h BPF_FS_MAGIC). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+/** Where this process's bpffs is (ensureBpffs): /sys/fs/bpf, or an outer namespace's through an fd. */
+let bpffsRoot = BPFFS;
+/** The root of the mount namespace that bpffs belongs to, as a prefix of paths ("": this one's). */
+let viewRoot = "";
+
 /** Every daemon's pins are under here, one directory per daemon (pinDirOf). */
-export const PIN_ROOT = join(BPFFS, "sockswitch");
+export function pinRoot(): string {
+  return join(bpffsRoot, "sockswitch");
+}
 
 interface Mount {
   readonly root: string;
@@ -99,18 +113,95 @@ export function openDir(path: string): number {
   return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
 }
 
+/** Where a daemon's pins go (ensureBpffs). */
+export interface Bpffs {
+  /** 0, or -errno of the mount that failed. */
+  readonly err: number;
+  /** This daemon mounted bpffs in a mount namespace of its own: its pins end with that namespace. */
+  readonly private: boolean;
+  /** The outer mount namespace's bpffs it pins in instead (/proc/PID/root/sys/fs/bpf), or null. */
+  readonly outer: string | null;
+}
+
+let resolved: Bpffs | null = null;
+
 /**
- * Makes sure bpffs is mounted at /sys/fs/bpf: 0 or -errno. private: this daemon mounted it in a
- * mount namespace of its own, so what it pins there goes with that namespace.
+ * Finds (once per process) the bpffs where the daemon with state dir stateDir pins: the one
+ * mounted at /sys/fs/bpf here; else, in a mount namespace of its own, the one at /sys/fs/bpf
+ * of the nearest ancestor process in another mount namespace that sees the same state dir (the
+ * namespace it was started from: a daemon started there again finds the pins), held open by a
+ * directory fd; else one it mounts at /sys/fs/bpf (private when the namespace is its own).
+ * pinRoot() follows the answer.
  */
-export function ensureBpffs(addon: Addon): { err: number; private: boolean } {
-  if (mounts().some((m) => m.point === BPFFS && m.fstype === "bpf")) return { err: 0, private: false };
+export function ensureBpffs(addon: Addon, stateDir: string): Bpffs {
+  if (resolved !== null) return resolved;
+  if (mounts().some((m) => m.point === BPFFS && m.fstype === "bpf")) {
+    resolved = { err: 0, private: false, outer: null };
+    return resolved;
+  }
+  const outer = privateMountNs() ? outerBpffs(stateDir) : null;
+  if (outer !== null) {
+    bpffsRoot = `/proc/self/fd/${outer.fd}`;
+    viewRoot = outer.root;
+    resolved = { err: 0, private: false, outer: outer.path };
+    return resolved;
+  }
   try {
     mkdirSync(BPFFS, { recursive: true });
   } catch {
-    return { err: -13, private: false }; // EACCES: cannot make the mount point
+    return { err: -13, private: false, outer: null }; // EACCES: cannot make the mount point
   }
-  return { err: addon.bpfMount("bpf", BPFFS), private: privateMountNs() };
+  const err = addon.bpfMount("bpf", BPFFS);
+  if (err < 0) return { err, private: false, outer: null };
+  resolved = { err: 0, private: privateMountNs(), outer: null };
+  return resolved;
+}
+
+/** The sentence a daemon logs when its pins end with it (ensureBpffs said private). */
+export const PRIVATE_PINS =
+  "bpffs was mounted in the daemon's own mount namespace and no outer one that sees its state dir has bpffs at /sys/fs/bpf: its BPF pins end with this daemon, so a restarted daemon does not take over the programs, the sockets' stamps or its servers' view of clients connected before (mount bpffs at /sys/fs/bpf on the host, or start the daemon with nsenter --net=/run/netns/NAME instead of ip netns exec)";
+
+/** The parent of process pid (proc(5), /proc/PID/stat), or null. */
+function parentOf(pid: number | "self"): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return Number.isInteger(ppid) && ppid > 0 ? ppid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The bpffs of the nearest ancestor in another mount namespace, when that namespace sees the
+ * same state dir (same device and inode: a private /var/lib is another host's) and has bpffs
+ * at /sys/fs/bpf: an fd of it (kept open for the daemon's life) and the path it was found at.
+ */
+function outerBpffs(stateDir: string): { fd: number; path: string; root: string } | null {
+  let own: string;
+  let state: { dev: bigint; ino: bigint };
+  try {
+    own = readlinkSync("/proc/self/ns/mnt");
+    state = statSync(resolve(stateDir), { bigint: true });
+  } catch {
+    return null;
+  }
+  const seen = new Set<number>();
+  for (let pid = parentOf("self"); pid !== null && !seen.has(pid) && seen.size < 64; pid = parentOf(pid)) {
+    seen.add(pid);
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/mnt`) === own) continue;
+      const root = `/proc/${pid}/root`;
+      const there = statSync(join(root, resolve(stateDir)), { bigint: true });
+      if (there.dev !== state.dev || there.ino !== state.ino) return null;
+      const path = join(root, BPFFS);
+      if (statfsSync(path).type !== BPF_FS_MAGIC) return null;
+      return { fd: openDir(path), path, root };
+    } catch {
+      return null; // gone, not ours to read, or no such directory there
+    }
+  }
+  return null;
 }
 
 /**
@@ -119,12 +210,17 @@ export function ensureBpffs(addon: Addon): { err: number; private: boolean } {
  */
 export function pinDirOf(stateDir: string): string {
   const h = createHash("sha256").update(resolve(stateDir)).digest("hex").slice(0, 16);
-  return join(PIN_ROOT, h);
+  return join(pinRoot(), h);
 }
 
 /** Removes a daemon's pins (its programs detach once nothing else holds their links). */
 export function removePins(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** --clean: removes the pins of the daemon with state dir stateDir, wherever ensureBpffs finds them. */
+export function cleanPins(addon: Addon, stateDir: string): void {
+  if (addon.bpfBuilt() === 1 && ensureBpffs(addon, stateDir).err === 0) removePins(pinDirOf(stateDir));
 }
 
 const OWNER = "owner=";
@@ -156,15 +252,17 @@ export function sweepOrphanPins(): number {
   let n = 0;
   let dirs: string[];
   try {
-    dirs = readdirSync(PIN_ROOT);
+    dirs = readdirSync(pinRoot());
   } catch {
     return 0;
   }
   for (const d of dirs) {
     try {
-      const owner = readdirSync(join(PIN_ROOT, d)).find((e) => e.startsWith(OWNER));
-      if (owner === undefined || existsSync(decodeURIComponent(owner.slice(OWNER.length)))) continue;
-      removePins(join(PIN_ROOT, d));
+      const owner = readdirSync(join(pinRoot(), d)).find((e) => e.startsWith(OWNER));
+      // Judged in the namespace the bpffs belongs to (its ancestor's view while this runs).
+      if (owner === undefined || existsSync(viewRoot + decodeURIComponent(owner.slice(OWNER.length))))
+        continue;
+      removePins(join(pinRoot(), d));
       n++;
     } catch {
       // gone meanwhile, or not ours to read: leave it

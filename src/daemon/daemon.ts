@@ -28,7 +28,7 @@
 // sockets) and their launchers hand them to the next daemon. SIGHUP: reload (reload.ts).
 
 import { createApiServer } from "../api/server.js";
-import { pinDirOf, removePins } from "../bpf/system.js";
+import { cleanPins } from "../bpf/system.js";
 import type { DaemonConfig } from "../core/config.js";
 import {
   InvalidArgumentError,
@@ -161,7 +161,7 @@ async function serve(
   cleanups.push(() => store.close());
   const host = new Host(addon, config, store, log, trapKernel(kernelInfo));
   // The state dir names the daemon's BPF pins (bpf/system.ts).
-  if (config.clean) removePins(pinDirOf(config.stateDir));
+  if (config.clean) cleanPins(addon, config.stateDir);
 
   const k = addon.constants as unknown as Record<string, number>;
   const nr: Record<string, number> = {};
@@ -179,6 +179,7 @@ async function serve(
   const endedWhileDown: App[] = [];
   apps.onRemoved = (app) => endedWhileDown.push(app);
   apps.restore(snapshot, snapshot.apps.length > 0 ? await kernel.allButTimeWait() : []);
+  datapath.restored();
   const events = new EventBus(log);
   logTap.tap = (fields, msg) => events.tap(fields, msg);
   const history = new AppHistory(config.stateDir, log, config.clean);

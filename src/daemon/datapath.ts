@@ -55,6 +55,8 @@ export interface Datapath {
    * datapath needs it (the host placement: a cgroup of its own). Throws a sentence.
    */
   place(app: AppIdentity, placement: Placement, pid: number): void;
+  /** The table is restored from the state dir (at start): what the kernel holds from before follows it. */
+  restored(): void;
   /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
   readonly info: DatapathInfo;
   close(): void;
@@ -135,6 +137,7 @@ function bpfDatapath(
         );
       dp.place(app, pid);
     },
+    restored: () => dp.restored(),
     info: { name: "bpf", selected, continueGuard: { available: false, reason } },
     close: () => dp.close(),
   };
@@ -168,6 +171,7 @@ function seccompDatapath(
   return {
     placementFor: () => placement,
     place: () => {},
+    restored: () => {},
     info: {
       name: "seccomp",
       selected,

@@ -71,6 +71,8 @@ export function reloader(read: Reload | undefined, r: Reloadable): () => void {
         r.apiToken.value = config.api.token;
         changed.push("api-token-file");
       }
+      // The bpf datapath's maps hold --egress and each service's load balancing.
+      if (changed.includes("egress") || changed.includes("lb")) r.host.bpf?.reconfigured();
       r.running = {
         ...old,
         logLevel: config.logLevel,

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pinDirOf } from "../../src/bpf/system.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "bin", "sockswitch");
@@ -247,6 +248,8 @@ export class TestHost {
       sh("kill", ["-9", pid]);
     }
     sh("ip", ["netns", "del", this.ns]);
+    // The daemon's BPF pins (in the host's bpffs: bpf/system.ts), so its programs detach now.
+    rmSync(pinDirOf(join(this.dir, "state")), { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
