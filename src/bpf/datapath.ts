@@ -19,17 +19,20 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { ClusterMaps } from "./cluster-maps.js";
+import { configOf } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
 import {
+  APP_BLOCK_BIND,
   addr16,
   appValue,
   backendKey,
   backendValue,
   boundSockValue,
-  configValue,
   LabelBits,
   MAX_BACKENDS,
+  SK_EXPOSED,
   SK_LOOPBACK,
   SK_TRAPPED,
   sockValue,
@@ -38,6 +41,7 @@ import {
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
 import { registerDaemon } from "./register.js";
+import { setSourceBlock } from "./source-block.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
@@ -57,6 +61,7 @@ const PROGRAMS = [
   "ssw_recvmsg6",
   "ssw_sockops",
   "ssw_sock_create",
+  "ssw_admit",
 ];
 
 export interface BpfDatapathOptions {
@@ -67,7 +72,7 @@ export interface BpfDatapathOptions {
 }
 
 /** What the maps know of an app: its id, addresses and labels. */
-export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
+export type AppIdentity = Pick<App, "id" | "ips" | "labels"> & Partial<Pick<App, "srcPorts">>;
 
 export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
@@ -88,6 +93,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly events: DatapathEvents;
   /** Apps of the host placement: their cgroups (cgroups.ts). */
   private readonly placement: HostPlacement;
+  /** Other nodes' apps and nodes (cluster-maps.ts). */
+  private readonly cluster: ClusterMaps;
 
   private constructor(
     private readonly addon: Addon,
@@ -112,6 +119,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
     this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
+    this.cluster = new ClusterMaps(addon, log, host, this.labels, (m) => addon.bpfMapFd(handle, m));
   }
 
   /**
@@ -175,34 +183,10 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   private configure(opts: BpfDatapathOptions): void {
-    const h = this.host;
-    const c = opts.vipCidr;
-    let net: Uint8Array | null = null;
-    let mask: Uint8Array | null = null;
-    if (c.family === 4) {
-      net = c.base.slice(0, 4);
-      mask = new Uint8Array(4);
-      for (let bit = 0; bit < c.prefix; bit++)
-        mask[bit >> 3] = (mask[bit >> 3] as number) | (0x80 >> (bit & 7));
-    }
-    const dns = h.resolver;
-    this.put(
-      "ssw_config",
-      new Uint8Array(4),
-      configValue({
-        egressDeny: h.config.egress === "deny",
-        refusePort: h.refusePort,
-        pool: h.pool.range,
-        nodeIp: h.config.nodeIp,
-        nodeIp6: h.config.nodeIp6,
-        dns: dns ? { vip: dns.ip, hostIp: dns.hostIp, hostPort: dns.hostPort } : null,
-        vipNet4: net,
-        vipMask4: mask,
-      }),
-    );
+    this.put("ssw_config", new Uint8Array(4), configOf(this.host, opts.vipCidr));
     const one = new Uint8Array([1, 0, 0, 0]);
     for (const ip of opts.localAddresses) if (parseIp(ip)) this.put("ssw_local", addr16(ip), one);
-    if (dns) this.put("ssw_vips", addr16(dns.ip), one);
+    if (this.host.resolver) this.put("ssw_vips", addr16(this.host.resolver.ip), one);
   }
 
   // ---- apps and sockets ----
@@ -233,7 +217,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       );
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, i, true);
-    this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n]));
+    // The block: applied by IP_LOCAL_PORT_RANGE on each socket the daemon makes (mark), else
+    // (an older kernel, the host placement) by the programs' bind at a connect to another node.
+    const block = app.srcPorts ?? null;
+    const byBind = !this.host.kernel.ipLocalPortRange || this.placement.has(app.id);
+    const extra = block && byBind ? APP_BLOCK_BIND : 0;
+    this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n], block, extra));
   }
 
   appRemoved(app: App): void {
@@ -259,10 +248,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   /**
-   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED):
-   * 0 or -errno. No allocation (trapped-call path).
+   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED),
+   * and gives it the app's source-port block (source-block.ts): 0 or -errno. No allocation
+   * (trapped-call path).
    */
   mark(fd: number, app: App): number {
+    if (app.srcPorts && this.host.kernel.ipLocalPortRange) setSourceBlock(this.host, fd, app);
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
@@ -278,7 +269,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     // What the app did before this bind counts first (a UDP server's socket that connected).
     this.events.drain();
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
-    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0);
+    // An --expose port admits anyone (the rule trap/binding.ts applies to pick the host port).
+    const exposed = !loopback && app.expose.some((e) => e.appPort === vport);
+    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0) | (exposed ? SK_EXPOSED : 0);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
       this.fdKey,
@@ -325,17 +318,19 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     const id = `${proto}|${vip}|${vport}`;
     const backends = this.host.table.backends(proto, vip, vport).slice(0, MAX_BACKENDS);
     const before = this.written.get(id) ?? 0;
+    const me = this.host.config.nodeName;
     backends.forEach((svc, slot) => {
       const bits = this.labels.of(svc.labels) ?? [0n, 0n, 0n, 0n];
       const hostIp =
-        (isUnspecified(svc.hostIp) || isLoopback(svc.hostIp)) && svc.node !== this.host.config.nodeName
+        (isUnspecified(svc.hostIp) || isLoopback(svc.hostIp)) && svc.node !== me
           ? (this.host.nodeIpOf(svc.node) ?? svc.hostIp)
           : svc.hostIp;
-      this.put("ssw_backends", backendKey(key, slot), backendValue(hostIp, svc.hostPort, bits));
+      const be = backendValue(hostIp, svc.hostPort, bits, svc.node === me);
+      this.put("ssw_backends", backendKey(key, slot), be);
     });
     if (backends.length > 0) {
       const random = (backends[0]?.lb ?? this.host.table.defaultLb) === "random";
-      this.put("ssw_svcs", key, svcValue(backends.length, random));
+      this.put("ssw_svcs", key, svcValue(backends.length, random, this.host.table.preferNode === me));
       this.written.set(id, backends.length);
     } else {
       this.del("ssw_svcs", key);
@@ -376,6 +371,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   /** A change of the service table (its observer): the maps follow. */
   tableChanged(c: TableChange): void {
+    this.cluster.tableChanged(c);
     if (c.kind === "app") {
       if (c.op === "put") this.appChanged(c.app);
       else this.appRemoved(c.app);
