@@ -233,4 +233,15 @@ print(s.getsockname()[1], flush=True); s.close(); time.sleep(60)`;
     assert.equal(outside.rcode, 3, `a zone=public app was told about vault: ${JSON.stringify(outside)}`);
     named.kill();
   });
+
+  test("a socket on a pool port is answered by the resolver (the daemon's own peer is admitted)", async () => {
+    const r = await host.runToEnd(
+      ["--labels", "zone=secret"],
+      [PYTHON, `${FIXTURES}/dns-query.py`, "10.77.0.53", "vault.sockswitch.local", "--bind", "5533"],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = lastJson<{ rcode?: number; from?: [string, number]; timeout?: boolean }>(r.stdout);
+    assert.equal(out.timeout, undefined, "the answer to a bound socket was dropped");
+    assert.deepEqual(out.from, ["10.77.0.53", 53]);
+  });
 });
