@@ -39,6 +39,8 @@ struct ssw_pick_ctx {
   __u32 allowed;
   __u32 want;
   __u32 found;
+  __u32 locals;     /* allowed backends on this node */
+  __u32 local_only; /* --prefer-local and there are some: choose among those */
   struct ssw_addr host;
   __u32 port;
 };
@@ -47,7 +49,10 @@ static long ssw_count_cb(__u32 i, struct ssw_pick_ctx *c) {
   if (i >= c->count) return 1;
   c->bk.slot = i;
   struct ssw_be *b = bpf_map_lookup_elem(&ssw_backends, &c->bk);
-  if (b && ssw_shares(c->labels, b->labels)) c->allowed++;
+  if (b && ssw_shares(c->labels, b->labels)) {
+    c->allowed++;
+    c->locals += b->local ? 1 : 0;
+  }
   return 0;
 }
 
@@ -55,7 +60,7 @@ static long ssw_choose_cb(__u32 i, struct ssw_pick_ctx *c) {
   if (i >= c->count) return 1;
   c->bk.slot = i;
   struct ssw_be *b = bpf_map_lookup_elem(&ssw_backends, &c->bk);
-  if (!b || !ssw_shares(c->labels, b->labels)) return 0;
+  if (!b || !ssw_shares(c->labels, b->labels) || (c->local_only && !b->local)) return 0;
   if (c->want > 0) {
     c->want--;
     return 0;
@@ -78,6 +83,10 @@ static __always_inline int ssw_pick(struct ssw_svc *s, struct ssw_svc_key *k, co
   c.labels[3] = labels[3];
   bpf_loop(SSW_MAX_BACKENDS, ssw_count_cb, &c, 0);
   if (c.allowed == 0) return -SSW_EACCES;
+  if (s->prefer_local && c.locals > 0) {
+    c.local_only = 1;
+    c.allowed = c.locals;
+  }
   c.want = s->lb == 1 ? bpf_get_prandom_u32() % c.allowed : __sync_fetch_and_add(&s->rr, 1) % c.allowed;
   bpf_loop(SSW_MAX_BACKENDS, ssw_choose_cb, &c, 0);
   if (!c.found) return -SSW_EACCES;
@@ -163,6 +172,13 @@ static __always_inline int ssw_route(struct bpf_sock_addr *ctx, struct ssw_sock 
     return r < 0 ? ssw_denied(SSW_EV_DENIED_POLICY, st->app, &k.ip, k.port, proto) : r;
   }
   if (proto == SSW_PROTO_UDP && ssw_peer_route(ctx, cfg, &k, dst, port)) return 1; /* a sender it received from */
+  struct ssw_be *rc = proto == SSW_PROTO_UDP ? bpf_map_lookup_elem(&ssw_rclients, &k) : 0;
+  if (rc) { /* a client on another node, by its virtual ip:port (its source-port block) */
+    if (!ssw_shares(app->labels, rc->labels)) return ssw_denied(SSW_EV_DENIED_POLICY, st->app, &k.ip, k.port, proto);
+    *dst = rc->host;
+    *port = rc->port;
+    return 1;
+  }
   if (virt) return ssw_refuse(cfg, dst, port);
   if (bpf_map_lookup_elem(&ssw_local, dst) && *port >= cfg->pool_first && *port <= cfg->pool_last)
     return ssw_denied(SSW_EV_DENIED_POOL, st->app, dst, *port, proto);

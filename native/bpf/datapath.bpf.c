@@ -24,20 +24,21 @@
  *                            the SYN); an accepted connection learns its client; listen (event)
  *   sock_create              a socket made in an app's cgroup (the host placement, where no
  *                            call is trapped) is stamped with the app's index
+ *   cgroup_skb/ingress       a SYN or datagram to an app's socket on a pool port from an
+ *                            unmanaged peer is dropped; other nodes' clients are known by their
+ *                            apps' source-port blocks (datapath-cluster.h)
  *
  * No decision is made here that the daemon did not put into a map: services, backends and their
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
 #include "datapath-lifetime.h"
-
+#include "datapath-cluster.h"
 
 static __always_inline int ssw_fail(int err) {
   bpf_set_retval(-err);
   return 0;
 }
-
-
 
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
@@ -57,6 +58,8 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED); /* an IPv6-only backend */
     ssw_set_user(ctx, v6, &dst);
     ctx->user_port = bpf_htons(port);
+    int b = ssw_block_bind(ctx, st, v6, &dst); /* to another node: from the app's block */
+    if (b < 0) return ssw_fail(-b);
   }
   st->peer = dialed;
   st->peer_port = dialed_port;
@@ -86,6 +89,8 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
     if (!v6 && !ssw_is4(&dst)) return ssw_fail(SSW_ECONNREFUSED);
     ssw_set_user(ctx, v6, &dst);
     ctx->user_port = bpf_htons(port);
+  } else {
+    ssw_egress_sent(ctx, st, &dst, port);
   }
   ssw_known(bpf_get_socket_cookie(ctx), st);
   /* Autobind happened before this hook (inet_send_prepare): the source port is known. */
@@ -169,7 +174,6 @@ int ssw_bind4(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 0); }
 SEC("cgroup/bind6")
 int ssw_bind6(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 1); }
 
-
 /* After bind: a port-0 bind learns its port; a UDP socket is a service from now on (event). */
 static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
   struct ssw_sock *st = ssw_sock_of(sk);
@@ -248,8 +252,6 @@ int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0)
 SEC("cgroup/getpeername6")
 int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
 
-
-
 /* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
 static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
   struct ssw_sock *st = ssw_sock_of(ctx->sk);
@@ -284,7 +286,7 @@ static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
     vip = c->vip;
     vport = c->vport;
     owner_app = c->app;
-  } else {
+  } else if (!ssw_remote_vip(&from, hk.port, &vip)) { /* else a client on another node? */
     ssw_any(&vip, 1);
   }
   /* Not known, or bound to a wildcard: the sender's socket says what it dialed, if connected. */
@@ -331,9 +333,6 @@ int ssw_recvmsg6(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 1); }
 
 #define SSW_TCP_CLOSE 7
 
-
-
-
 SEC("sockops")
 int ssw_sockops(struct bpf_sock_ops *o) {
   struct bpf_sock *sk = o->sk;
@@ -368,7 +367,10 @@ int ssw_sockops(struct bpf_sock_ops *o) {
     ssw_ops_remote(o, &hk.ip);
     hk.port = (__u16)bpf_ntohl(o->remote_port);
     struct ssw_client *c = bpf_map_lookup_elem(&ssw_clients, &hk);
-    if (!c) break; /* not a managed client of this node: the app sees its real address */
+    if (!c) { /* not a managed client of this node: one on another node, else its real address */
+      ssw_remote_peer(st, &hk.ip, hk.port);
+      break;
+    }
     st->peer = c->vip;
     st->peer_port = c->vport;
     st->flags |= SSW_SK_PEER;
@@ -392,7 +394,6 @@ int ssw_sockops(struct bpf_sock_ops *o) {
   }
   return 1;
 }
-
 
 /* The project's license; the helpers used here are not GPL-only. */
 char LICENSE[] SEC("license") = "Apache-2.0";

@@ -58,15 +58,24 @@ struct ssw_sock {
  */
 #define SSW_SK_TRAPPED 16u
 #define SSW_SK_REGISTER 32u /* the daemon's registration socket: its bind records the daemon's tgid */
+#define SSW_SK_EXPOSED 64u  /* bound to an --expose host port: admits anyone (datapath-cluster.h) */
 
 /* ssw_apps[index]: an app of this node. */
 struct ssw_app {
   struct ssw_addr ip4; /* IPv4-mapped */
   struct ssw_addr ip6;
-  __u32 flags; /* 1: has ip4, 2: has ip6 */
-  __u32 pad;
+  __u32 flags; /* SSW_APP_* */
+  __u32 cursor; /* SSW_APP_BLOCK_BIND: where the next bind in the block starts (datapath-cluster.h) */
   __u64 labels[SSW_LABEL_WORDS];
+  __u16 block_first; /* the app's source-port block (docs/cluster.md); 0: none */
+  __u16 block_last;
+  __u32 pad;
 };
+
+#define SSW_APP_IP4 1u
+#define SSW_APP_IP6 2u
+/* Connections to other nodes bind a port of the block (kernels without IP_LOCAL_PORT_RANGE). */
+#define SSW_APP_BLOCK_BIND 4u
 
 /* A virtual ip:port (scope 0), or one of an app's private ones (scope = its index: loopback). */
 struct ssw_svc_key {
@@ -81,7 +90,7 @@ struct ssw_svc {
   __u32 count; /* backends, slots 0 .. count-1 */
   __u32 lb;    /* 0 round-robin, 1 random */
   __u32 rr;    /* round-robin counter */
-  __u32 pad;
+  __u32 prefer_local; /* --prefer-local: among the allowed backends, this node's while there are any */
 };
 
 struct ssw_be_key {
@@ -93,7 +102,7 @@ struct ssw_be_key {
 struct ssw_be {
   struct ssw_addr host; /* where it really listens */
   __u16 port;
-  __u16 pad;
+  __u16 local; /* 1: on this node */
   __u32 pad2;
   __u64 labels[SSW_LABEL_WORDS];
 };
@@ -145,6 +154,9 @@ struct ssw_config {
 #define SSW_EV_DENIED_POOL 5   /* refused: a pool port of this host as an egress destination */
 #define SSW_EV_UDP_CONNECTED 6 /* a trapped, bound UDP socket connected: it serves that peer only
                                   (host: its own host address; vip, vport: the peer it dialed) */
+#define SSW_EV_DENIED_PEER 7   /* a SYN or datagram to a pool port from an unmanaged peer dropped
+                                  (host, host_port: the peer; vip, vport: the app socket's) */
+#define SSW_EV_BLOCK_FULL 8    /* a connect to another node found every port of the app's block taken */
 
 struct ssw_event {
   __u32 kind;
@@ -257,6 +269,54 @@ struct {
   __type(key, __u64);
   __type(value, __u32);
 } ssw_cgroups SEC(".maps");
+
+/*
+ * Other nodes' apps (datapath-cluster.h), from the table's records (src/bpf/cluster-maps.ts):
+ * ssw_remote: (node IP, port of an app's source-port block, proto 0) → that app (addresses);
+ * ssw_nodes: a node IP → its published client-port range (pool ports admit peers there);
+ * ssw_rclients: a remote client's virtual UDP ip:port → its node IP and port, with its labels.
+ */
+struct ssw_range {
+  __u32 first;
+  __u32 last;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct ssw_host_key);
+  __type(value, struct ssw_app);
+} ssw_remote SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct ssw_addr);
+  __type(value, struct ssw_range);
+} ssw_nodes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct ssw_svc_key);
+  __type(value, struct ssw_be);
+} ssw_rclients SEC(".maps");
+
+/* Unmanaged peers a bound UDP socket sent to (egress): their replies are admitted. */
+struct ssw_egress_key {
+  __u64 cookie;
+  struct ssw_addr ip;
+  __u16 port;
+  __u16 pad;
+  __u32 pad2;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ssw_egress_key);
+  __type(value, __u32);
+} ssw_egress SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);

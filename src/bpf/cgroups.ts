@@ -127,6 +127,11 @@ export class HostPlacement {
     }
   }
 
+  /** True when app appId runs in a cgroup of its own (placed). */
+  has(appId: string): boolean {
+    return this.cgroups.has(appId);
+  }
+
   /** The app ended: its cgroup is forgotten, and removed once its processes are gone. */
   unplace(appId: string): void {
     const cg = this.cgroups.get(appId) ?? this.placedBefore(appId);

@@ -18,7 +18,9 @@ import type { TrapHost } from "../trap/host.js";
 import {
   decodeEvent,
   EV_BIND,
+  EV_BLOCK_FULL,
   EV_DENIED_EGRESS,
+  EV_DENIED_PEER,
   EV_DENIED_POLICY,
   EV_DENIED_POOL,
   EV_LISTEN,
@@ -29,6 +31,7 @@ import {
 
 const READABLE = 1;
 const IPPROTO_UDP = 17;
+const DENIED_PER_SECOND = 20;
 
 /** What the events need from the datapath: app ids by map index. */
 export interface EventTarget {
@@ -40,6 +43,11 @@ export class DatapathEvents {
   private readonly diag: SockDiag;
   private ring = -1;
   private watch = -1;
+  private deniedSecond = 0;
+  private deniedCount = 0;
+  private deniedSuppressed = 0;
+  /** Apps already warned that their source-port block is full (once each). */
+  private readonly warnedFull = new Set<string>();
 
   constructor(
     private readonly addon: Addon,
@@ -98,6 +106,39 @@ export class DatapathEvents {
       else if (e.kind === EV_DENIED_EGRESS)
         this.log.warn({ app: appId, dst, proto }, "egress denied (--egress deny)");
       else this.log.warn({ app: appId, dst }, "connection to a host pool port refused");
+      return;
+    }
+    if (e.kind === EV_DENIED_PEER) {
+      // trap/accept.ts's line (the kernel dropped the SYN or datagram: datapath-cluster.h), at
+      // most DENIED_PER_SECOND a second (a peer's SYN retries and floods are events too).
+      const now = Math.floor(Date.now() / 1000);
+      if (now !== this.deniedSecond) {
+        if (this.deniedSuppressed > 0)
+          this.log.warn({ suppressed: this.deniedSuppressed }, "more unmanaged peers refused (not logged)");
+        this.deniedSecond = now;
+        this.deniedCount = 0;
+        this.deniedSuppressed = 0;
+      }
+      if (++this.deniedCount > DENIED_PER_SECOND) {
+        this.deniedSuppressed++;
+        return;
+      }
+      this.log.warn(
+        { app: appId, listener: `${e.vip}:${e.vport}`, peer: `${e.host}:${e.hostPort}` },
+        "connection to a managed listener from an unmanaged peer refused",
+      );
+      return;
+    }
+    if (e.kind === EV_BLOCK_FULL) {
+      // trap/source-block.ts's warning, once per app.
+      const app = appId ? this.host.table.getApp(appId) : undefined;
+      if (!appId || !app?.srcPorts || this.warnedFull.has(appId)) return;
+      if (this.warnedFull.size >= 4096) this.warnedFull.clear();
+      this.warnedFull.add(appId);
+      this.log.warn(
+        { app: appId, ports: `${app.srcPorts.first}-${app.srcPorts.last}` },
+        "every port of the app's source-port block is taken (in use or TIME_WAIT): its connections to other nodes get EADDRNOTAVAIL; without IP_LOCAL_PORT_RANGE (Linux 6.3) each takes a port of its own; raise --client-block",
+      );
       return;
     }
     if (e.kind === EV_UDP_CONNECTED) {

@@ -13,34 +13,32 @@ import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { Cidr } from "../net/cidr.js";
-import { isLoopback, isUnspecified, parseIp } from "../net/ip.js";
+import { parseIp } from "../net/ip.js";
 import type { Binding } from "../table/sockets.js";
 import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { AppIndex } from "./app-index.js";
-import { kernelBackends } from "./backends.js";
 import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { ClusterMaps } from "./cluster-maps.js";
 import { CONFIG_SIZE, configFor } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
 import {
+  APP_BLOCK_BIND,
   addr16,
   appValue,
-  backendKey,
-  backendValue,
   boundSockValue,
   LabelBits,
-  MAX_BACKENDS,
+  SK_EXPOSED,
   SK_LOOPBACK,
   SK_TRAPPED,
   sockValue,
-  svcKey,
-  svcValue,
 } from "./layout.js";
-import { privateKeys } from "./private-loopback.js";
 import { pruneRestored } from "./prune.js";
 import { registerDaemon } from "./register.js";
+import { ServiceMaps } from "./service-maps.js";
+import { setSourceBlock } from "./source-block.js";
 import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
@@ -61,6 +59,7 @@ const PROGRAMS = [
   "ssw_sockops",
   "ssw_sock_create",
   "ssw_sock_release",
+  "ssw_admit",
 ];
 
 export interface BpfDatapathOptions {
@@ -71,15 +70,15 @@ export interface BpfDatapathOptions {
 }
 
 /** What the maps know of an app: its id, addresses and labels. */
-export type AppIdentity = Pick<App, "id" | "ips" | "labels">;
+export type AppIdentity = Pick<App, "id" | "ips" | "labels"> & Partial<Pick<App, "srcPorts">>;
 
 export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly fds: Record<string, number> = {};
   /** App id ↔ index, kept in the pinned ssw_app_ids (app-index.ts). */
   private readonly index: AppIndex;
   private readonly labels = new LabelBits();
-  /** Service keys (proto|vip|vport) written to the maps, with their backend counts. */
-  private readonly written = new Map<string, number>();
+  /** Services and the apps' private loopback entries in the maps. */
+  private readonly services: ServiceMaps;
   private readonly stamp = new Uint8Array(48);
   private readonly fdKey = new Uint8Array(4);
   private readonly cookieKey = new Uint8Array(8);
@@ -92,6 +91,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   private readonly events: DatapathEvents;
   /** Apps of the host placement: their cgroups (cgroups.ts). */
   private readonly placement: HostPlacement;
+  /** Other nodes' apps and nodes (cluster-maps.ts). */
+  private readonly cluster: ClusterMaps;
 
   private constructor(
     private readonly addon: Addon,
@@ -117,7 +118,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
     this.index = new AppIndex(addon, this.fds.ssw_app_ids as number);
+    this.services = new ServiceMaps(addon, log, host, this.labels, this.fds);
     this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
+    this.cluster = new ClusterMaps(addon, log, host, this.labels, (m) => addon.bpfMapFd(handle, m));
   }
 
   /**
@@ -195,10 +198,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     const cur = new Uint8Array(CONFIG_SIZE);
     const r = this.addon.bpfMapLookup(this.fds.ssw_config as number, new Uint8Array(4), cur);
     this.put("ssw_config", new Uint8Array(4), configFor(this.host, this.vipCidr as Cidr, r < 0 ? null : cur));
-    for (const id of [...this.written.keys()]) {
-      const [proto, vip, vport] = id.split("|");
-      this.serviceChanged(proto as Proto, vip as string, Number(vport));
-    }
+    this.services.rewriteAll();
   }
 
   // ---- apps and sockets ----
@@ -225,7 +225,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       );
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, i, true);
-    this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n]));
+    // The block: applied by IP_LOCAL_PORT_RANGE on each socket the daemon makes (mark), else
+    // (an older kernel, the host placement) by the programs' bind at a connect to another node.
+    const block = app.srcPorts ?? null;
+    const byBind = !this.host.kernel.ipLocalPortRange || this.placement.has(app.id);
+    const extra = block && byBind ? APP_BLOCK_BIND : 0;
+    this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n], block, extra));
   }
 
   appRemoved(app: App): void {
@@ -249,10 +254,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   /**
-   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED):
-   * 0 or -errno. No allocation (trapped-call path).
+   * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED),
+   * and gives it the app's source-port block (source-block.ts): 0 or -errno. No allocation
+   * (trapped-call path).
    */
   mark(fd: number, app: App): number {
+    if (app.srcPorts && this.host.kernel.ipLocalPortRange) setSourceBlock(this.host, fd, app);
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
@@ -268,7 +275,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     // What the app did before this bind counts first (a UDP server's socket that connected).
     this.events.drain();
     new DataView(this.fdKey.buffer).setInt32(0, fd, true);
-    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0);
+    // An --expose port admits anyone (the rule trap/binding.ts applies to pick the host port).
+    const exposed = !loopback && app.expose.some((e) => e.appPort === vport);
+    const flags = SK_TRAPPED | (loopback ? SK_LOOPBACK : 0) | (exposed ? SK_EXPOSED : 0);
     return this.addon.bpfMapUpdate(
       this.fds.ssw_socks as number,
       this.fdKey,
@@ -285,7 +294,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
 
   served(b: Binding): void {
     const i = this.index.get(b.appId);
-    if (i !== undefined) this.privateEntry(i, b);
+    if (i !== undefined) this.services.privateEntry(i, b);
   }
 
   preferredPort(appId: string, proto: Proto, vport: number, hostIp: string): number | null {
@@ -295,60 +304,14 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   withdrawn(b: Binding): void {
     this.lastPorts.withdrawn(b);
     const i = this.index.get(b.appId);
-    if (i === undefined) return;
-    const found = new Uint8Array(56);
-    for (const { key } of privateKeys(i, b)) {
-      const bk = backendKey(key, 0);
-      const r = this.addon.bpfMapLookup(this.fds.ssw_backends as number, bk, found);
-      // Only the entry of this binding (another socket of the app may have taken the address since).
-      if (r < 0 || new DataView(found.buffer).getUint16(16, true) !== b.hostPort) continue;
-      this.del("ssw_svcs", key);
-      this.del("ssw_backends", bk);
-    }
+    if (i !== undefined) this.services.privateGone(i, b);
   }
 
-  // ---- services ----
+  // ---- services (service-maps.ts) ----
 
   /** Rewrites the backends of virtual proto/vip/vport from the table (after any change there). */
   serviceChanged(proto: Proto, vip: string, vport: number): void {
-    const key = svcKey(proto, vip, vport);
-    const id = `${proto}|${vip}|${vport}`;
-    const backends = kernelBackends(this.host.table.backends(proto, vip, vport), (svc) =>
-      svc.node === this.host.config.nodeName
-        ? this.host.sockets.bindingAt(proto, svc.hostIp, svc.hostPort)
-        : undefined,
-    ).slice(0, MAX_BACKENDS);
-    const before = this.written.get(id) ?? 0;
-    backends.forEach((svc, slot) => {
-      const bits = this.labels.of(svc.labels) ?? [0n, 0n, 0n, 0n];
-      const hostIp =
-        (isUnspecified(svc.hostIp) || isLoopback(svc.hostIp)) && svc.node !== this.host.config.nodeName
-          ? (this.host.nodeIpOf(svc.node) ?? svc.hostIp)
-          : svc.hostIp;
-      this.put("ssw_backends", backendKey(key, slot), backendValue(hostIp, svc.hostPort, bits));
-    });
-    if (backends.length > 0) {
-      const random = (backends[0]?.lb ?? this.host.table.defaultLb) === "random";
-      this.put("ssw_svcs", key, svcValue(backends.length, random));
-      this.written.set(id, backends.length);
-    } else {
-      this.del("ssw_svcs", key);
-      this.written.delete(id);
-    }
-    for (let slot = backends.length; slot < before; slot++) this.del("ssw_backends", backendKey(key, slot));
-  }
-
-  /**
-   * An app's private loopback entries for a listener of its own: bound to a loopback address
-   * (that address), or to a wildcard (the loopback of each family it serves), as the kernel's
-   * lookup finds them for the app's connects to 127.0.0.1 or ::1.
-   */
-  privateEntry(app: number, b: Binding): void {
-    const all = [~0n, ~0n, ~0n, ~0n].map((w) => w & 0xffffffffffffffffn);
-    for (const { key, reach } of privateKeys(app, b)) {
-      this.put("ssw_backends", backendKey(key, 0), backendValue(reach, b.hostPort, all));
-      this.put("ssw_svcs", key, svcValue(1, false));
-    }
+    this.services.changed(proto, vip, vport);
   }
 
   /**
@@ -373,13 +336,14 @@ export class BpfDatapath implements EventTarget, KernelHooks {
    * and what the maps hold from before that the table did not write again is removed (prune.ts).
    */
   restored(): void {
-    const n = pruneRestored(this.addon, this.fds, this.host, this.index, this.written);
+    const n = pruneRestored(this.addon, this.fds, this.host, this.index, this.services.written);
     if (n > 0)
       this.log.info({ removed: n }, "bpf datapath entries of apps and services gone meanwhile removed");
   }
 
   /** A change of the service table (its observer): the maps follow. */
   tableChanged(c: TableChange): void {
+    this.cluster.tableChanged(c);
     if (c.kind === "app") {
       if (c.op === "put") this.appChanged(c.app);
       else this.appRemoved(c.app);

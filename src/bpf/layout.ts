@@ -13,12 +13,16 @@ export const EV_DENIED_POLICY = 3;
 export const EV_DENIED_EGRESS = 4;
 export const EV_DENIED_POOL = 5;
 export const EV_UDP_CONNECTED = 6;
+export const EV_DENIED_PEER = 7;
+export const EV_BLOCK_FULL = 8;
 export const SK_BOUND = 1;
 export const SK_LOOPBACK = 2;
 /** The app's binds and listens are trapped: the daemon carries them out (datapath.h). */
 export const SK_TRAPPED = 16;
 /** The daemon's registration socket: its bind records the daemon's tgid. */
 export const SK_REGISTER = 32;
+/** Bound to an --expose host port: admits anyone (datapath.h). */
+export const SK_EXPOSED = 64;
 export const EVENT_SIZE = 64;
 
 const PROTO: Record<Proto, number> = { tcp: 6, udp: 17 };
@@ -53,12 +57,13 @@ export function svcKey(proto: Proto, ip: string, port: number, scope = 0): Uint8
   return k;
 }
 
-/** struct ssw_svc (16 bytes). */
-export function svcValue(count: number, random: boolean): Uint8Array {
+/** struct ssw_svc (16 bytes); preferLocal: among allowed backends, this node's while there are any. */
+export function svcValue(count: number, random: boolean, preferLocal = false): Uint8Array {
   const out = new Uint8Array(16);
   const v = new DataView(out.buffer);
   v.setUint32(0, count, true);
   v.setUint32(4, random ? 1 : 0, true);
+  v.setUint32(12, preferLocal ? 1 : 0, true);
   return out;
 }
 
@@ -70,21 +75,38 @@ export function backendKey(svc: Uint8Array, slot: number): Uint8Array {
   return k;
 }
 
-/** struct ssw_be (56 bytes): where a backend listens, and its labels' bits. */
-export function backendValue(hostIp: string, hostPort: number, labels: readonly bigint[]): Uint8Array {
+/** struct ssw_be (56 bytes): where a backend listens, and its labels' bits; local: on this node. */
+export function backendValue(
+  hostIp: string,
+  hostPort: number,
+  labels: readonly bigint[],
+  local = true,
+): Uint8Array {
   const out = new Uint8Array(56);
   addr16(hostIp, out, 0);
   const v = new DataView(out.buffer);
   v.setUint16(16, hostPort, true);
+  v.setUint16(18, local ? 1 : 0, true);
   labels.forEach((w, i) => {
     v.setBigUint64(24 + 8 * i, w, true);
   });
   return out;
 }
 
-/** struct ssw_app (72 bytes): an app's addresses and labels' bits. */
-export function appValue(ips: readonly string[], labels: readonly bigint[]): Uint8Array {
-  const out = new Uint8Array(72);
+/** The app's source-port block is applied by the programs' bind (no IP_LOCAL_PORT_RANGE). */
+export const APP_BLOCK_BIND = 4;
+
+/**
+ * struct ssw_app (80 bytes): an app's addresses and labels' bits, its source-port block
+ * (null: none) and flags (APP_BLOCK_BIND).
+ */
+export function appValue(
+  ips: readonly string[],
+  labels: readonly bigint[],
+  block: { readonly first: number; readonly last: number } | null = null,
+  extra = 0,
+): Uint8Array {
+  const out = new Uint8Array(80);
   let flags = 0;
   for (const ip of ips) {
     const fam = parseIp(ip)?.family;
@@ -97,10 +119,42 @@ export function appValue(ips: readonly string[], labels: readonly bigint[]): Uin
     }
   }
   const v = new DataView(out.buffer);
-  v.setUint32(32, flags, true);
+  v.setUint32(32, flags | extra, true);
   labels.forEach((w, i) => {
     v.setBigUint64(40 + 8 * i, w, true);
   });
+  if (block) {
+    v.setUint16(72, block.first, true);
+    v.setUint16(74, block.last, true);
+  }
+  return out;
+}
+
+/** struct ssw_host_key (20 bytes): a host ip:port (proto 0: any, as a block's ports are). */
+export function hostKey(ip: string, port: number, proto = 0): Uint8Array {
+  const k = new Uint8Array(20);
+  addr16(ip, k, 0);
+  new DataView(k.buffer).setUint16(16, port, true);
+  k[18] = proto;
+  return k;
+}
+
+/** struct ssw_client (40 bytes) of a UDP socket bound at a host address: the virtual ip:port it shows. */
+export function boundValue(vip: string, vport: number, app = 0): Uint8Array {
+  const out = new Uint8Array(40);
+  addr16(vip, out, 0);
+  const v = new DataView(out.buffer);
+  v.setUint16(32, vport, true);
+  v.setUint32(36, app, true);
+  return out;
+}
+
+/** struct ssw_range (8 bytes): a node's client-port range. */
+export function rangeValue(first: number, last: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, first, true);
+  v.setUint32(4, last, true);
   return out;
 }
 

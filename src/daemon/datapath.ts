@@ -114,7 +114,8 @@ function bpfDatapath(
   host.bpf = dp;
   // The daemon chains the event stream after this mirror (daemon.ts).
   host.table.observer = (c) => dp.tableChanged(c);
-  for (const app of host.table.listApps()) dp.appChanged(app);
+  for (const node of host.table.listNodes()) dp.tableChanged({ kind: "node", op: "put", node });
+  for (const app of host.table.listApps()) dp.tableChanged({ kind: "app", op: "put", app });
   for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
   const reason =
     "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";

@@ -55,7 +55,7 @@ export class ServiceTable {
   constructor(
     private readonly vipCidrs: readonly Cidr[],
     defaultLb: LbMode,
-    private readonly preferNode: string | null = null,
+    readonly preferNode: string | null = null,
   ) {
     this.selector = new Selector(defaultLb);
   }

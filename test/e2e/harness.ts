@@ -11,6 +11,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pinDirOf } from "../../src/bpf/system.js";
 
+/**
+ * True when the suites run against the bpf datapath (SSW_DATAPATH=bpf), where a pool port
+ * drops an unmanaged peer's SYN (its connect times out) instead of resetting the connection
+ * after the handshake (docs/errors.md).
+ */
+export const BPF_DATAPATH = process.env.SSW_DATAPATH === "bpf";
+
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "bin", "sockswitch");
 export const FIXTURES = join(ROOT, "test", "fixtures");

@@ -5,15 +5,22 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  APP_BLOCK_BIND,
   addrText,
+  appValue,
+  backendValue,
   boundSockValue,
+  boundValue,
   configValue,
+  hostKey,
+  rangeValue,
   SK_BOUND,
   SK_LOOPBACK,
   SK_REGISTER,
   SK_TRAPPED,
   sockValue,
   svcKey,
+  svcValue,
 } from "../../src/bpf/layout.js";
 import { privateKeys } from "../../src/bpf/private-loopback.js";
 import type { Binding } from "../../src/table/sockets.js";
@@ -136,5 +143,53 @@ describe("privateKeys", () => {
   test("an IPV6_V6ONLY wildcard serves IPv6 only", () => {
     const b = binding({ vip: "::", domain: AF_INET6, v6only: true, hostIp: "::1" });
     assert.deepEqual(privateKeys(1, b), [{ key: svcKey("tcp", "::", 80, 1), reach: "::1" }]);
+  });
+});
+
+describe("the cluster's records (datapath.h: struct ssw_app, ssw_host_key, ssw_range, ssw_client, ssw_svc, ssw_be)", () => {
+  test("an app: addresses, flags at 32 (APP_BLOCK_BIND added), labels at 40, its block at 72", () => {
+    const v = appValue(
+      ["10.77.0.5", "fd77::5"],
+      [1n, 0n, 0n, 2n],
+      { first: 32768, last: 32831 },
+      APP_BLOCK_BIND,
+    );
+    const d = new DataView(v.buffer);
+    assert.equal(v.length, 80);
+    assert.equal(addrText(v, 0), "10.77.0.5");
+    assert.equal(addrText(v, 16), "fd77::5");
+    assert.equal(d.getUint32(32, true), 1 | 2 | APP_BLOCK_BIND);
+    assert.equal(d.getBigUint64(40, true), 1n);
+    assert.equal(d.getBigUint64(64, true), 2n);
+    assert.equal(d.getUint16(72, true), 32768);
+    assert.equal(d.getUint16(74, true), 32831);
+    const none = appValue(["10.77.0.5"], [0n, 0n, 0n, 0n]);
+    assert.equal(new DataView(none.buffer).getUint32(72, true), 0);
+  });
+
+  test("a host key, a node's range and a remote UDP service's virtual address", () => {
+    const k = hostKey("10.250.0.11", 32770, 17);
+    assert.equal(k.length, 20);
+    assert.equal(addrText(k, 0), "10.250.0.11");
+    assert.equal(new DataView(k.buffer).getUint16(16, true), 32770);
+    assert.equal(k[18], 17);
+    assert.equal(hostKey("10.250.0.11", 1)[18], 0);
+    const r = new DataView(rangeValue(32768, 39999).buffer);
+    assert.deepEqual([r.getUint32(0, true), r.getUint32(4, true)], [32768, 39999]);
+    const b = boundValue("10.77.29.1", 5400);
+    assert.equal(b.length, 40);
+    assert.equal(addrText(b, 0), "10.77.29.1");
+    assert.equal(new DataView(b.buffer).getUint16(32, true), 5400);
+    assert.equal(new DataView(b.buffer).getUint32(36, true), 0);
+  });
+
+  test("--prefer-local at 12 of a service; a backend's locality at 18", () => {
+    assert.equal(new DataView(svcValue(2, false, true).buffer).getUint32(12, true), 1);
+    assert.equal(new DataView(svcValue(2, true).buffer).getUint32(12, true), 0);
+    const be = (local: boolean) =>
+      new DataView(backendValue("10.250.0.10", 40001, [0n, 0n, 0n, 0n], local).buffer);
+    assert.equal(be(true).getUint16(16, true), 40001);
+    assert.equal(be(true).getUint16(18, true), 1);
+    assert.equal(be(false).getUint16(18, true), 0);
   });
 });
