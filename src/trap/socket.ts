@@ -68,9 +68,12 @@ export function handleSocket(s: AppSession, n: Notification): void {
     if (fd < 0) return s.fail(n, -fd);
   }
   const r = a.notifAddFd(s.listenerFd, n.idLo, n.idHi, fd, type & SOCK_CLOEXEC ? O_CLOEXEC : 0, 1);
-  // A plain close: an unconnected TCP socket never lingers, and the app cannot connect it
-  // before this (connect and every other way to connect are trapped, and wait their turn).
-  a.close(fd);
+  // seccomp: a plain close, since an unconnected TCP socket never lingers and the app cannot
+  // connect it before this (every way to connect is trapped, and waits its turn). bpf: the
+  // app's connect runs in the kernel at once, so the app can connect, fill, SO_LINGER and
+  // close its socket first, making this close the last one: never on the daemon's thread.
+  if (s.host.bpf) a.closeShared(fd);
+  else a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
   if (s.spare >= 0 && s.spareKind !== spareKind) {
     a.close(s.spare); // the app's latest kind is the one to have ready
