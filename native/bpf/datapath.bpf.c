@@ -25,23 +25,24 @@
  *   sock_create              a socket made in an app's cgroup (the host placement, where no
  *                            call is trapped) is stamped with the app's index
  *
+ * Each call is judged for the app of the calling task, by its cgroup (a socket handed to another
+ * app acts with the receiver's identity: datapath-caller.h).
  * No decision is made here that the daemon did not put into a map: services, backends and their
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
-#include "datapath-sock.h"
-
+#include "datapath-caller.h"
 
 static __always_inline int ssw_fail(int err) {
   bpf_set_retval(-err);
   return 0;
 }
 
-
-
+/* Judged for the calling task's app (datapath-caller.h), on a copy of the socket's record. */
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  struct ssw_sock *sk_st = ssw_sock_of(ctx->sk), cur, *st = &cur;
+  if (!sk_st) return 1;
+  ssw_as_caller(sk_st, st);
   __u8 proto = ctx->type == SSW_SOCK_DGRAM ? SSW_PROTO_UDP : SSW_PROTO_TCP;
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
@@ -61,6 +62,7 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   st->peer = dialed;
   st->peer_port = dialed_port;
   st->flags |= SSW_SK_PEER;
+  ssw_keep(sk_st, st);
   __u64 cookie = bpf_get_socket_cookie(ctx);
   ssw_known(cookie, st);
   if (proto == SSW_PROTO_UDP && (st->flags & SSW_SK_TRAPPED) && (st->flags & SSW_SK_BOUND))
@@ -70,9 +72,10 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
 
 /* A datagram with a destination: routed like a connect; the sender becomes known for replies. */
 static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  struct ssw_sock *sk_st = ssw_sock_of(ctx->sk), cur, *st = &cur;
+  if (!sk_st) return 1;
   if (ssw_to_peer(ctx, v6)) return 1; /* already routed at connect */
+  ssw_as_caller(sk_st, st);
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -87,6 +90,7 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
     ssw_set_user(ctx, v6, &dst);
     ctx->user_port = bpf_htons(port);
   }
+  sk_st->app = st->app;
   ssw_known(bpf_get_socket_cookie(ctx), st);
   /* Autobind happened before this hook (inet_send_prepare): the source port is known. */
   struct bpf_sock *sk = ctx->sk;
@@ -133,7 +137,8 @@ static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
   }
   if (!st->app) return 1;
   if (st->flags & SSW_SK_TRAPPED) return ssw_is_daemon() ? 1 : ssw_fail(SSW_EPERM);
-  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
+  __u32 idx = ssw_caller_or(st->app);
+  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &idx);
   if (!cfg || !app) return ssw_fail(SSW_EPERM);
   struct ssw_addr v, host;
   ssw_get_user(ctx, v6, &v);
@@ -157,6 +162,7 @@ static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
   if (!v6 && !ssw_is4(&host)) return ssw_fail(SSW_EADDRNOTAVAIL);
   ssw_set_user(ctx, v6, &host);
   ctx->user_port = 0;
+  st->app = idx;
   st->local = v;
   st->local_port = vport;
   st->flags = (st->flags & ~(SSW_SK_LOOPBACK | SSW_SK_LOCAL)) | flags;
@@ -168,7 +174,6 @@ int ssw_bind4(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 0); }
 
 SEC("cgroup/bind6")
 int ssw_bind6(struct bpf_sock_addr *ctx) { return ssw_bind(ctx, 1); }
-
 
 /* After bind: a port-0 bind learns its port; a UDP socket is a service from now on (event). */
 static __always_inline int ssw_post_bind(struct bpf_sock *sk, int v6) {
@@ -247,8 +252,6 @@ int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0)
 
 SEC("cgroup/getpeername6")
 int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
-
-
 
 /* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
 static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {
@@ -330,9 +333,6 @@ SEC("cgroup/recvmsg6")
 int ssw_recvmsg6(struct bpf_sock_addr *ctx) { return ssw_recvmsg(ctx, 1); }
 
 #define SSW_TCP_CLOSE 7
-
-
-
 
 SEC("sockops")
 int ssw_sockops(struct bpf_sock_ops *o) {

@@ -19,7 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { kernelBackends } from "./backends.js";
-import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { AppCgroups, blackholeRoute, sweepCgroups } from "./cgroups.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
 import { LastPorts } from "./last-ports.js";
 import {
@@ -39,7 +39,7 @@ import {
 } from "./layout.js";
 import { privateKeys } from "./private-loopback.js";
 import { registerDaemon } from "./register.js";
-import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
+import { claimPinDir, ensureBpffs, ensureCgroup2, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -87,8 +87,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
-  /** Apps of the host placement: their cgroups (cgroups.ts). */
-  private readonly placement: HostPlacement;
+  /** The apps' cgroups (cgroups.ts): the hooks know the calling task's app by its cgroup. */
+  private readonly placement: AppCgroups;
 
   private constructor(
     private readonly addon: Addon,
@@ -97,6 +97,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     private readonly handle: number,
     /** The cgroup the programs are attached to; apps of the host placement get one below it. */
     cgroupDir: string,
+    cgroupRoot: string,
   ) {
     this.events = new DatapathEvents(addon, host, log, this);
     for (const m of [
@@ -112,7 +113,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       "ssw_cookies",
     ])
       this.fds[m] = addon.bpfMapFd(handle, m);
-    this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
+    this.placement = new AppCgroups(addon, log, cgroupDir, cgroupRoot, this.fds.ssw_cgroups as number);
   }
 
   /**
@@ -129,7 +130,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
         "bpffs was mounted in the daemon's own mount namespace: its BPF pins end with this daemon (run the daemon in the host's mount namespace to keep them across restarts)",
       );
     const cgroup = ownCgroupDir(addon);
-    if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
+    const root = ensureCgroup2(addon);
+    if (cgroup === null || root === null) return "no cgroup v2 hierarchy is mounted";
     sweepOrphanPins();
     const dir = join(claimPinDir(opts.stateDir), "datapath");
     mkdirSync(dir, { recursive: true });
@@ -153,7 +155,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     }
     const swept = sweepCgroups(cgroup);
     if (swept > 0) log.info({ cgroup, removed: swept }, "app cgroups left empty by ended apps removed");
-    const dp = new BpfDatapath(addon, host, log, h, cgroup);
+    const dp = new BpfDatapath(addon, host, log, h, cgroup, root);
     dp.configure(opts);
     const reg = registerDaemon(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
     if (reg !== null) {
@@ -251,12 +253,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   /**
-   * The host placement (run --new-netns=false): moves the app's process `pid` into a cgroup of
-   * its own, whose sockets the kernel stamps with the app's index from then on. Throws a
-   * sentence when it cannot (the app must not run unstamped).
+   * Moves the app's process `pid` into a cgroup of its own (cgroups.ts), by which the hooks know
+   * its calls; the host placement's sockets are stamped by it too. Throws a sentence when it
+   * cannot (the app must not run: a socket handed to it would act with its giver's identity).
    */
-  place(app: AppIdentity, pid: number): void {
-    this.placement.place(app.id, this.indexOf(app), pid);
+  place(app: AppIdentity, pid: number, hostPlacement: boolean): void {
+    this.placement.place(app.id, this.indexOf(app), pid, hostPlacement);
   }
 
   /**

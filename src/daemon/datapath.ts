@@ -52,7 +52,8 @@ export interface Datapath {
   placementFor(spec: AppSpec, launcherPid: number): Placement;
   /**
    * After the handover, before the app runs its command: puts the app process pid where the
-   * datapath needs it (the host placement: a cgroup of its own). Throws a sentence.
+   * datapath needs it (the bpf datapath: a cgroup of its own, by which its hooks know its
+   * calls). Throws a sentence.
    */
   place(app: AppIdentity, placement: Placement, pid: number): void;
   /** What the daemon reports about it (ready line, /v1/health, /v1/info). */
@@ -127,13 +128,13 @@ function bpfDatapath(
     placementFor: (spec, launcherPid) =>
       spec.newNetns === false && inDaemonNetns(launcherPid) ? inHost : inApp,
     place: (app, placement, pid) => {
-      if (!placement.host) return;
-      // The app traps nothing: its sockets are the daemon's only in the daemon's namespace.
-      if (!inDaemonNetns(pid))
+      // The host placement traps nothing: its sockets are the daemon's only in the daemon's namespace.
+      if (placement.host && !inDaemonNetns(pid))
         throw new Error(
           "the app left the daemon's network namespace, where its launcher registered it (--new-netns=false with the bpf datapath); start it again",
         );
-      dp.place(app, pid);
+      // Every app gets a cgroup of its own: the hooks know whose call it is by it.
+      dp.place(app, pid, placement.host);
     },
     info: { name: "bpf", selected, continueGuard: { available: false, reason } },
     close: () => dp.close(),
