@@ -37,8 +37,8 @@ import {
   svcKey,
   svcValue,
 } from "./layout.js";
+import { registerChecked } from "./preflight.js";
 import { privateKeys } from "./private-loopback.js";
-import { registerDaemon } from "./register.js";
 import { claimPinDir, ensureBpffs, ensureCgroup2, openDir, ownCgroupDir, sweepOrphanPins } from "./system.js";
 
 const PROGRAMS = [
@@ -157,7 +157,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     if (swept > 0) log.info({ cgroup, removed: swept }, "app cgroups left empty by ended apps removed");
     const dp = new BpfDatapath(addon, host, log, h, cgroup, root);
     dp.configure(opts);
-    const reg = registerDaemon(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
+    const reg = registerChecked(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
     if (reg !== null) {
       addon.bpfClose(h);
       return reg;

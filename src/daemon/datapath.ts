@@ -115,8 +115,11 @@ function bpfDatapath(
   host.table.observer = (c) => dp.tableChanged(c);
   for (const app of host.table.listApps()) dp.appChanged(app);
   for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
+  // No connect or send is trapped, so none is continued: the kernel runs them, and the
+  // datapath's hooks judge whatever socket they find. The one continued call, a bind on a
+  // UNIX socket, is guarded by the datapath's bind hooks, checked at start (bpf/preflight.ts).
   const reason =
-    "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
+    "the bpf datapath's own hooks: no connect or send is continued, and its bind hooks refuse a continued bind on an app's socket (checked at start)";
   const inApp: Placement = { filter: filterOf("bpf"), host: false };
   const inHost: Placement = { filter: filterOf("bpf-host"), host: true };
   const selected =
@@ -136,7 +139,7 @@ function bpfDatapath(
       // Every app gets a cgroup of its own: the hooks know whose call it is by it.
       dp.place(app, pid, placement.host);
     },
-    info: { name: "bpf", selected, continueGuard: { available: false, reason } },
+    info: { name: "bpf", selected, continueGuard: { available: true, reason } },
     close: () => dp.close(),
   };
 }

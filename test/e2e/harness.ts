@@ -22,6 +22,12 @@ export const PYTHON = "/usr/bin/python3";
  */
 export const TIME_SCALE = Math.max(1, Number(process.env.SOCKSWITCH_TEST_TIME_SCALE) || 1);
 
+/**
+ * True when SSW_DATAPATH=bpf runs the suites against the bpf datapath (TestHost.start): a test
+ * of a mechanism only the seccomp datapath has asserts the same promise in the bpf datapath's terms.
+ */
+export const BPF_DATAPATH = process.env.SSW_DATAPATH === "bpf";
+
 export interface Result {
   code: number | null;
   signal: NodeJS.Signals | null;
