@@ -93,11 +93,16 @@ export function openDatapath(
 
 /**
  * Why the bpf datapath cannot run on this kernel: the first of its hooks the probe found
- * missing (cgroup2 and bpffs the datapath mounts itself), as one clause; null: none is.
+ * missing (every BPF_CGROUP_* one, those the CONTINUE guard also uses among them; cgroup2 and
+ * bpffs the datapath mounts itself), as one clause; null: none is.
  */
 function missingHooks(kernel: KernelInfo): string | null {
   const f = kernel.features.find(
-    (x) => x.need === "bpf" && x.available === false && x.name !== "cgroup2" && x.name !== "bpffs",
+    (x) =>
+      (x.need === "bpf" || x.name.startsWith("BPF_CGROUP_")) &&
+      x.available === false &&
+      x.name !== "cgroup2" &&
+      x.name !== "bpffs",
   );
   return f ? `this kernel lacks ${f.name} (Linux ${f.since}; ${f.reason ?? "not offered"})` : null;
 }

@@ -69,8 +69,8 @@ describe("the CONTINUE guard", () => {
     assert.match(
       info.stdout,
       BPF_DATAPATH
-        ? /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nbpf\s+on\s+the bpf datapath's own hooks: no connect or send is continued, and its bind hooks refuse a continued bind on an app's socket \(checked at start\)\s*$/m
-        : /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nseccomp\s+on\s*$/m,
+        ? /^DATAPATH\s+SELECTED\s+CONTINUE GUARD\s+NOTE\nbpf\s+--datapath bpf\s+on\s+the bpf datapath's own hooks: no connect or send is continued, and its bind hooks refuse a continued bind on an app's socket \(checked at start\)\s*$/m
+        : /^DATAPATH\s+SELECTED\s+CONTINUE GUARD\s+NOTE\nseccomp\s+--datapath seccomp\s+on\s*$/m,
       info.stdout + info.stderr,
     );
     const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
@@ -220,7 +220,7 @@ describe("without the CONTINUE guard", () => {
     const info = host.cli(["info"]);
     assert.match(
       info.stdout,
-      /^seccomp\s+off\s+the kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT/m,
+      /^seccomp\s+--datapath seccomp\s+off\s+the kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT/m,
       info.stdout + info.stderr,
     );
     const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
