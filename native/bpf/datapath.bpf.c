@@ -28,21 +28,27 @@
  *                            unmanaged peer is dropped; other nodes' clients are known by their
  *                            apps' source-port blocks (datapath-cluster.h)
  *
+ * Each call is judged for the app of the calling task, by its cgroup (a socket handed to another
+ * app acts with the receiver's identity: datapath-caller.h).
  * No decision is made here that the daemon did not put into a map: services, backends and their
  * labels, apps' addresses and labels, --egress, the refusal port (src/bpf/datapath.ts).
  * Kernel: get*name hooks 5.8, bpf_set_retval 5.18; bpf-helpers(7).
  */
-#include "datapath-lifetime.h"
+#include "datapath-caller.h"
 #include "datapath-cluster.h"
+#include "datapath-lifetime.h"
+#include "datapath-names.h"
 
 static __always_inline int ssw_fail(int err) {
   bpf_set_retval(-err);
   return 0;
 }
 
+/* Judged for the calling task's app (datapath-caller.h), on a copy of the socket's record. */
 static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  struct ssw_sock *sk_st = ssw_sock_of(ctx->sk), cur, *st = &cur;
+  if (!sk_st) return 1;
+  ssw_as_caller(sk_st, st);
   __u8 proto = ctx->type == SSW_SOCK_DGRAM ? SSW_PROTO_UDP : SSW_PROTO_TCP;
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
@@ -64,6 +70,7 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
   st->peer = dialed;
   st->peer_port = dialed_port;
   st->flags |= SSW_SK_PEER;
+  ssw_keep(sk_st, st);
   __u64 cookie = bpf_get_socket_cookie(ctx);
   ssw_known(cookie, st);
   if (proto == SSW_PROTO_UDP && (st->flags & SSW_SK_TRAPPED) && (st->flags & SSW_SK_BOUND))
@@ -73,9 +80,10 @@ static __always_inline int ssw_connect(struct bpf_sock_addr *ctx, int v6) {
 
 /* A datagram with a destination: routed like a connect; the sender becomes known for replies. */
 static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st) return 1;
+  struct ssw_sock *sk_st = ssw_sock_of(ctx->sk), cur, *st = &cur;
+  if (!sk_st) return 1;
   if (ssw_to_peer(ctx, v6)) return 1; /* already routed at connect */
+  ssw_as_caller(sk_st, st);
   struct ssw_addr dst, dialed;
   ssw_get_user(ctx, v6, &dst);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -92,6 +100,7 @@ static __always_inline int ssw_sendmsg(struct bpf_sock_addr *ctx, int v6) {
   } else {
     ssw_egress_sent(ctx, st, &dst, port);
   }
+  sk_st->app = st->app;
   ssw_known(bpf_get_socket_cookie(ctx), st);
   /* Autobind happened before this hook (inet_send_prepare): the source port is known. */
   struct bpf_sock *sk = ctx->sk;
@@ -138,7 +147,8 @@ static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
   }
   if (!st->app) return 1;
   if (st->flags & SSW_SK_TRAPPED) return ssw_is_daemon() ? 1 : ssw_fail(SSW_EPERM);
-  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &st->app);
+  __u32 idx = ssw_caller_or(st->app);
+  struct ssw_app *app = bpf_map_lookup_elem(&ssw_apps, &idx);
   if (!cfg || !app) return ssw_fail(SSW_EPERM);
   struct ssw_addr v, host;
   ssw_get_user(ctx, v6, &v);
@@ -162,6 +172,7 @@ static __always_inline int ssw_bind(struct bpf_sock_addr *ctx, int v6) {
   if (!v6 && !ssw_is4(&host)) return ssw_fail(SSW_EADDRNOTAVAIL);
   ssw_set_user(ctx, v6, &host);
   ctx->user_port = 0;
+  st->app = idx;
   st->local = v;
   st->local_port = vport;
   st->flags = (st->flags & ~(SSW_SK_LOOPBACK | SSW_SK_LOCAL)) | flags;
@@ -206,51 +217,6 @@ int ssw_post_bind4(struct bpf_sock *sk) { return ssw_post_bind(sk, 0); }
 
 SEC("cgroup/post_bind6")
 int ssw_post_bind6(struct bpf_sock *sk) { return ssw_post_bind(sk, 1); }
-
-/* getsockname: the virtual local address (a client's: the address it connects from). */
-static __always_inline int ssw_getsockname(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1; /* the daemon sees the host's */
-  struct ssw_addr a;
-  __u16 port = bpf_ntohs((__u16)ctx->user_port);
-  /* A peer only while connected (a connect the kernel refused after the hook left none). */
-  int peer = (st->flags & SSW_SK_PEER) && ctx->sk->dst_port != 0;
-  if (st->flags & (SSW_SK_BOUND | SSW_SK_LOCAL)) {
-    a = st->local;
-    if (st->local_port) port = st->local_port;
-    if (ssw_is_any(&a) && peer) ssw_client_addr(st, &st->peer, &a);
-  } else if (peer) {
-    ssw_client_addr(st, &st->peer, &a);
-  } else {
-    return 1;
-  }
-  if (!v6 && !ssw_is4(&a)) return 1;
-  ssw_set_user(ctx, v6, &a);
-  ctx->user_port = bpf_htons(port);
-  return 1;
-}
-
-SEC("cgroup/getsockname4")
-int ssw_getsockname4(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 0); }
-
-SEC("cgroup/getsockname6")
-int ssw_getsockname6(struct bpf_sock_addr *ctx) { return ssw_getsockname(ctx, 1); }
-
-/* getpeername (and the address accept() writes): the virtual peer. */
-static __always_inline int ssw_getpeername(struct bpf_sock_addr *ctx, int v6) {
-  struct ssw_sock *st = ssw_sock_of(ctx->sk);
-  if (!st || !(st->flags & SSW_SK_PEER) || ((st->flags & SSW_SK_TRAPPED) && ssw_is_daemon())) return 1;
-  if (!v6 && !ssw_is4(&st->peer)) return 1;
-  ssw_set_user(ctx, v6, &st->peer);
-  if (st->peer_port) ctx->user_port = bpf_htons(st->peer_port);
-  return 1;
-}
-
-SEC("cgroup/getpeername4")
-int ssw_getpeername4(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 0); }
-
-SEC("cgroup/getpeername6")
-int ssw_getpeername6(struct bpf_sock_addr *ctx) { return ssw_getpeername(ctx, 1); }
 
 /* recvfrom/recvmsg of a datagram: its sender as the app must see it. */
 static __always_inline int ssw_recvmsg(struct bpf_sock_addr *ctx, int v6) {

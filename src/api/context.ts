@@ -73,9 +73,12 @@ export interface DatapathInfo {
   /** How it was chosen, and for --datapath auto why: one sentence. */
   readonly selected: string;
   readonly continueGuard: {
-    /** True when the guard is attached and passed its check at start. */
+    /**
+     * True when the guard (seccomp), or the bpf datapath's own hooks (bpf: always), passed
+     * their check at start.
+     */
     readonly available: boolean;
-    /** Why it is not ("" when it is). */
+    /** Why it is off (seccomp; "" when on), or what guards (bpf). */
     readonly reason: string;
   };
 }

@@ -67,7 +67,7 @@ export const Health = {
       enum: ["seccomp", "bpf"],
     }),
     continueGuard: str(
-      "on: the CONTINUE guard's BPF programs are attached and passed their check at start (docs/security.md); off: they are not.",
+      "on: no call the daemon lets the kernel run can act on an app's host socket: the CONTINUE guard's BPF programs (seccomp datapath) or the bpf datapath's own hooks passed their check at start (docs/security.md, promise 17); off: the seccomp datapath runs without the guard.",
       { enum: ["on", "off"] },
     ),
   },

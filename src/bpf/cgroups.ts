@@ -1,14 +1,25 @@
-// App cgroups for the bpf datapath's host placement (run --new-netns=false), and the
-// datapath's other setup in the host (the blackhole route for --vip-cidr). Such an app makes
-// its sockets itself, with no trapped call; what identifies them is the cgroup they are made in:
-// each app gets a cgroup of its own under the cgroup the datapath's programs are attached to,
-// and the sock_create program stamps every INET socket made there with the app's index
-// (native/bpf/datapath.bpf.c, ssw_cgroups). Its children inherit the cgroup. cgroups(7)
-// (cgroup v2: cgroup.procs, the "no internal processes" rule), bpf-helpers(7)
-// (bpf_get_current_cgroup_id: the cgroup directory's inode number).
+// App cgroups for the bpf datapath, and the datapath's other setup in the host (the blackhole
+// route for --vip-cidr). Every app runs in a cgroup of its own, registered in ssw_cgroups (its
+// id → the app's index), because the hooks judge each call for the app of the calling task
+// (native/bpf/datapath-caller.h: a socket handed to another app acts with the receiver's
+// identity). The host placement (run --new-netns=false) makes its sockets itself, with no
+// trapped call: its cgroup is made under the cgroup the datapath's programs are attached to, and
+// the sock_create program stamps every INET socket made there with the app's index. The default
+// placement's sockets are made by the daemon: its cgroup is made under the cgroup the app's
+// process is already in (a container's, a service's), so that the limits and accounting there
+// still apply. Children inherit the cgroup. cgroups(7) (cgroup v2: cgroup.procs, the "no
+// internal processes" rule), bpf-helpers(7) (bpf_get_current_cgroup_id: the directory's inode).
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
@@ -34,7 +45,7 @@ export function placeInCgroup(parent: string, appId: string, pid: number): AppCg
   } catch (err) {
     removeCgroup(path);
     throw new Error(
-      `cannot move the app into a cgroup of its own under ${parent} (${messageOf(err)}); --new-netns=false with the bpf datapath needs a cgroup v2 directory the daemon may write (no controllers enabled in its cgroup.subtree_control), or run the app without --new-netns=false`,
+      `cannot move the app into a cgroup of its own under ${parent} (${messageOf(err)}); the bpf datapath needs a cgroup v2 directory the daemon may write (no controllers enabled in its cgroup.subtree_control): make one writable, or run the daemon with --datapath seccomp`,
     );
   }
   return { path, id: statSync(path, { bigint: true }).ino };
@@ -74,6 +85,26 @@ export function sweepCgroups(parent: string): number {
 }
 
 /**
+ * The directory of process `pid`'s cgroup v2 under the hierarchy mounted at `root`
+ * (/proc/PID/cgroup, cgroups(7)), or null when it lies outside what the daemon sees (a path
+ * above its cgroup namespace's root) or cannot be read.
+ */
+export function cgroupDirOf(pid: number, root: string): string | null {
+  try {
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n")) {
+      if (!line.startsWith("0::")) continue;
+      const rel = line.slice(3) || "/";
+      if (!rel.startsWith("/") || rel.split("/").includes("..")) return null;
+      const dir = join(root, rel);
+      return statSync(dir).isDirectory() ? dir : null;
+    }
+  } catch {
+    // gone, or no cgroup v2 line
+  }
+  return null;
+}
+
+/**
  * Whether process `pid` runs in the daemon's network namespace (the host placement's sockets
  * are made where the app runs, and the hooks translate to this namespace's addresses).
  */
@@ -89,10 +120,11 @@ export function inDaemonNetns(pid: number): boolean {
 const RMDIR_TRIES = 25;
 
 /**
- * The apps of the host placement: each one's cgroup below `parent`, and its id → the app's
- * index in the map ssw_cgroups (mapFd), which the sock_create program reads.
+ * The apps' cgroups: each one's directory, and its id → the app's index in the map
+ * ssw_cgroups (mapFd), which the socket hooks read (the calling task's app; for the host
+ * placement, the stamp of the sockets it makes).
  */
-export class HostPlacement {
+export class AppCgroups {
   private readonly cgroups = new Map<string, AppCgroup>();
   private readonly key = new Uint8Array(8);
   private readonly value = new Uint8Array(4);
@@ -100,13 +132,21 @@ export class HostPlacement {
   constructor(
     private readonly addon: Addon,
     private readonly log: Pick<Logger, "warn">,
-    private readonly parent: string,
+    /** The cgroup the programs are attached to (the host placement's parent). */
+    private readonly attached: string,
+    /** The cgroup v2 hierarchy's mount point. */
+    private readonly root: string,
     private readonly mapFd: number,
   ) {}
 
-  /** Moves process pid of app appId (index in the maps) into its cgroup; throws a sentence. */
-  place(appId: string, index: number, pid: number): void {
-    const cg = placeInCgroup(this.parent, appId, pid);
+  /**
+   * Moves process pid of app appId (index in the maps) into a cgroup of its own: below the
+   * programs' cgroup for the host placement (hostPlacement), else below its own cgroup (or the
+   * programs' one when that lies outside the daemon's view). Throws a sentence.
+   */
+  place(appId: string, index: number, pid: number, hostPlacement: boolean): void {
+    const parent = hostPlacement ? this.attached : (cgroupDirOf(pid, this.root) ?? this.attached);
+    const cg = placeInCgroup(parent, appId, pid);
     this.cgroups.set(appId, cg);
     new DataView(this.key.buffer).setBigUint64(0, cg.id, true);
     new DataView(this.value.buffer).setUint32(0, index, true);
@@ -117,9 +157,12 @@ export class HostPlacement {
     }
   }
 
-  /** The cgroup an earlier daemon made for the app (a restart), or null. */
+  /**
+   * The cgroup an earlier daemon made for the app below the programs' cgroup (a restart: the
+   * host placement's; a default placement's lies below where the app ran), or null.
+   */
   private placedBefore(appId: string): AppCgroup | null {
-    const path = join(this.parent, `sockswitch-app-${appId}`);
+    const path = join(this.attached, `sockswitch-app-${appId}`);
     try {
       return { path, id: statSync(path, { bigint: true }).ino };
     } catch {

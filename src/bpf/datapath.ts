@@ -19,7 +19,7 @@ import type { TableChange } from "../table/table.js";
 import type { App, Proto } from "../table/types.js";
 import type { KernelHooks, TrapHost } from "../trap/host.js";
 import { AppIndex } from "./app-index.js";
-import { blackholeRoute, HostPlacement, sweepCgroups } from "./cgroups.js";
+import { AppCgroups, blackholeRoute, sweepCgroups } from "./cgroups.js";
 import { ClusterMaps } from "./cluster-maps.js";
 import { CONFIG_SIZE, configFor } from "./datapath-config.js";
 import { DatapathEvents, type EventTarget } from "./datapath-events.js";
@@ -35,11 +35,19 @@ import {
   SK_TRAPPED,
   sockValue,
 } from "./layout.js";
+import { registerChecked } from "./preflight.js";
 import { pruneRestored } from "./prune.js";
-import { registerDaemon } from "./register.js";
 import { ServiceMaps } from "./service-maps.js";
 import { setSourceBlock } from "./source-block.js";
-import { claimPinDir, ensureBpffs, openDir, ownCgroupDir, PRIVATE_PINS, sweepOrphanPins } from "./system.js";
+import {
+  claimPinDir,
+  ensureBpffs,
+  ensureCgroup2,
+  openDir,
+  ownCgroupDir,
+  PRIVATE_PINS,
+  sweepOrphanPins,
+} from "./system.js";
 
 const PROGRAMS = [
   "ssw_connect4",
@@ -89,8 +97,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   /** The host ports the apps' virtual ports last had (preferredPort). */
   private readonly lastPorts = new LastPorts();
   private readonly events: DatapathEvents;
-  /** Apps of the host placement: their cgroups (cgroups.ts). */
-  private readonly placement: HostPlacement;
+  /** The apps' cgroups (cgroups.ts): the hooks know the calling task's app by its cgroup. */
+  private readonly placement: AppCgroups;
   /** Other nodes' apps and nodes (cluster-maps.ts). */
   private readonly cluster: ClusterMaps;
 
@@ -101,6 +109,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     private readonly handle: number,
     /** The cgroup the programs are attached to; apps of the host placement get one below it. */
     cgroupDir: string,
+    cgroupRoot: string,
   ) {
     this.events = new DatapathEvents(addon, host, log, this);
     for (const m of [
@@ -119,7 +128,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       this.fds[m] = addon.bpfMapFd(handle, m);
     this.index = new AppIndex(addon, this.fds.ssw_app_ids as number);
     this.services = new ServiceMaps(addon, log, host, this.labels, this.fds);
-    this.placement = new HostPlacement(addon, log, cgroupDir, this.fds.ssw_cgroups as number);
+    this.placement = new AppCgroups(addon, log, cgroupDir, cgroupRoot, this.fds.ssw_cgroups as number);
     this.cluster = new ClusterMaps(addon, log, host, this.labels, (m) => addon.bpfMapFd(handle, m));
   }
 
@@ -134,7 +143,8 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     if (fs.err < 0) return `cannot mount bpffs at /sys/fs/bpf (errno ${-fs.err})`;
     if (fs.private) log.warn(PRIVATE_PINS);
     const cgroup = ownCgroupDir(addon);
-    if (cgroup === null) return "no cgroup v2 hierarchy is mounted";
+    const root = ensureCgroup2(addon);
+    if (cgroup === null || root === null) return "no cgroup v2 hierarchy is mounted";
     sweepOrphanPins();
     const dir = join(claimPinDir(opts.stateDir), "datapath");
     mkdirSync(dir, { recursive: true });
@@ -158,9 +168,9 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     }
     const swept = sweepCgroups(cgroup);
     if (swept > 0) log.info({ cgroup, removed: swept }, "app cgroups left empty by ended apps removed");
-    const dp = new BpfDatapath(addon, host, log, h, cgroup);
+    const dp = new BpfDatapath(addon, host, log, h, cgroup, root);
     dp.configure(opts);
-    const reg = registerDaemon(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
+    const reg = registerChecked(addon, dp.fds.ssw_socks as number, dp.fds.ssw_config as number);
     if (reg !== null) {
       addon.bpfClose(h);
       return reg;
@@ -245,12 +255,12 @@ export class BpfDatapath implements EventTarget, KernelHooks {
   }
 
   /**
-   * The host placement (run --new-netns=false): moves the app's process `pid` into a cgroup of
-   * its own, whose sockets the kernel stamps with the app's index from then on. Throws a
-   * sentence when it cannot (the app must not run unstamped).
+   * Moves the app's process `pid` into a cgroup of its own (cgroups.ts), by which the hooks know
+   * its calls; the host placement's sockets are stamped by it too. Throws a sentence when it
+   * cannot (the app must not run: a socket handed to it would act with its giver's identity).
    */
-  place(app: AppIdentity, pid: number): void {
-    this.placement.place(app.id, this.indexOf(app), pid);
+  place(app: AppIdentity, pid: number, hostPlacement: boolean): void {
+    this.placement.place(app.id, this.indexOf(app), pid, hostPlacement);
   }
 
   /**

@@ -52,7 +52,8 @@ export interface Datapath {
   placementFor(spec: AppSpec, launcherPid: number): Placement;
   /**
    * After the handover, before the app runs its command: puts the app process pid where the
-   * datapath needs it (the host placement: a cgroup of its own). Throws a sentence.
+   * datapath needs it (the bpf datapath: a cgroup of its own, by which its hooks know its
+   * calls). Throws a sentence.
    */
   place(app: AppIdentity, placement: Placement, pid: number): void;
   /** The table is restored from the state dir (at start): what the kernel holds from before follows it. */
@@ -94,11 +95,16 @@ export function openDatapath(
 
 /**
  * Why the bpf datapath cannot run on this kernel: the first of its hooks the probe found
- * missing (cgroup2 and bpffs the datapath mounts itself), as one clause; null: none is.
+ * missing (every BPF_CGROUP_* one, those the CONTINUE guard also uses among them; cgroup2 and
+ * bpffs the datapath mounts itself), as one clause; null: none is.
  */
 function missingHooks(kernel: KernelInfo): string | null {
   const f = kernel.features.find(
-    (x) => x.need === "bpf" && x.available === false && x.name !== "cgroup2" && x.name !== "bpffs",
+    (x) =>
+      (x.need === "bpf" || x.name.startsWith("BPF_CGROUP_")) &&
+      x.available === false &&
+      x.name !== "cgroup2" &&
+      x.name !== "bpffs",
   );
   return f ? `this kernel lacks ${f.name} (Linux ${f.since}; ${f.reason ?? "not offered"})` : null;
 }
@@ -117,8 +123,11 @@ function bpfDatapath(
   for (const node of host.table.listNodes()) dp.tableChanged({ kind: "node", op: "put", node });
   for (const app of host.table.listApps()) dp.tableChanged({ kind: "app", op: "put", app });
   for (const svc of host.table.listServices()) dp.serviceChanged(svc.proto, svc.vip, svc.vport);
+  // No connect or send is trapped, so none is continued: the kernel runs them, and the
+  // datapath's hooks judge whatever socket they find. The one continued call, a bind on a
+  // UNIX socket, is guarded by the datapath's bind hooks, checked at start (bpf/preflight.ts).
   const reason =
-    "not used: the one call the bpf datapath continues (a bind on a UNIX socket) is guarded by its own bind hooks";
+    "the bpf datapath's own hooks: no connect or send is continued, and its bind hooks refuse a continued bind on an app's socket (checked at start)";
   const inApp: Placement = { filter: filterOf("bpf"), host: false };
   const inHost: Placement = { filter: filterOf("bpf-host"), host: true };
   const selected =
@@ -130,16 +139,16 @@ function bpfDatapath(
     placementFor: (spec, launcherPid) =>
       spec.newNetns === false && inDaemonNetns(launcherPid) ? inHost : inApp,
     place: (app, placement, pid) => {
-      if (!placement.host) return;
-      // The app traps nothing: its sockets are the daemon's only in the daemon's namespace.
-      if (!inDaemonNetns(pid))
+      // The host placement traps nothing: its sockets are the daemon's only in the daemon's namespace.
+      if (placement.host && !inDaemonNetns(pid))
         throw new Error(
           "the app left the daemon's network namespace, where its launcher registered it (--new-netns=false with the bpf datapath); start it again",
         );
-      dp.place(app, pid);
+      // Every app gets a cgroup of its own: the hooks know whose call it is by it.
+      dp.place(app, pid, placement.host);
     },
     restored: () => dp.restored(),
-    info: { name: "bpf", selected, continueGuard: { available: false, reason } },
+    info: { name: "bpf", selected, continueGuard: { available: true, reason } },
     close: () => dp.close(),
   };
 }

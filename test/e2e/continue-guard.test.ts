@@ -8,12 +8,19 @@
 // the guard (a kernel without its hooks, as SOCKSWITCH_TEST_HIDE_FEATURES pretends) the daemon
 // says so once, carries out every INET send itself, and with --strict-unix-sockets continues
 // nothing a racing thread could re-aim (trap/continue.ts).
+//
+// Under SSW_DATAPATH=bpf the promise is kept another way: connect and the sends are not trapped,
+// so none is continued; the kernel runs each one on whatever socket the fd names, and the
+// datapath's connect and sendmsg hooks judge a swapped-in INET socket like any other (EACCES
+// under --egress deny). The one continued call, a bind on a UNIX socket, is refused (EPERM) on
+// an app's socket by the datapath's bind hooks, which the daemon checks at start and reports as
+// `continueGuard: on` (bpf/preflight.ts). A bpf daemon without its cgroup hooks does not start.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { HIDE_ENV } from "../../src/core/kernel-info.js";
-import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+import { BPF_DATAPATH, FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
 
 const TARGET = "192.0.2.1"; // an address of the test host itself (on its lo)
 const TCP_PORT = 7601;
@@ -61,32 +68,50 @@ describe("the CONTINUE guard", () => {
     const info = host.cli(["info"]);
     assert.match(
       info.stdout,
-      /^DATAPATH\s+CONTINUE GUARD\s+NOTE\nseccomp\s+on\s*$/m,
+      BPF_DATAPATH
+        ? /^DATAPATH\s+SELECTED\s+CONTINUE GUARD\s+NOTE\nbpf\s+--datapath bpf\s+on\s+the bpf datapath's own hooks: no connect or send is continued, and its bind hooks refuse a continued bind on an app's socket \(checked at start\)\s*$/m
+        : /^DATAPATH\s+SELECTED\s+CONTINUE GUARD\s+NOTE\nseccomp\s+--datapath seccomp\s+on\s*$/m,
       info.stdout + info.stderr,
     );
     const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
     assert.equal(JSON.parse(health.stdout).continueGuard, "on", health.stdout);
   });
 
+  /**
+   * The swap happened and gained nothing: with the seccomp datapath, the guard refused (EPERM)
+   * calls the kernel ran on the swapped-in socket; with the bpf datapath (nothing continued)
+   * the datapath's hooks judged them like any call on that socket (EACCES, --egress deny).
+   */
+  const swapGainedNothing = (r: Outcome): void => {
+    assert.equal(r.ok, 0, JSON.stringify(r));
+    if (BPF_DATAPATH) {
+      assert.ok((r.errno.EACCES ?? 0) > 0, `the swapped-in socket was never judged: ${JSON.stringify(r)}`);
+      assert.equal(
+        r.errno.EPERM ?? 0,
+        0,
+        `EPERM, where no connect or send is continued: ${JSON.stringify(r)}`,
+      );
+    } else {
+      assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    }
+  };
+
   test("a connect continued for a UNIX socket never runs on a swapped-in TCP socket", async () => {
     const r = await race(["connect", TARGET, String(TCP_PORT), CALLS]);
-    assert.equal(r.ok, 0, JSON.stringify(r));
-    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    swapGainedNothing(r);
     assert.ok((r.errno.EACCES ?? 0) > 0, `--egress deny was never decided: ${JSON.stringify(r)}`);
     assert.equal(tcp.stdout.includes('"accepted"'), false, tcp.stdout);
   });
 
   test("a sendmsg continued for a UNIX socket never sends from a swapped-in UDP socket", async () => {
     const r = await race(["sendmsg", TARGET, String(UDP_PORT), CALLS]);
-    assert.equal(r.ok, 0, JSON.stringify(r));
-    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    swapGainedNothing(r);
     assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
   });
 
   test("a destination written into a continued sendmsg is refused", async () => {
     const r = await race(["name", TARGET, String(UDP_PORT), CALLS]);
-    assert.equal(r.ok, 0, JSON.stringify(r));
-    assert.ok((r.errno.EPERM ?? 0) > 0, `the race was never won: ${JSON.stringify(r)}`);
+    swapGainedNothing(r);
     assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);
   });
 
@@ -131,20 +156,32 @@ describe("the CONTINUE guard", () => {
 
 describe("without the CONTINUE guard", () => {
   const HIDDEN = "BPF_CGROUP_INET{4,6}_CONNECT";
+  // The bpf datapath cannot run without the hooks the guard needs: there is no unguarded bpf daemon.
+  const noBpf =
+    BPF_DATAPATH && "the bpf datapath does not start without its cgroup connect hooks (the first test)";
   let host: TestHost;
   let bin: string;
   let tcp: Proc;
   let udp: Proc;
+  let startError = "";
 
   before(async () => {
     host = new TestHost("noguard");
     must("ip", ["-n", host.ns, "addr", "add", `${TARGET}/32`, "dev", "lo"]);
     bin = join(host.dir, "hostile-continue");
     must("cc", ["-O2", "-pthread", "-o", bin, join(FIXTURES, "hostile-continue.c")]);
-    await host.start({
+    const started = host.start({
       daemonArgs: ["--egress", "deny", "--strict-unix-sockets"],
       env: { [HIDE_ENV]: HIDDEN },
     });
+    if (BPF_DATAPATH) {
+      startError = await started.then(
+        () => "",
+        (err: Error) => err.message,
+      );
+      return;
+    }
+    await started;
     tcp = host.spawnInHost([PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(TCP_PORT), "T"]);
     udp = host.spawnInHost([PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(UDP_PORT), "U"]);
     for (const p of [tcp, udp])
@@ -162,7 +199,19 @@ describe("without the CONTINUE guard", () => {
     return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as Outcome;
   };
 
-  test("the daemon says why, once, and the ready line, sockswitch info and /v1/health say off", () => {
+  test("the bpf datapath refuses to start on a kernel without them, with one sentence", {
+    skip: !BPF_DATAPATH && "the seccomp datapath runs without the guard (the next tests)",
+  }, async () => {
+    assert.match(
+      startError,
+      /daemon exited: .*--datapath bpf cannot run here: this kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT \(Linux 4\.17; hidden by SOCKSWITCH_TEST_HIDE_FEATURES\); use --datapath seccomp/,
+    );
+    assert.equal((await host.daemon?.wait(5000))?.code, 2, startError);
+  });
+
+  test("the daemon says why, once, and the ready line, sockswitch info and /v1/health say off", {
+    skip: noBpf,
+  }, () => {
     const out = host.daemon?.stdout ?? "";
     const warnings = out.split("\n").filter((l) => l.includes('"msg":"the CONTINUE guard is off'));
     assert.equal(warnings.length, 1, out);
@@ -171,14 +220,16 @@ describe("without the CONTINUE guard", () => {
     const info = host.cli(["info"]);
     assert.match(
       info.stdout,
-      /^seccomp\s+off\s+the kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT/m,
+      /^seccomp\s+--datapath seccomp\s+off\s+the kernel lacks BPF_CGROUP_INET\{4,6\}_CONNECT/m,
       info.stdout + info.stderr,
     );
     const health = host.exec(["curl", "-sS", "--unix-socket", host.socket, "http://x/v1/health"]);
     assert.equal(JSON.parse(health.stdout).continueGuard, "off", health.stdout);
   });
 
-  test("--strict-unix-sockets: a multithreaded app's connect on a UNIX socket is refused (EPERM), so no swap reaches the host", async () => {
+  test("--strict-unix-sockets: a multithreaded app's connect on a UNIX socket is refused (EPERM), so no swap reaches the host", {
+    skip: noBpf,
+  }, async () => {
     const r = await race(["connect", TARGET, String(TCP_PORT), "2000"]);
     assert.equal(r.ok, 0, JSON.stringify(r));
     assert.ok((r.errno.EPERM ?? 0) > 0, JSON.stringify(r));
@@ -189,7 +240,9 @@ describe("without the CONTINUE guard", () => {
     );
   });
 
-  test("a sendmsg without a destination is carried out by the daemon: one written in meanwhile is not sent", async () => {
+  test("a sendmsg without a destination is carried out by the daemon: one written in meanwhile is not sent", {
+    skip: noBpf,
+  }, async () => {
     const r = await race(["name", TARGET, String(UDP_PORT), "2000"]);
     assert.equal(r.ok, 0, JSON.stringify(r));
     assert.equal(udp.stdout.includes('"datagram"'), false, udp.stdout);

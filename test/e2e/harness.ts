@@ -12,9 +12,10 @@ import { fileURLToPath } from "node:url";
 import { pinDirOf } from "../../src/bpf/system.js";
 
 /**
- * True when the suites run against the bpf datapath (SSW_DATAPATH=bpf), where a pool port
- * drops an unmanaged peer's SYN (its connect times out) instead of resetting the connection
- * after the handshake (docs/errors.md).
+ * True when the suites run against the bpf datapath (SSW_DATAPATH=bpf, TestHost.start): a
+ * test of a mechanism only the seccomp datapath has asserts the same promise in the bpf
+ * datapath's terms (e.g. a pool port drops an unmanaged peer's SYN, so its connect times out,
+ * instead of resetting the connection after the handshake: docs/errors.md).
  */
 export const BPF_DATAPATH = process.env.SSW_DATAPATH === "bpf";
 

@@ -3,13 +3,16 @@
 // unmanaged peer: the app gets the kernel's errno for that resource, the daemon logs it,
 // and the daemon and other apps go on (a new app still starts). The handed case
 // daemon-fd-exhaustion is the first test (blocked calls each holding a descriptor, with
-// the daemon's own descriptor limit lowered).
+// the daemon's own descriptor limit lowered). Under SSW_DATAPATH=bpf no blocking call waits in
+// the daemon (receives, connect and accept are not trapped; socket, bind and listen are
+// answered at once): the same floods block in the kernel, hold no descriptor of the daemon and
+// are never refused, and the daemon and other apps go on.
 
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
+import { BPF_DATAPATH, FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
 
 const PEER = `${FIXTURES}/hostile-peer.py`;
 const SILENT_DNS = "5398";
@@ -141,10 +144,41 @@ print(json.dumps({"eof": data == b"", "s": round(time.monotonic() - t0)}))`;
     assert.equal(r.eof, true, JSON.stringify(r));
     assert.ok(r.s < 20, JSON.stringify(r));
   });
+
+  /** True once every thread of `count` hostile-waiters apps is asleep (bpf: blocked in the kernel's recvfrom). */
+  const waitersBlocked = (count: number): boolean => {
+    const pids = host
+      .getJson<{ pid: number; command: string[] }>("apps")
+      .filter((a) => a.command.some((c) => c.endsWith("hostile-waiters")))
+      .map((a) => a.pid);
+    if (pids.length !== count) return false;
+    return pids.every((pid) => {
+      const tasks = readdirSync(`/proc/${pid}/task`);
+      return (
+        tasks.length > 150 &&
+        tasks.every((t) =>
+          / S /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, "latin1").replace(/^.*\)/, "")),
+        )
+      );
+    });
+  };
+
   test("blocked calls: one app past --max-waits-per-app gets ENOBUFS, the rest wait", async () => {
     const waiters = join(host.dir, "hostile-waiters");
     must("cc", ["-O2", "-pthread", "-o", waiters, `${FIXTURES}/hostile-waiters.c`]);
     must("chmod", ["755", host.dir, waiters]);
+    if (BPF_DATAPATH) {
+      // The 150 calls block in the kernel: none holds a descriptor of the daemon, none is refused.
+      const fdsBefore = daemonFds();
+      const app = host.run(["--user", "nobody"], [waiters, "150", "4"]);
+      await waitFor("the waiters blocked", () => waitersBlocked(1), 30_000);
+      const fdsDuring = daemonFds();
+      const r = lastJson<{ returned: number; enobufs: number }>((await app.wait(60_000)).stdout);
+      assert.deepEqual(r, { returned: 0, enobufs: 0 });
+      assert.ok(fdsDuring < fdsBefore + 20, `the daemon went from ${fdsBefore} to ${fdsDuring} descriptors`);
+      assert.doesNotMatch(host.daemon?.stdout ?? "", /--max-waits-per-app/);
+      return;
+    }
     // Alone, with the daemon's default descriptor limit: only the app's own bound of 100 applies.
     const r = lastJson<{ returned: number; enobufs: number }>(
       (await host.runToEnd(["--user", "nobody"], [waiters, "150", "4"], 60_000)).stdout,
@@ -163,6 +197,7 @@ print(json.dumps({"eof": data == b"", "s": round(time.monotonic() - t0)}))`;
       host.run(["--user", "nobody", "--labels", "zone=flood"], [waiters, "150", "8"]),
     );
     for (const a of apps) await waitFor("the waiters", () => a.stdout.includes("waiting"), 60_000);
+    if (BPF_DATAPATH) await waitFor("the waiters blocked", () => waitersBlocked(3), 30_000);
     assert.ok(daemonFds() < 500, `the daemon holds ${daemonFds()} descriptors`);
     // Another app starts and is served meanwhile.
     const other = await host.runToEnd(["--user", "nobody"], [PYTHON, "-c", "import socket; socket.socket()"]);
@@ -170,6 +205,15 @@ print(json.dumps({"eof": data == b"", "s": round(time.monotonic() - t0)}))`;
     const results = await Promise.all(
       apps.map(async (a) => lastJson<{ returned: number; enobufs: number }>((await a.wait(60_000)).stdout)),
     );
+    if (BPF_DATAPATH) {
+      // 450 calls block in the kernel, none in the daemon: nothing to refuse.
+      assert.deepEqual(
+        results,
+        [0, 1, 2].map(() => ({ returned: 0, enobufs: 0 })),
+      );
+      assert.doesNotMatch(host.daemon?.stdout ?? "", /half its descriptor limit/);
+      return;
+    }
     const refused = results.map((r) => r.enobufs);
     assert.deepEqual(
       results.map((r) => r.returned),

@@ -11,7 +11,10 @@ import { FIXTURES, type Proc, PYTHON, ROOT, sleep, TestHost, waitFor } from "./h
 const HOSTILE = `${FIXTURES}/hostile-app.py`;
 const SECRET = "10.77.110.1";
 const PUBLIC = "10.77.110.2";
+const SECRET_UDP = "10.77.110.3";
 const PORT = 7500;
+const GIVER = "10.77.110.4";
+const RECEIVER = "10.77.110.5";
 
 function result<T>(stdout: string): T {
   return JSON.parse(stdout.trim().split("\n").pop() ?? "") as T;
@@ -21,6 +24,7 @@ describe("policy cannot be bypassed", () => {
   let host: TestHost;
   let secret: Proc;
   let pub: Proc;
+  let secretUdp: Proc;
 
   const accepted = (p: Proc) => p.stdout.split("\n").filter((l) => l.includes('"accepted"')).length;
 
@@ -32,7 +36,12 @@ describe("policy cannot be bypassed", () => {
       [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(PORT), "S"],
     );
     pub = host.run(["--ip", PUBLIC], [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", String(PORT), "P"]);
-    for (const p of [secret, pub]) await waitFor("servers", () => p.stdout.includes('"listening"'));
+    secretUdp = host.run(
+      ["--ip", SECRET_UDP, "--labels", "zone=secret"],
+      [PYTHON, `${FIXTURES}/udp-echo.py`, "server", "0.0.0.0", String(PORT), "SU"],
+    );
+    for (const p of [secret, pub, secretUdp])
+      await waitFor("servers", () => p.stdout.includes('"listening"'));
   });
 
   after(async () => {
@@ -72,14 +81,47 @@ describe("policy cannot be bypassed", () => {
     });
   });
 
-  test("a socket passed from a secret-zone app to another app connects with the receiver's identity", async () => {
-    const path = join(host.dir, "pass.sock");
-    const giver = host.run(["--labels", "zone=secret"], [PYTHON, HOSTILE, "send-fd", path]);
+  /** Passes a new socket (proto) from an app run with giverOpts to one run with receiverOpts, which uses it on ip. */
+  const handOver = async (
+    name: string,
+    proto: "tcp" | "udp",
+    giverOpts: string[],
+    receiverOpts: string[],
+    ip: string,
+  ): Promise<Record<string, string>> => {
+    const path = join(host.dir, `${name}.sock`);
+    const giver = host.run(giverOpts, [PYTHON, HOSTILE, "send-fd", path, proto]);
     await waitFor("the giver", () => giver.stdout.includes("ready"));
-    const r = await host.runToEnd([], [PYTHON, HOSTILE, "recv-fd", path, SECRET, String(PORT)]);
-    assert.deepEqual(result(r.stdout), { connect: "EACCES" });
+    const r = await host.runToEnd(receiverOpts, [PYTHON, HOSTILE, "recv-fd", path, ip, String(PORT), proto]);
     await giver.wait(5000);
+    return result(r.stdout);
+  };
+
+  test("a socket passed from a secret-zone app to another app connects with the receiver's identity", async () => {
+    const r = await handOver("pass", "tcp", ["--labels", "zone=secret"], [], SECRET);
+    assert.deepEqual(r, { connect: "EACCES" });
     assert.equal(accepted(secret), 0);
+  });
+
+  test("a UDP socket passed from a secret-zone app to another app sends with the receiver's identity", async () => {
+    const r = await handOver("pass-udp", "udp", ["--labels", "zone=secret"], [], SECRET_UDP);
+    assert.deepEqual(r, { sendto: "EACCES" });
+    assert.equal(secretUdp.stdout.includes('"datagram"'), false, secretUdp.stdout);
+  });
+
+  test("a socket passed to a secret-zone app reaches the secret service, which sees the receiver's address", async () => {
+    const before = accepted(secret);
+    const r = await handOver(
+      "pass-in",
+      "tcp",
+      ["--ip", GIVER],
+      ["--ip", RECEIVER, "--labels", "zone=secret"],
+      SECRET,
+    );
+    assert.deepEqual(r, { connect: "OK", reply: "S hello" });
+    const seen = secret.stdout.split("\n").filter((l) => l.includes('"accepted"'));
+    assert.equal(seen.length, before + 1, secret.stdout);
+    assert.equal(JSON.parse(seen.at(-1) ?? "").accept_peer[0], RECEIVER, secret.stdout);
   });
 
   test("an app cannot register apps: a forged handshake and the launcher itself are refused", async () => {

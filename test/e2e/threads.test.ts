@@ -4,13 +4,15 @@
 // is how kernels before 6.9 are served: through the process's pidfd, checked with kcmp. On
 // such a kernel (the kernel VM run, `npm run test:kernels`) both passes take that path.
 // A thread with a file table of its own is served where PIDFD_THREAD exists and refused
-// with EOPNOTSUPP and a log line where it does not.
+// with EOPNOTSUPP and a log line where it does not, for every call the daemon carries out on
+// its socket: under SSW_DATAPATH=bpf those are bind and listen (its connect is not trapped and
+// is served by the kernel; socket() is answered with ADDFD, which reaches any thread).
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { PIDFD_THREAD } from "../../src/core/kernel-info.js";
 import { loadAddon } from "../../src/native/addon.js";
-import { FIXTURES, PYTHON, TestHost, waitFor } from "./harness.js";
+import { BPF_DATAPATH, FIXTURES, PYTHON, TestHost, waitFor } from "./harness.js";
 import { goEcho, HIDE, hasFeature } from "./kernel-helpers.js";
 
 const THREADS = `${FIXTURES}/threads.py`;
@@ -151,14 +153,22 @@ for (const mode of MODES) {
       const srv = host.run(["--ip", vip(7)], [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7800", "O"]);
       await waitFor("echo server", () => srv.stdout.includes('"listening"'));
       const r = await host.runToEnd(["--ip", vip(8)], [PYTHON, THREADS, "own-files", vip(7), "7800"], 60_000);
-      const res = lastJson<{ ok?: boolean; reply?: string; errno?: string; setup?: string }>(r.stdout);
+      const res = lastJson<{ ok?: boolean; reply?: string; errno?: string; setup?: string; bind?: string }>(
+        r.stdout,
+      );
       assert.equal(res.setup, undefined, `unshare(CLONE_FILES) failed: ${r.stdout}`);
-      if (pidfdThread) {
+      // Python names errno 95 ENOTSUP (the same number as EOPNOTSUPP on Linux).
+      const refused = /^(EOPNOTSUPP|ENOTSUP)$/;
+      if (pidfdThread || BPF_DATAPATH) {
         assert.equal(res.reply, "O hello 0", `${r.stdout} ${r.stderr}`);
         assert.deepEqual(res, { ...res, ok: true, peername: [vip(7), 7800] });
       } else {
-        // Python names errno 95 ENOTSUP (the same number as EOPNOTSUPP on Linux).
-        assert.match(res.errno ?? "", /^(EOPNOTSUPP|ENOTSUP)$/, `${r.stdout} ${r.stderr}`);
+        assert.match(res.errno ?? "", refused, `${r.stdout} ${r.stderr}`);
+      }
+      if (pidfdThread) {
+        assert.equal(res.bind, "OK", `${r.stdout} ${r.stderr}`);
+      } else {
+        assert.match(res.bind ?? "", refused, `${r.stdout} ${r.stderr}`);
         await waitFor("the refusal in the daemon's log", () =>
           host.daemon?.stdout.includes("the thread has a file table of its own"),
         );
