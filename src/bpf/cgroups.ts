@@ -126,6 +126,8 @@ const RMDIR_TRIES = 25;
  */
 export class AppCgroups {
   private readonly cgroups = new Map<string, AppCgroup>();
+  /** Apps of the host placement (their sockets are made in their cgroup, not by the daemon). */
+  private readonly hostPlaced = new Set<string>();
   private readonly key = new Uint8Array(8);
   private readonly value = new Uint8Array(4);
 
@@ -148,6 +150,7 @@ export class AppCgroups {
     const parent = hostPlacement ? this.attached : (cgroupDirOf(pid, this.root) ?? this.attached);
     const cg = placeInCgroup(parent, appId, pid);
     this.cgroups.set(appId, cg);
+    if (hostPlacement) this.hostPlaced.add(appId);
     new DataView(this.key.buffer).setBigUint64(0, cg.id, true);
     new DataView(this.value.buffer).setUint32(0, index, true);
     const r = this.addon.bpfMapUpdate(this.mapFd, this.key, this.value, 0);
@@ -170,9 +173,9 @@ export class AppCgroups {
     }
   }
 
-  /** True when app appId runs in a cgroup of its own (placed). */
-  has(appId: string): boolean {
-    return this.cgroups.has(appId);
+  /** True when app appId runs in the host placement (in the daemon's network namespace). */
+  isHostPlaced(appId: string): boolean {
+    return this.hostPlaced.has(appId);
   }
 
   /** The app ended: its cgroup is forgotten, and removed once its processes are gone. */
@@ -180,6 +183,7 @@ export class AppCgroups {
     const cg = this.cgroups.get(appId) ?? this.placedBefore(appId);
     if (!cg) return;
     this.cgroups.delete(appId);
+    this.hostPlaced.delete(appId);
     new DataView(this.key.buffer).setBigUint64(0, cg.id, true);
     this.addon.bpfMapDelete(this.mapFd, this.key);
     let tries = 0;

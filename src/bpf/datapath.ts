@@ -238,7 +238,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     // The block: applied by IP_LOCAL_PORT_RANGE on each socket the daemon makes (mark), else
     // (an older kernel, the host placement) by the programs' bind at a connect to another node.
     const block = app.srcPorts ?? null;
-    const byBind = !this.host.kernel.ipLocalPortRange || this.placement.has(app.id);
+    const byBind = !this.host.kernel.ipLocalPortRange || this.placement.isHostPlaced(app.id);
     const extra = block && byBind ? APP_BLOCK_BIND : 0;
     this.put("ssw_apps", key, appValue(app.ips, bits ?? [0n, 0n, 0n, 0n], block, extra));
   }
