@@ -51,7 +51,9 @@ describe("the daemon never waits on an app", () => {
 
   test("an app cannot make the daemon's close() of its socket linger (SO_LINGER, unsent data)", async () => {
     const app = compile(host, "hostile-linger");
-    const r = await host.runToEnd(["--user", "nobody", "--labels", "zone=b"], [app, "40"], 300_000);
+    // 200 attempts, as the handed case: the bpf datapath's race (the app connects, fills and
+    // closes its socket before the daemon's copy is closed) broke it at attempts 91 and 111.
+    const r = await host.runToEnd(["--user", "nobody", "--labels", "zone=b"], [app, "200"], 300_000);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^no hang$/m, r.stdout);
     // `ip netns exec` execs the daemon: its pid is the daemon's.
