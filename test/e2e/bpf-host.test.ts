@@ -94,18 +94,20 @@ describe("bpf datapath, host placement (--new-netns=false)", {
     // Started while the daemon runs; its socket(), connect() and reads happen while the
     // daemon is stopped (SIGSTOP): a trapped call would wait for it.
     const code = `import socket, time
+print("running", flush=True)
 time.sleep(3)
 s = socket.create_connection(("10.77.60.1", 7000), timeout=5)
 s.sendall(b"hi\\n")
 print(s.makefile("rb").readline().decode().strip(), s.getsockname()[0])`;
     const app = host.run([...HOST, "--ip", "10.77.60.7", "--labels", "zone=a"], [PYTHON, "-c", code]);
-    await waitFor("the app started", () => (host.daemon?.stdout ?? "").includes('"ips":["10.77.60.7"]'));
+    // Running its command: the daemon's handover (its cgroup, then the go) is over.
+    await waitFor("the app running", () => app.stdout.includes("running"));
     const pid = host.daemon?.pid as number;
     process.kill(pid, "SIGSTOP");
     try {
       const r = await app.wait(20_000);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), "A hi 10.77.60.7");
+      assert.equal(r.stdout.trim(), "running\nA hi 10.77.60.7");
     } finally {
       process.kill(pid, "SIGCONT");
     }
