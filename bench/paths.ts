@@ -61,7 +61,7 @@ async function until(p: Proc, ready: RegExp): Promise<Proc> {
       return false;
     });
   } catch (err) {
-    const out = `${p.stderr.trim()}\n${p.stdout.trim()}`.trim().slice(-1000);
+    const out = `${p.stderr.trim().slice(-1000)}\n${p.stdout.trim().slice(-1000)}`.trim();
     throw new Error(`${String(err)}; its output: ${out || "(none)"}`);
   }
   return p;
@@ -218,6 +218,8 @@ export interface Lab {
   skipped: string[];
   trap: { plain: Path; trapped: Path };
   daemon: DaemonHandle;
+  /** The bpf paths' daemon, where they could be built. */
+  bpfDaemon?: DaemonHandle;
 }
 
 /** Builds the paths; nodeFlags go to the daemons' node. Everything is removed by env.cleanup(). */
@@ -229,6 +231,7 @@ export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
     sockswitch: sockswitchPath(daemon),
   };
   const skipped: string[] = [];
+  let bpfDaemon: DaemonHandle | undefined;
   try {
     const bpf = await startDaemon(cli, "sswbpf", nodeFlags, ["--datapath", "bpf"]);
     paths["sockswitch-bpf"] = sockswitchPath(bpf, "sockswitch-bpf");
@@ -238,15 +241,18 @@ export async function buildLab(cli: string, nodeFlags: string[]): Promise<Lab> {
       ["--new-netns=false"],
       "10.77.1.2",
     );
+    bpfDaemon = bpf;
   } catch (err) {
-    skipped.push(
-      `sockswitch-bpf, sockswitch-bpf-host: the bpf datapath cannot run here (${String(err).slice(0, 300)})`,
-    );
+    // The daemon's own sentence ("sockswitch: …", on stderr) says why.
+    const [why = "", out = ""] = String(err).split("; its output: ");
+    const said = out.split("\n").find((l) => l.startsWith("sockswitch: ")) ?? out.slice(0, 300);
+    skipped.push(`sockswitch-bpf, sockswitch-bpf-host: the bpf datapath cannot run here (${why}: ${said})`);
   }
   return {
     paths,
     skipped,
     trap: trapPaths(daemon),
     daemon,
+    bpfDaemon,
   };
 }

@@ -151,6 +151,7 @@ async function main(): Promise<number> {
     }
     // A clean exit (SIGTERM) lets `node --cpu-prof` write its profile.
     await lab?.daemon.proc.stop(15_000);
+    await lab?.bpfDaemon?.proc.stop(15_000);
     if (only.includes("daemon_rss")) rss = await measureRss(product.cli, settings.rssSteps, progress);
     if (only.includes("cluster")) {
       try {

@@ -14,10 +14,12 @@
  *
  * Leans on bpf(2), libbpf's API (bpf_object__open_mem, bpf_map__set_pin_path,
  * bpf_program__attach_cgroup, bpf_link__pin, bpf_link__update_program) and
- * mount(2).
+ * mount(2) and pthread_sigmask(3) (no signal interrupts the verifier).
  */
 #include "common.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -160,7 +162,16 @@ static napi_value bpf_open(napi_env env, napi_callback_info info) {
       if (err) break;
     }
   }
-  if (!err) err = bpf_object__load(obj);
+  if (!err) {
+    /* The verifier gives up with EAGAIN when a signal is pending (libbpf retries five
+     * times): under a sampling profiler (SIGPROF every millisecond) or a burst of
+     * SIGCHLD the programs would never load. Signals wait until the load is done. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    err = bpf_object__load(obj);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
   if (err) {
     bpf_object__close(obj);
     return sw_num(env, err < 0 ? err : -err);

@@ -42,12 +42,6 @@ export class AppSession {
   readonly lenBuf = new Uint8Array(4);
   /** The app's shadow network namespace (shadow.ts), made on its first bind; -1: none yet. */
   shadowNs = -1;
-  /**
-   * A socket made and marked ahead of the app's next socket() of the same kind (socket.ts),
-   * so that the call costs only its answer; -1: none. spareKind: its domain, type, protocol.
-   */
-  spare = -1;
-  spareKind = 0;
   /** The pidfds that reach the app's threads' fds (thread-fds.ts: every kernel). */
   private readonly fds: ThreadFds;
   private readonly waiters = new Set<Waiter>();
@@ -264,8 +258,6 @@ export class AppSession {
     this.closed = true;
     for (const w of [...this.waiters]) this.endWait(w);
     this.fds.close();
-    if (this.spare >= 0) this.host.addon.close(this.spare);
-    this.spare = -1;
     if (this.shadowNs >= 0) this.host.addon.close(this.shadowNs);
     this.host.addon.close(this.listenerFd);
   }
