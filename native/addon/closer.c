@@ -299,17 +299,19 @@ static bool lingers(int fd) {
 }
 
 /*
- * closeShared(fd) -> 0 | -errno. Closes a descriptor the daemon shares with an app
+ * closeShared(fd[, tcp]) -> 0 | -errno. Closes a descriptor the daemon shares with an app
  * without waiting on it for more than about BOUND_NS (see above); the descriptor is gone
- * from the caller's point of view at once.
+ * from the caller's point of view at once. tcp = 1: the caller made fd as a TCP socket
+ * itself (its domain and protocol are not asked again; SO_LINGER still is).
  */
 static napi_value closer_close_shared(napi_env env, napi_callback_info info) {
-  static const char usage[] = "closeShared(fd)";
+  static const char usage[] = "closeShared(fd, tcp)";
   sw_args a;
-  int32_t fd;
+  int32_t fd, tcp = 0;
   if (!sw_get_args(env, info, &a, usage, 1) || !sw_i32(&a, 0, &fd)) return NULL;
+  if (a.argc > 1 && !sw_i32(&a, 1, &tcp)) return NULL;
   if (fd < 0) return sw_num(env, -EBADF);
-  enum kind k = kind_of(fd);
+  enum kind k = tcp ? TCP : kind_of(fd);
   if (k == AT_ONCE) return sw_ret(env, close(fd));
   if (k == TCP && !lingers(fd) && watchdog_ready()) return sw_ret(env, watched_close(fd));
   if (queue_close(fd)) return sw_num(env, 0);

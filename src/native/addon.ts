@@ -217,9 +217,10 @@ export interface Addon {
    * about 2 ms (the app may have made this the last close of a lingering TCP socket, or of
    * a file): UDP, UNIX, netlink and non-lingering TCP sockets at once (under a watchdog),
    * lingering TCP sockets and non-sockets on the addon's closer thread
-   * (native/addon/closer.c). 0 or -errno.
+   * (native/addon/closer.c). tcp = 1: fd is a TCP socket the daemon made itself (two
+   * getsockopt calls fewer). 0 or -errno.
    */
-  closeShared(fd: number): number;
+  closeShared(fd: number, tcp?: 0 | 1): number;
   /** Descriptors closeShared has queued and not closed yet. */
   closesPending(): number;
   /** fstat(2) into out (length >= 3) = [st_dev, st_ino, st_mode]: 0 or -errno. */

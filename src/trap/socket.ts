@@ -52,7 +52,8 @@ export function handleSocket(s: AppSession, n: Notification): void {
   // connect it before this (every way to connect is trapped, and waits its turn). bpf: the
   // app's connect runs in the kernel at once, so the app can connect, fill, SO_LINGER and
   // close its socket first, making this close the last one: never on the daemon's thread.
-  if (s.host.bpf) a.closeShared(fd);
+  // A UDP socket's close never waits.
+  if (s.host.bpf && kind === SOCK_STREAM) a.closeShared(fd, 1);
   else a.close(fd);
   if (r < 0 && r !== -E.ENOENT) s.fail(n, -r);
 }

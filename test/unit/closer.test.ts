@@ -36,43 +36,44 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
 const open = (fd: number): boolean => existsSync(`/proc/self/fd/${fd}`);
 
 describe("closeShared", () => {
-  test("a lingering last close does not hold the caller, and is cut short", async () => {
-    const listener = addon.socket(C.AF_INET, C.SOCK_STREAM, 0);
-    assert.ok(listener >= 0);
-    addon.setsockoptInt(listener, C.SOL_SOCKET, SO_RCVBUF, 2048);
-    assert.equal(addon.bind(listener, sockaddrIn(0), 16), 0);
-    assert.equal(addon.listen(listener, 8), 0);
-    const name = new Uint8Array(16);
-    addon.getsockname(listener, name);
-    const port = new DataView(name.buffer).getUint16(2, false);
+  for (const tcp of [0, 1] as const)
+    test(`a lingering last close does not hold the caller, and is cut short${tcp ? " (told it is TCP)" : ""}`, async () => {
+      const listener = addon.socket(C.AF_INET, C.SOCK_STREAM, 0);
+      assert.ok(listener >= 0);
+      addon.setsockoptInt(listener, C.SOL_SOCKET, SO_RCVBUF, 2048);
+      assert.equal(addon.bind(listener, sockaddrIn(0), 16), 0);
+      assert.equal(addon.listen(listener, 8), 0);
+      const name = new Uint8Array(16);
+      addon.getsockname(listener, name);
+      const port = new DataView(name.buffer).getUint16(2, false);
 
-    const client = addon.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_NONBLOCK, 0);
-    addon.setsockoptInt(client, C.SOL_SOCKET, SO_SNDBUF, 2048);
-    const c = addon.connect(client, sockaddrIn(port), 16);
-    assert.ok(c === 0 || c === -E.EINPROGRESS, String(c));
-    await until("the connection", () => addon.getpeername(client, new Uint8Array(16)) >= 0);
-    const chunk = new Uint8Array(4096);
-    let sent = 0;
-    for (let i = 0; i < 10_000; i++) {
-      const r = addon.send(client, chunk, chunk.length);
-      if (r < 0) break;
-      sent += r;
-    }
-    assert.ok(sent > 0, "nothing could be sent");
-    // {l_onoff 1, l_linger 30}: a plain close() would now wait 30 s for the peer to read.
-    const linger = new Uint8Array(8);
-    new DataView(linger.buffer).setInt32(0, 1, true);
-    new DataView(linger.buffer).setInt32(4, 30, true);
-    assert.equal(addon.setsockoptBytes(client, C.SOL_SOCKET, SO_LINGER, linger), 0);
+      const client = addon.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_NONBLOCK, 0);
+      addon.setsockoptInt(client, C.SOL_SOCKET, SO_SNDBUF, 2048);
+      const c = addon.connect(client, sockaddrIn(port), 16);
+      assert.ok(c === 0 || c === -E.EINPROGRESS, String(c));
+      await until("the connection", () => addon.getpeername(client, new Uint8Array(16)) >= 0);
+      const chunk = new Uint8Array(4096);
+      let sent = 0;
+      for (let i = 0; i < 10_000; i++) {
+        const r = addon.send(client, chunk, chunk.length);
+        if (r < 0) break;
+        sent += r;
+      }
+      assert.ok(sent > 0, "nothing could be sent");
+      // {l_onoff 1, l_linger 30}: a plain close() would now wait 30 s for the peer to read.
+      const linger = new Uint8Array(8);
+      new DataView(linger.buffer).setInt32(0, 1, true);
+      new DataView(linger.buffer).setInt32(4, 30, true);
+      assert.equal(addon.setsockoptBytes(client, C.SOL_SOCKET, SO_LINGER, linger), 0);
 
-    const t0 = Date.now();
-    assert.equal(addon.closeShared(client), 0);
-    assert.ok(Date.now() - t0 < 1000, `closeShared waited ${Date.now() - t0} ms`);
-    await until("the closer to close it", () => !open(client) && addon.closesPending() === 0);
-    // Far below the 30 s linger (the closer's bound is 2 ms; the margin is for a busy machine).
-    assert.ok(Date.now() - t0 < 10_000, `the close took ${Date.now() - t0} ms`);
-    addon.close(listener);
-  });
+      const t0 = Date.now();
+      assert.equal(addon.closeShared(client, tcp), 0);
+      assert.ok(Date.now() - t0 < 1000, `closeShared waited ${Date.now() - t0} ms`);
+      await until("the closer to close it", () => !open(client) && addon.closesPending() === 0);
+      // Far below the 30 s linger (the closer's bound is 2 ms; the margin is for a busy machine).
+      assert.ok(Date.now() - t0 < 10_000, `the close took ${Date.now() - t0} ms`);
+      addon.close(listener);
+    });
 
   test("UDP sockets and TCP sockets without SO_LINGER are closed at once, on the caller's thread", () => {
     for (const type of [C.SOCK_DGRAM, C.SOCK_STREAM]) {
