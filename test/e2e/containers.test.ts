@@ -53,6 +53,8 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
   /** The options that make a container a sockswitch app (README: `ssw`). */
   let ssw: string[] = [];
   const RUN = ["run", "--new-netns=false", "--dns-override=false"];
+  /** busybox httpd serving /www (its cgi-bin/ip prints the client's address) on 8080. */
+  const HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"];
 
   // Podman runs outside the test host's namespace (`ip netns exec` remounts /sys, hiding the
   // cgroup mounts runc needs); with --network none a container has no network anyway, and the
@@ -126,20 +128,7 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
   });
 
   test("a container in its own PID namespace is served: its launcher is pid 1 there", async () => {
-    detached("srv-pidns", [
-      ...RUN,
-      "--name",
-      "pidns",
-      "--ip",
-      "10.77.131.1",
-      "--",
-      "httpd",
-      "-f",
-      "-p",
-      "8080",
-      "-h",
-      "/www",
-    ]);
+    detached("srv-pidns", [...RUN, "--name", "pidns", "--ip", "10.77.131.1", "--", ...HTTPD]);
     await waitFor("the container's service", () => served("10.77.131.1:8080"), 30_000);
     const app = apps().find((a) => a.name === "pidns");
     assert.ok(app);
@@ -164,12 +153,7 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
       "--labels",
       "zone=a",
       "--",
-      "httpd",
-      "-f",
-      "-p",
-      "8080",
-      "-h",
-      "/www",
+      ...HTTPD,
     ]);
     await waitFor("the web container", () => served("10.77.132.1:8080"), 30_000);
     const byName = container(
@@ -271,12 +255,7 @@ describe("containers (podman)", { skip: podmanMissing() ?? false }, () => {
       "--labels",
       "zone=h",
       "--",
-      "httpd",
-      "-f",
-      "-p",
-      "8080",
-      "-h",
-      "/www",
+      ...HTTPD,
     ]);
     assert.equal(r0.code, 0, r0.stderr);
     await waitFor("the container's service", () => served("10.77.134.1:8080"), 30_000);
