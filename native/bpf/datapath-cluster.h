@@ -157,11 +157,8 @@ static __always_inline int ssw_admits(struct __sk_buff *skb, struct ssw_sock *st
 }
 
 static __always_inline void ssw_denied_peer(struct ssw_sock *st, const struct ssw_addr *src, __u16 sport) {
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  struct ssw_event *e = ssw_event_new(SSW_EV_DENIED_PEER, st->app);
   if (!e) return;
-  __builtin_memset(e, 0, sizeof *e);
-  e->kind = SSW_EV_DENIED_PEER;
-  e->app = st->app;
   e->vip = st->local;
   e->vport = st->local_port;
   e->host = *src;

@@ -97,11 +97,8 @@ static __always_inline int ssw_pick(struct ssw_svc *s, struct ssw_svc_key *k, co
 
 /* A refusal, for the daemon's log (the decision was the daemon's; the log line is too). */
 static __always_inline int ssw_denied(__u32 kind, __u32 app, const struct ssw_addr *dst, __u16 port, __u8 proto) {
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  struct ssw_event *e = ssw_event_new(kind, app);
   if (e) {
-    __builtin_memset(e, 0, sizeof *e);
-    e->kind = kind;
-    e->app = app;
     e->vip = *dst;
     e->vport = port;
     e->flags = proto;

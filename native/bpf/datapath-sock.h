@@ -12,10 +12,8 @@
 
 static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw_addr *host, __u16 host_port,
                                      __u32 family, __u64 cookie) {
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  struct ssw_event *e = ssw_event_new(kind, st->app);
   if (!e) return;
-  e->kind = kind;
-  e->app = st->app;
   e->vip = st->local;
   e->vport = st->local_port;
   e->host = *host;
@@ -35,11 +33,8 @@ static __always_inline void ssw_emit(__u32 kind, struct ssw_sock *st, struct ssw
 static __always_inline void ssw_udp_connected(struct bpf_sock *sk, struct ssw_sock *st, int v6,
                                               __u64 cookie) {
   if (!sk) return;
-  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  struct ssw_event *e = ssw_event_new(SSW_EV_UDP_CONNECTED, st->app);
   if (!e) return;
-  __builtin_memset(e, 0, sizeof *e);
-  e->kind = SSW_EV_UDP_CONNECTED;
-  e->app = st->app;
   e->vip = st->peer;
   e->vport = st->peer_port;
   ssw_sk_local(sk, &e->host);

@@ -323,6 +323,17 @@ struct {
   __uint(max_entries, 256 * 1024);
 } ssw_events SEC(".maps");
 
+/* An event of this kind for the app, zeroed and reserved in ssw_events (the caller fills it in
+ * and submits it), or 0 when the ring is full (the event is then lost: nothing counts it yet). */
+static __always_inline struct ssw_event *ssw_event_new(__u32 kind, __u32 app) {
+  struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
+  if (!e) return 0;
+  __builtin_memset(e, 0, sizeof *e);
+  e->kind = kind;
+  e->app = app;
+  return e;
+}
+
 static __always_inline void ssw_map4(struct ssw_addr *a, __u32 ip4) {
   a->w[0] = 0;
   a->w[1] = 0;

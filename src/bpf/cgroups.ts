@@ -20,7 +20,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
@@ -161,8 +161,26 @@ export class AppCgroups {
   }
 
   /**
-   * The cgroup an earlier daemon made for the app below the programs' cgroup (a restart: the
-   * host placement's; a default placement's lies below where the app ran), or null.
+   * After a restart: takes back the cgroup an earlier daemon made for app appId, the one its
+   * main process `pid` runs in, so that its end removes it and a host placement is known as
+   * such again. Nothing when the app is known already or its process is not in such a cgroup.
+   */
+  adopt(appId: string, pid: number): void {
+    if (this.cgroups.has(appId) || pid <= 0) return;
+    const path = cgroupDirOf(pid, this.root);
+    if (!path || basename(path) !== `sockswitch-app-${appId}`) return;
+    try {
+      this.cgroups.set(appId, { path, id: statSync(path, { bigint: true }).ino });
+    } catch {
+      return; // gone meanwhile
+    }
+    if (resolve(dirname(path)) === resolve(this.attached)) this.hostPlaced.add(appId);
+  }
+
+  /**
+   * The cgroup an earlier daemon made for an app whose process was gone before this daemon
+   * could adopt it: only the host placement's is found (below the programs' cgroup; a default
+   * placement's lies below where the app ran, and is left), or null.
    */
   private placedBefore(appId: string): AppCgroup | null {
     const path = join(this.attached, `sockswitch-app-${appId}`);

@@ -157,6 +157,15 @@ export function ensureBpffs(addon: Addon, stateDir: string): Bpffs {
   return resolved;
 }
 
+/**
+ * The cgroup v2 hierarchy and the bpffs this daemon uses, after its datapath set them up
+ * (ensureCgroup2, ensureBpffs may have mounted them; the bpffs may be an outer namespace's,
+ * /proc/PID/root/sys/fs/bpf); null where none.
+ */
+export function mountsInUse(): { cgroup2: string | null; bpffs: string | null } {
+  return { cgroup2: cgroup2Mount(), bpffs: resolved === null ? null : (resolved.outer ?? BPFFS) };
+}
+
 /** The sentence a daemon logs when its pins end with it (ensureBpffs said private). */
 export const PRIVATE_PINS =
   "bpffs was mounted in the daemon's own mount namespace and no outer one that sees its state dir has bpffs at /sys/fs/bpf: its BPF pins end with this daemon, so a restarted daemon does not take over the programs, the sockets' stamps or its servers' view of clients connected before (mount bpffs at /sys/fs/bpf on the host, or start the daemon with nsenter --net=/run/netns/NAME instead of ip netns exec)";

@@ -28,7 +28,7 @@
 // sockets) and their launchers hand them to the next daemon. SIGHUP: reload (reload.ts).
 
 import { createApiServer } from "../api/server.js";
-import { cleanPins } from "../bpf/system.js";
+import { cleanPins, mountsInUse } from "../bpf/system.js";
 import type { DaemonConfig } from "../core/config.js";
 import {
   InvalidArgumentError,
@@ -58,7 +58,7 @@ import { EventBus, tableEvents } from "./event-bus.js";
 import { Host } from "./host.js";
 import { appOfLauncher, mustBeListener, parentPid } from "./identity.js";
 import { claimInstance } from "./instance.js";
-import { logKernel, probeKernel, trapKernel } from "./kernel-probe.js";
+import { logKernel, probeKernel, trapKernel, withMounts } from "./kernel-probe.js";
 import type { LaunchHandler, Pending } from "./launcher-protocol.js";
 import { checkPublish } from "./publish-check.js";
 import { readiness } from "./readiness.js";
@@ -172,6 +172,8 @@ async function serve(
   host.resolver = dns?.resolver ?? null;
   const datapath = openDatapath(addon, host, log, config, nr, kernelInfo);
   cleanups.push(() => datapath.close());
+  // The datapath may have mounted cgroup2 and bpffs (or pins in an outer namespace's): info shows them.
+  const kernelInUse = withMounts(kernelInfo, mountsInUse());
   const apps = new AppManager(host, supervisor);
   if (dns) apps.reserveIp(dns.resolver.ip);
   const kernel = kernelLists(addon, log, feature(kernelInfo, "sock_diag").available !== false);
@@ -287,7 +289,7 @@ async function serve(
     apps: control,
     events,
     callerOf,
-    kernel: kernelInfo,
+    kernel: kernelInUse,
     datapath: datapath.info,
   };
   const server = new SocketServer(addon, launch, log);

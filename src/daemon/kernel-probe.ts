@@ -228,6 +228,27 @@ export function probeKernel(a: Addon, hide: ReadonlySet<string>, mountinfo?: str
   return { release: release(), machine: machine(), cgroup2, bpffs, features };
 }
 
+/**
+ * The report with the cgroup v2 and bpffs mounts the daemon set up after the probe (its
+ * datapath mounts them where they were missing): `sockswitch info` shows what is in use.
+ */
+export function withMounts(
+  info: KernelInfo,
+  inUse: { cgroup2: string | null; bpffs: string | null },
+): KernelInfo {
+  const cgroup2 = info.cgroup2 ?? inUse.cgroup2;
+  const bpffs = info.bpffs ?? inUse.bpffs;
+  const now: Record<string, string | null> = {
+    cgroup2: info.cgroup2 ? null : cgroup2,
+    bpffs: info.bpffs ? null : bpffs,
+  };
+  const features = info.features.map((f) => {
+    const at = now[f.name];
+    return at && f.available === false ? { ...f, available: true, reason: `set up by the daemon: ${at}` } : f;
+  });
+  return { ...info, cgroup2, bpffs, features };
+}
+
 /** The answers the trap handlers work by. An unknown kcmp is tried (its errors are handled). */
 export function trapKernel(info: KernelInfo): TrapKernel {
   return {

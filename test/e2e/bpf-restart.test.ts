@@ -10,10 +10,10 @@
 // Skipped where this build cannot run the bpf datapath.
 
 import assert from "node:assert/strict";
-import { readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { pinDirOf } from "../../src/bpf/system.js";
+import { cgroup2Mount, pinDirOf } from "../../src/bpf/system.js";
 import { loadAddon } from "../../src/native/addon.js";
 import { FIXTURES, must, PYTHON, sh, TestHost, waitFor } from "./harness.js";
 
@@ -98,6 +98,12 @@ describe("bpf datapath: restarts and failing closed", { skip: !bpfBuilt && "no B
       [PYTHON, "-c", LATER, "10.77.72.1", "7000"],
     );
     await waitFor("the old client's sockets", () => old.stdout.includes("made"));
+    // The cgroup the daemon made for it, below the one it was started in (the default placement).
+    const oldApp = host
+      .getJson<{ ips: string[]; pid: number }>("apps")
+      .find((a) => a.ips.includes("10.77.72.2"));
+    const oldCgroup = readFileSync(`/proc/${oldApp?.pid}/cgroup`, "utf8").match(/^0::(.*)$/m)?.[1] ?? "";
+    assert.match(oldCgroup, /\/sockswitch-app-[^/]+$/);
     const maps = (bpftool(["map", "show", "pinned", join(pins, "ssw_apps")]) as { id: number }).id;
 
     await host.stopDaemon("SIGKILL");
@@ -123,6 +129,9 @@ describe("bpf datapath: restarts and failing closed", { skip: !bpfBuilt && "no B
     assert.equal(got.sockname, "10.77.72.2");
     await waitFor("both accepts", () => accepted(srv).length === 2);
     assert.deepEqual(accepted(srv), ["10.77.72.3", "10.77.72.2"]);
+    // The app from before the restart ended after it: its cgroup goes too.
+    const cgroupDir = join(cgroup2Mount() ?? "/sys/fs/cgroup", oldCgroup);
+    await waitFor(`the removal of ${cgroupDir}`, () => !existsSync(cgroupDir), 10_000);
     other.kill("SIGKILL");
     srv.kill("SIGKILL");
     await Promise.all([other.wait(), srv.wait()]);

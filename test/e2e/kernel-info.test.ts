@@ -35,8 +35,27 @@ describe("kernel feature probe", () => {
     // The daemon's mount namespace is the one `ip netns exec` makes: ask findmnt there too.
     const mnt = (type: string) =>
       host.exec(["findmnt", "-n", "-t", type, "-o", "TARGET"]).stdout.split("\n")[0];
-    assert.equal(k.cgroup2, mnt("cgroup2") || null);
-    assert.equal(k.bpffs, mnt("bpf") || null);
+    const logged = JSON.parse(lines[0] as string) as {
+      cgroup2: string | null;
+      bpffs: string | null;
+      features: Record<string, boolean | null>;
+    };
+    assert.equal(logged.cgroup2, mnt("cgroup2") || null);
+    assert.equal(logged.bpffs, mnt("bpf") || null);
+    // info shows what is in use: what the probe found, or what the daemon set up after it
+    // (its datapath mounts cgroup2 and bpffs where they are missing, or pins in an outer
+    // namespace's bpffs), with the feature's note saying so.
+    for (const [name, column] of [
+      ["cgroup2", "cgroup2"],
+      ["bpffs", "bpffs"],
+    ] as const) {
+      const f = k.features.find((x) => x.name === name);
+      if (logged[column] !== null) assert.equal(k[column], logged[column], name);
+      else if (k[column] !== null) {
+        assert.equal(f?.available, true, name);
+        assert.equal(f?.reason, `set up by the daemon: ${k[column]}`, name);
+      } else assert.equal(f?.available, false, name);
+    }
     const facts = JSON.parse(host.exec([PYTHON, `${FIXTURES}/kernel-facts.py`]).stdout) as Record<
       string,
       boolean
@@ -51,8 +70,9 @@ describe("kernel feature probe", () => {
       "pidfd_getfd",
     ])
       assert.equal(k.features.find((f) => f.name === name)?.available, true, name);
-    const logged = JSON.parse(lines[0] as string) as { features: Record<string, boolean | null> };
-    for (const f of k.features) assert.equal(logged.features[f.name], f.available, f.name);
+    for (const f of k.features)
+      if (f.reason?.startsWith("set up by the daemon: ")) assert.equal(logged.features[f.name], false, f.name);
+      else assert.equal(logged.features[f.name], f.available, f.name);
 
     const table = host.cli(["info"]);
     assert.equal(table.code, 0, table.stderr);
