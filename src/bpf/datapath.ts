@@ -359,8 +359,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
         // An app of this node from before a restart: its cgroup is the earlier daemon's.
         if (c.app.node === this.host.config.nodeName) this.placement.adopt(c.app.id, c.app.pid);
         this.appChanged(c.app);
-      }
-      else this.appRemoved(c.app);
+      } else this.appRemoved(c.app);
     } else if (c.kind === "service") {
       this.serviceChanged(c.service.proto, c.service.vip, c.service.vport);
     }

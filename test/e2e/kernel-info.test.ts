@@ -71,7 +71,8 @@ describe("kernel feature probe", () => {
     ])
       assert.equal(k.features.find((f) => f.name === name)?.available, true, name);
     for (const f of k.features)
-      if (f.reason?.startsWith("set up by the daemon: ")) assert.equal(logged.features[f.name], false, f.name);
+      if (f.reason?.startsWith("set up by the daemon: "))
+        assert.equal(logged.features[f.name], false, f.name);
       else assert.equal(logged.features[f.name], f.available, f.name);
 
     const table = host.cli(["info"]);
