@@ -51,7 +51,7 @@ export function checkPublish(host: Host, spec: AppSpec, proxyPorts: ReadonlySet<
       // other address would leave the port published on this node's IP instead.
       if (host.table.listNodes().some((n) => n.ip === ip || n.ip6 === ip)) continue;
       throw new InvalidArgumentError(
-        `${ip} in --publish ${where(rule, nodeIp)} is not an address of this host or of a node of its cluster; use one of them, or leave HOST_IP out`,
+        `${ip} (host port ${where(rule, nodeIp)}, --publish or --expose) is not an address of this host or of a node of its cluster; use one of them, or leave HOST_IP out`,
       );
     }
     if (proxyPorts.has(rule.hostPort)) continue;
@@ -62,7 +62,7 @@ export function checkPublish(host: Host, spec: AppSpec, proxyPorts: ReadonlySet<
       );
     if (err === EADDRNOTAVAIL)
       throw new InvalidArgumentError(
-        `${ip} in --publish ${where(rule, nodeIp)} is not an address of this host`,
+        `${ip} (host port ${where(rule, nodeIp)}, --publish or --expose) is not an address of this host`,
       );
   }
 }

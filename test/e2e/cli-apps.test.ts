@@ -272,7 +272,7 @@ describe("app life cycle and inspection from the command line", () => {
     assert.equal(elsewhere.code, 2);
     assert.match(
       elsewhere.stderr,
-      /192\.0\.2\.1 in --publish 192\.0\.2\.1:18092 is not an address of this host or of a node of its cluster/,
+      /192\.0\.2\.1 \(host port 192\.0\.2\.1:18092, --publish or --expose\) is not an address of this host or of a node of its cluster/,
     );
     const bad = host.cli(["run", "--publish", "8080", "--", "true"]);
     assert.equal(bad.code, 2);
