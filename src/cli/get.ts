@@ -49,11 +49,20 @@ export async function get(socket: string, what: string, names: string[], o: GetO
   );
   let items = body.items;
   if (names.length > 0) {
-    items = items.filter((i) => names.some((n) => matchesName(resource, i, n)));
-    const missing = names.filter((n) => !items.some((i) => matchesName(resource, i, n)));
+    // A socket names its app by id: NAME may be the app's name as well.
+    const idOf = new Map<string, string>();
+    if (resource === "sockets")
+      for (const a of (await apiGet<{ items: { id: string; name: string }[] }>(socket, "/v1/apps")).items)
+        if (a.name) idOf.set(a.name, a.id);
+    const matches = (i: Record<string, unknown>, n: string): boolean =>
+      matchesName(resource, i, n) || matchesName(resource, i, idOf.get(n) ?? n);
+    items = items.filter((i) => names.some((n) => matches(i, n)));
+    const missing = names.filter((n) => !items.some((i) => matches(i, n)));
     if (missing.length > 0)
       throw new NotFoundError(
-        `no ${resource.replace(/s$/, "").replace(/ie$/, "y")} "${missing.join('", "')}"; see \`sockswitch get ${resource}\``,
+        resource === "sockets"
+          ? `no sockets of app "${missing.join('", "')}" (an app's name or id); see \`sockswitch get sockets\``
+          : `no ${resource.replace(/s$/, "").replace(/ie$/, "y")} "${missing.join('", "')}"; see \`sockswitch get ${resource}\``,
       );
   }
   print(await renderList(resource, items, format));

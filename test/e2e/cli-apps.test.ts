@@ -163,6 +163,17 @@ describe("app life cycle and inspection from the command line", () => {
     const missing = host.cli(["get", "apps", "nope"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no app "nope"/);
+    // Sockets by their app's name or id (their APP column is the id).
+    const apiId = getApps().find((a) => a.name === "api")?.id ?? "api";
+    for (const name of ["api", apiId])
+      assert.match(
+        ok(["get", "sockets", name]),
+        new RegExp(`${apiId}\\s+tcp\\s+LISTEN\\s+0\\.0\\.0\\.0:8080`),
+      );
+    assert.match(
+      host.cli(["get", "sockets", "nope"]).stderr,
+      /no sockets of app "nope" \(an app's name or id\)/,
+    );
     const bad = host.cli(["get", "apps", "-l", "a=b=c"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /not a label requirement/);
