@@ -9,7 +9,7 @@
 #
 # KERNEL (default: debian12 debian11):
 #   debian12   Debian 12's newest 6.1 (linux-image-6.1.0-N-amd64-unsigned): the focused
-#              end-to-end subset below
+#              end-to-end subset below, on both datapaths
 #   debian11   Debian 11's newest 5.10, older than sockswitch needs: the daemon must refuse
 #              to start, naming SECCOMP_ADDFD_FLAG_SEND (Linux 5.14)
 #   debian13   Debian 13's newest 6.12 (an LTS kernel with PIDFD_THREAD): the subset
@@ -25,6 +25,12 @@ FILES=(
   test/e2e/threads.test.ts
   test/e2e/restart-threads.test.ts
   test/e2e/cluster-source-block.test.ts
+)
+# Then on the bpf datapath (SSW_DATAPATH=bpf): its host placement, and restarts with the
+# programs pinned and failing closed (about 4 min in the guest).
+BPF_FILES=(
+  test/e2e/bpf-host.test.ts
+  test/e2e/bpf-restart.test.ts
 )
 
 kernels=("$@")
@@ -46,6 +52,7 @@ cd $ROOT
 start=\$(date +%s)
 node --import tsx --test --test-concurrency=1 --test-reporter=spec ${FILES[*]}
 rc=\$?
+SSW_DATAPATH=bpf node --import tsx --test --test-concurrency=1 --test-reporter=spec ${BPF_FILES[*]} || rc=1
 echo "kernel-vm: tests took \$((\$(date +%s) - start)) s in the guest"
 exit \$rc
 EOF
