@@ -61,7 +61,14 @@ export async function apiStream(
   await new Promise<void>((resolve, reject) => {
     res.on("data", (chunk: string) => onChunk(chunk));
     res.on("end", resolve);
-    res.on("error", reject);
+    // The daemon went away mid-stream (node says "aborted"): say so, and what to do.
+    res.on("error", (err) =>
+      reject(
+        new DaemonUnreachableError(
+          `the sockswitch daemon at ${socket} ended the stream (${err.message}): it stopped or restarted; run this again once it is back`,
+        ),
+      ),
+    );
   });
 }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { FIXTURES, type Proc, PYTHON, sleep, TestHost, waitFor } from "./harness.js";
+import { CLI, FIXTURES, type Proc, PYTHON, sleep, TestHost, waitFor } from "./harness.js";
 
 const LOOP = `${FIXTURES}/conn-loop.py`;
 
@@ -114,7 +114,18 @@ describe("daemon restart", () => {
         ?.host.split(":")
         .pop(),
     );
+    // A client of the event stream when the daemon dies: one sentence that says what to do.
+    const events = host.spawnInHost([CLI, "events", "-o", "json", "--socket", host.socket]);
+    for (let i = 0; i < 20 && !events.stdout.includes('"ping"'); i++)
+      await host.runToEnd(["--name", "ping", "--rm"], ["true"]); // until the stream shows one
+    assert.match(events.stdout, /"ping"/, events.stderr);
     await host.stopDaemon("SIGKILL");
+    const ev = await events.wait(10_000);
+    assert.equal(ev.code, 1, ev.stderr);
+    assert.match(
+      ev.stderr,
+      /^sockswitch: the sockswitch daemon at \S+ ended the stream \(aborted\): it stopped or restarted; run this again once it is back\n$/,
+    );
     srv.kill("SIGKILL");
     await srv.wait();
     await host.start();

@@ -15,7 +15,7 @@ import {
   mountsByType,
   parseHidden,
 } from "../../src/core/kernel-info.js";
-import { probeKernel, trapKernel } from "../../src/daemon/kernel-probe.js";
+import { probeKernel, trapKernel, withMounts } from "../../src/daemon/kernel-probe.js";
 import type { Addon } from "../../src/native/addon.js";
 
 const E = constants.errno;
@@ -89,6 +89,24 @@ describe("kernel feature probe", () => {
       "this kernel (Linux 5.10.0-28-amd64) lacks SECCOMP_ADDFD_FLAG_SEND (Linux 5.14), which sockswitch needs; run the daemon on Linux 5.14 or later",
     );
     assert.equal(info.cgroup2, null);
+  });
+
+  test("info shows the cgroup2 and bpffs the daemon set up after the probe; what the probe found stays", () => {
+    const addon = fakeAddon({ addfd: true, send: true, pidfdThread: true, range: true, diag: true });
+    const none = withMounts(probeKernel(addon, new Set(), ""), {
+      cgroup2: "/sys/fs/cgroup",
+      bpffs: "/proc/12/root/sys/fs/bpf",
+    });
+    assert.equal(none.cgroup2, "/sys/fs/cgroup");
+    assert.equal(none.bpffs, "/proc/12/root/sys/fs/bpf");
+    assert.equal(feature(none, "cgroup2").available, true);
+    assert.equal(feature(none, "bpffs").reason, "set up by the daemon: /proc/12/root/sys/fs/bpf");
+    const found = probeKernel(addon, new Set(), MOUNTINFO);
+    const kept = withMounts(found, { cgroup2: "/elsewhere", bpffs: null });
+    assert.equal(kept.cgroup2, "/sys/fs/cgroup/unified");
+    assert.deepEqual(kept.features, found.features);
+    const still = withMounts(probeKernel(addon, new Set(), ""), { cgroup2: null, bpffs: null });
+    assert.equal(feature(still, "bpffs").available, false);
   });
 
   test("hidden features are reported absent with the reason; unknown names are refused", () => {
