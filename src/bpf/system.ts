@@ -65,20 +65,32 @@ export function cgroup2Mount(): string | null {
 }
 
 /**
- * True when this process has a mount namespace of its own: not init's, or where init's cannot
- * be read, not its parent's (`ip netns exec` makes one).
+ * True when this process has a mount namespace of its own: not init's; where init's cannot be
+ * read, not that of its nearest ancestor whose namespace can be read (`ip netns exec` makes
+ * one); and where none can be read (a daemon reparented to an init it may not inspect), true:
+ * its pins are then treated as its own, which the daemon says, rather than as the host's.
  */
 export function privateMountNs(): boolean {
-  const ns = (pid: number | "self"): string | null => {
-    try {
-      return readlinkSync(`/proc/${pid}/ns/mnt`);
-    } catch {
-      return null;
-    }
-  };
-  const own = ns("self");
-  const other = ns(1) ?? ns(process.ppid);
-  return own !== null && other !== null && own !== other;
+  const own = mountNsOf("self");
+  if (own === null) return false;
+  const init = mountNsOf(1);
+  if (init !== null) return own !== init;
+  const seen = new Set<number>();
+  for (let pid = parentOf("self"); pid !== null && !seen.has(pid) && seen.size < 64; pid = parentOf(pid)) {
+    seen.add(pid);
+    const ns = mountNsOf(pid);
+    if (ns !== null) return ns !== own;
+  }
+  return true;
+}
+
+/** The mount namespace of process pid (its /proc/PID/ns/mnt link), or null when unreadable. */
+function mountNsOf(pid: number | "self"): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -198,8 +210,9 @@ function outerBpffs(stateDir: string): { fd: number; path: string; root: string 
   const seen = new Set<number>();
   for (let pid = parentOf("self"); pid !== null && !seen.has(pid) && seen.size < 64; pid = parentOf(pid)) {
     seen.add(pid);
+    const ns = mountNsOf(pid);
+    if (ns === null || ns === own) continue; // not ours to inspect (an init): its ancestors may be
     try {
-      if (readlinkSync(`/proc/${pid}/ns/mnt`) === own) continue;
       const root = `/proc/${pid}/root`;
       const there = statSync(join(root, resolve(stateDir)), { bigint: true });
       if (there.dev !== state.dev || there.ino !== state.ino) return null;
