@@ -46,12 +46,10 @@ test("a reparented bpf daemon pins in an outer bpffs or says its pins are its ow
     const bpffs = String((JSON.parse(attached) as { bpffs?: string }).bpffs ?? "");
     if (!bpffs.startsWith("/proc/")) assert.ok(text().includes(PRIVATE_PINS), text());
   } finally {
-    sh("pkill", ["-f", `--socket ${socket} daemon`]);
-    await waitFor(
-      "the daemon's end",
-      () => sh("pgrep", ["-f", `--socket ${socket} daemon`]).code !== 0,
-      15_000,
-    );
+    // The pattern starts with the socket's path ("--socket …" would be taken for an option).
+    const daemon = `${socket} daemon`;
+    sh("pkill", ["-f", daemon]);
+    await waitFor("the daemon's end", () => sh("pgrep", ["-f", daemon]).code === 1, 15_000);
     sh("ip", ["netns", "del", ns]);
     rmSync(pinDirOf(join(dir, "state")), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
