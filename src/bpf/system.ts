@@ -66,22 +66,25 @@ export function cgroup2Mount(): string | null {
 
 /**
  * True when this process has a mount namespace of its own: not init's; where init's cannot be
- * read, not that of its nearest ancestor whose namespace can be read (`ip netns exec` makes
- * one); and where none can be read (a daemon reparented to an init it may not inspect), true:
- * its pins are then treated as its own, which the daemon says, rather than as the host's.
+ * read, not that of every ancestor whose namespace can be read (`ip netns exec` makes one);
+ * and where none can be read (a daemon reparented to an init it may not inspect), true: its
+ * pins are then treated as its own, which the daemon says, rather than as the host's.
  */
 export function privateMountNs(): boolean {
   const own = mountNsOf("self");
   if (own === null) return false;
   const init = mountNsOf(1);
   if (init !== null) return own !== init;
+  let compared = false;
   const seen = new Set<number>();
   for (let pid = parentOf("self"); pid !== null && !seen.has(pid) && seen.size < 64; pid = parentOf(pid)) {
     seen.add(pid);
     const ns = mountNsOf(pid);
-    if (ns !== null) return ns !== own;
+    if (ns === null) continue;
+    if (ns !== own) return true;
+    compared = true;
   }
-  return true;
+  return !compared;
 }
 
 /** The mount namespace of process pid (its /proc/PID/ns/mnt link), or null when unreadable. */
