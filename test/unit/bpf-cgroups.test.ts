@@ -68,25 +68,25 @@ describe("app cgroups after a restart", { skip: !usable && "needs root and cgrou
       if (existsSync(d)) rmdirSync(d);
   });
 
-  test("a default placement's cgroup (below where the app ran) is taken back and removed at the app's end", async () => {
-    const dir = join(elsewhere, "sockswitch-app-d1");
+  /** Adopts app id's cgroup below parent, ends the app, waits for the cgroup's removal; isHostPlaced. */
+  async function adoptThenEnd(parent: string, id: string): Promise<boolean> {
+    const dir = join(parent, `sockswitch-app-${id}`);
     const p = appIn(dir);
-    cgroups.adopt("d1", p.pid as number);
-    assert.equal(cgroups.isHostPlaced("d1"), false);
+    cgroups.adopt(id, p.pid as number);
+    const hostPlaced = cgroups.isHostPlaced(id);
     p.kill("SIGKILL");
-    cgroups.unplace("d1");
+    cgroups.unplace(id);
     await until(`the removal of ${dir}`, () => !existsSync(dir));
+    return hostPlaced;
+  }
+
+  test("a default placement's cgroup (below where the app ran) is taken back and removed at the app's end", async () => {
+    assert.equal(await adoptThenEnd(elsewhere, "d1"), false);
     assert.deepEqual(warned, []);
   });
 
   test("a host placement's cgroup (below the programs' cgroup) is known as such again", async () => {
-    const dir = join(attached, "sockswitch-app-h1");
-    const p = appIn(dir);
-    cgroups.adopt("h1", p.pid as number);
-    assert.equal(cgroups.isHostPlaced("h1"), true);
-    p.kill("SIGKILL");
-    cgroups.unplace("h1");
-    await until(`the removal of ${dir}`, () => !existsSync(dir));
+    assert.equal(await adoptThenEnd(attached, "h1"), true);
   });
 
   test("a process in a cgroup named for another app is not taken", () => {
