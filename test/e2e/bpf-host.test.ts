@@ -43,11 +43,12 @@ describe("bpf datapath, host placement (--new-netns=false)", {
       [...HOST, "--ip", "10.77.60.1", "--name", "bpfsrv", "--labels", "zone=a"],
       [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "A"],
     );
-    host.run(
+    const denied = host.run(
       [...HOST, "--ip", "10.77.60.9", "--labels", "zone=s"],
       [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "S"],
     );
-    await waitFor("the server", () => server.stdout.includes('"listening"'));
+    // Both listening: their cgroups exist before a test counts the clients' own.
+    await waitFor("the servers", () => server.stdout.includes('"listening"') && denied.stdout.includes('"listening"'));
   });
 
   after(async () => {
@@ -55,7 +56,7 @@ describe("bpf datapath, host placement (--new-netns=false)", {
   });
 
   test("a client reaches a service by virtual IP; both see virtual addresses; policy refuses", async () => {
-    const before = appCgroups().length;
+    const before = new Set(appCgroups());
     const r = await host.runToEnd(
       [...HOST, "--ip", "10.77.60.5", "--labels", "zone=a"],
       [PYTHON, `${FIXTURES}/echo-client.py`, "10.77.60.1", "7000"],
@@ -76,7 +77,7 @@ describe("bpf datapath, host placement (--new-netns=false)", {
     assert.equal(denied.code, 3, denied.stdout);
     assert.match(denied.stdout, /"errno": "EACCES"/);
     // Each client's cgroup is gone with it.
-    await waitFor("the clients' cgroups removed", () => appCgroups().length <= before, 10_000);
+    await waitFor("the clients' cgroups removed", () => appCgroups().every((n) => before.has(n)), 10_000);
   });
 
   test("names resolve through the daemon's DNS (a query from a host-placed app is admitted)", async () => {
