@@ -16,6 +16,7 @@
         "native/addon/poll.c",
         "native/addon/proc.c",
         "native/addon/ptrace.c",
+        "native/addon/responder.c",
         "native/addon/unix.c",
         "native/shared/rtnl.c"
       ],

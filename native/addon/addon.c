@@ -144,6 +144,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       !register_table(env, exports, sw_bpf_exports, NULL) ||
       !register_table(env, exports, sw_bpf_ring_exports, NULL) ||
       !register_table(env, exports, sw_kernel_exports, NULL) ||
+      !register_table(env, exports, sw_responder_exports, NULL) ||
       !register_table(env, exports, sw_poll_exports, poll_state))
     return NULL;
 

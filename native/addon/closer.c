@@ -45,6 +45,7 @@
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -75,6 +76,13 @@ static _Atomic int asleep;              /* the watchdog waits on this word (fute
 static _Atomic long long calling_since; /* ns of the bounded connect/accept in progress, 0: none */
 static sigset_t call_set;               /* {call_signal} */
 
+/* ---- the socket responder's thread (responder.c), a second thread under the watchdog ---- */
+static pthread_t responder;
+static _Atomic bool responder_guarded;
+/* ns of the responder's close in progress; 0: none; -1: the watchdog claimed it (signalling). */
+static _Atomic long long responder_since;
+static _Atomic int responder_signalled; /* the watchdog's signal for that close is sent */
+
 /* ---- the closer thread ---- */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -84,6 +92,9 @@ static bool closer_started;
 /* The caller's own timer, for when the closer's queue is full. */
 static timer_t guard;
 static bool guard_ready, guard_failed;
+
+static bool queue_close(int fd);
+static bool lingers(int fd);
 
 static void on_signal(int sig) { (void)sig; /* only interrupts the close in progress */ }
 
@@ -124,8 +135,13 @@ static void *watchdog_main(void *arg) {
     if (since != 0 && now_ns() - since > BOUND_NS) pthread_kill(guarded, close_signal);
     long long call = atomic_load(&calling_since);
     if (call != 0 && now_ns() - call > BOUND_NS) pthread_kill(guarded, call_signal);
+    long long r = atomic_load(&responder_since);
+    if (r > 0 && now_ns() - r > BOUND_NS && atomic_compare_exchange_strong(&responder_since, &r, -1)) {
+      pthread_kill(responder, close_signal);
+      atomic_store(&responder_signalled, 1);
+    }
     unsigned long n = atomic_load(&closes);
-    idle = n == seen && since == 0 && call == 0 ? idle + 1 : 0;
+    idle = n == seen && since == 0 && call == 0 && r == 0 ? idle + 1 : 0;
     seen = n;
     if (idle < IDLE_POLLS) {
       nanosleep(&step, NULL);
@@ -133,7 +149,8 @@ static void *watchdog_main(void *arg) {
     }
     /* Nothing for a while: sleep until a close starts (closeShared wakes us). */
     atomic_store(&asleep, 1);
-    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 && atomic_load(&closes) == seen)
+    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 &&
+        atomic_load(&responder_since) == 0 && atomic_load(&closes) == seen)
       syscall(SYS_futex, &asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
     atomic_store(&asleep, 0);
     idle = 0;
@@ -202,6 +219,52 @@ void sw_bounded_end(void) {
   int err = errno;
   pthread_sigmask(SIG_BLOCK, &call_set, NULL);
   errno = err;
+}
+
+/* The watchdog for the calling thread (the event loop's), started once; false if it cannot run. */
+bool sw_watchdog_start(void) { return watchdog_ready(); }
+
+/*
+ * Takes the calling thread (the socket responder's) under the watchdog; call once, after
+ * sw_watchdog_start succeeded on the event loop's thread. The thread must keep close_signal
+ * unblocked and every signal that could interrupt its SECCOMP_IOCTL_NOTIF_ADDFD blocked.
+ */
+void sw_responder_guard(void) {
+  responder = pthread_self();
+  atomic_store(&responder_guarded, true);
+}
+
+/*
+ * Closes a TCP socket the responder made and installed in an app, as closeShared(fd, 1) does
+ * on the event loop's thread: one that lingers goes to the closer thread; else it is closed
+ * here under the watchdog, which interrupts the close after about BOUND_NS (the app set
+ * SO_LINGER and dropped its reference after the check). A signal the watchdog sends for
+ * this close is taken before returning: the responder's next call is an ADDFD with
+ * FLAG_SEND, which a signal must never interrupt (seccomp_unotify(2): the call would be
+ * answered with 0 and no fd). 0 | -1 with errno.
+ */
+int sw_responder_close_tcp(int fd) {
+  if (!atomic_load(&responder_guarded)) {
+    errno = EPERM;
+    return -1;
+  }
+  if (lingers(fd) && queue_close(fd)) return 0;
+  long long t = now_ns();
+  atomic_store(&responder_since, t);
+  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  int rc = close(fd);
+  int err = errno;
+  if (!atomic_compare_exchange_strong(&responder_since, &t, 0)) {
+    /* Claimed: the signal is sent right after the claim. Once it is, a system call's way
+     * back to user space delivers it (if the close did not take it already). */
+    while (!atomic_load(&responder_signalled)) sched_yield();
+    syscall(SYS_getpid);
+    atomic_store(&responder_signalled, 0);
+    atomic_store(&responder_since, 0);
+  }
+  atomic_fetch_add(&closes, 1);
+  errno = err;
+  return rc;
 }
 
 /* A one-shot timer that signals the calling thread; false if it cannot be made. */

@@ -174,12 +174,27 @@ extern const sw_export sw_netns_exports[];
 extern const sw_export sw_bpf_exports[];
 extern const sw_export sw_bpf_ring_exports[];
 extern const sw_export sw_kernel_exports[];
+extern const sw_export sw_responder_exports[];
 
 /* notify.c: kernel sizes read at module load; 0 until then. */
 /* closer.c: a connect/accept on an app's socket bounded in time (EINTR past the bound). */
 bool sw_bounded_begin(void);
 void sw_bounded_end(void);
 bool sw_notify_init(napi_env env);
+
+/* notify.c: the size RECV may write (the running kernel's struct, at least ours), and a
+ * received call as the words notifRecv gives JavaScript (src/trap/notification.ts). */
+#define SW_NOTIF_WORDS 18
+struct seccomp_notif;
+size_t sw_notif_size(void);
+void sw_notif_words(const struct seccomp_notif *n, uint32_t out[SW_NOTIF_WORDS]);
+
+/* closer.c, for the socket responder (responder.c): the watchdog started for the event
+ * loop's thread (call there first); then, on the responder's thread, that thread taken under
+ * the watchdog too, and closing a TCP socket it made, bounded in time. */
+bool sw_watchdog_start(void);
+void sw_responder_guard(void);
+int sw_responder_close_tcp(int fd);
 
 /* poll.c: per-environment watcher table; the pointer is passed as function data. */
 void *sw_poll_state_new(napi_env env);

@@ -65,7 +65,7 @@ static napi_value notif_recv(napi_env env, napi_callback_info info) {
   size_t outlen;
   if (!sw_get_args(env, info, &a, usage, 2) || !sw_i32(&a, 0, &fd)) return NULL;
   if (!sw_typed(&a, 1, napi_uint32_array, "Uint32Array", (void **)&out, &outlen)) return NULL;
-  if (outlen < 18) {
+  if (outlen < SW_NOTIF_WORDS) {
     sw_type_error(&a, 1, "must have length >= 18");
     return NULL;
   }
@@ -78,13 +78,20 @@ static napi_value notif_recv(napi_env env, napi_callback_info info) {
   if (pfd.revents & POLLNVAL) return sw_num(env, -EBADF);
   if (!(pfd.revents & POLLIN)) return sw_num(env, (pfd.revents & (POLLHUP | POLLERR)) ? -EPIPE : 0);
 
-  size_t sz = kernel_sizes.seccomp_notif;
-  if (sz < sizeof buf.n) sz = sizeof buf.n;
+  size_t sz = sw_notif_size();
   if (sz > sizeof buf.raw) return sw_num(env, -EOVERFLOW); /* kernel struct grew past 512 bytes */
   memset(buf.raw, 0, sz);
   if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &buf.n) != 0) return sw_num(env, -errno);
+  sw_notif_words(&buf.n, out);
+  return sw_num(env, 1);
+}
 
-  const struct seccomp_notif *n = &buf.n;
+size_t sw_notif_size(void) {
+  size_t sz = kernel_sizes.seccomp_notif;
+  return sz < sizeof(struct seccomp_notif) ? sizeof(struct seccomp_notif) : sz;
+}
+
+void sw_notif_words(const struct seccomp_notif *n, uint32_t out[SW_NOTIF_WORDS]) {
   out[0] = (uint32_t)n->id;
   out[1] = (uint32_t)(n->id >> 32);
   out[2] = n->pid;
@@ -95,7 +102,6 @@ static napi_value notif_recv(napi_env env, napi_callback_info info) {
     out[6 + 2 * i] = (uint32_t)n->data.args[i];
     out[7 + 2 * i] = (uint32_t)(n->data.args[i] >> 32);
   }
-  return sw_num(env, 1);
 }
 
 /* notifRespond(fd, idLo, idHi, val, error, flags) -> 0 | -errno. */

@@ -263,6 +263,14 @@ export class BpfDatapath implements EventTarget, KernelHooks {
     this.placement.place(app.id, this.indexOf(app), pid, hostPlacement);
   }
 
+  socketStamp(app: App): { map: number; value: Uint8Array } | null {
+    if (app.srcPorts && this.host.kernel.ipLocalPortRange) return null; // mark() sets the block
+    return {
+      map: this.fds.ssw_socks as number,
+      value: sockValue(this.indexOf(app), new Uint8Array(48), SK_TRAPPED),
+    };
+  }
+
   /**
    * Stamps a socket the daemon made for app (its binds and listens are trapped: SK_TRAPPED),
    * and gives it the app's source-port block (source-block.ts): 0 or -errno. No allocation

@@ -52,6 +52,13 @@ export interface Resolver {
  */
 export interface KernelHooks {
   /**
+   * What a socket the daemon makes for app is stamped with when mark() would do nothing more
+   * (the socket responder then answers the app's socket() calls off the event loop:
+   * responder.ts): the socket storage map's fd and the value; null when mark() is needed
+   * (the app's source-port block).
+   */
+  socketStamp(app: App): { map: number; value: Uint8Array } | null;
+  /**
    * Before the daemon binds app's host socket fd for the app's bind of vip:vport: what the
    * kernel's hooks show of it (getsockname, a client's source, a datagram's sender). It first
    * serves the events the kernel queued before (a UDP server's socket that connected). 0 or -errno.

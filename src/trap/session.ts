@@ -46,6 +46,7 @@ export class AppSession {
   private readonly fds: ThreadFds;
   private readonly waiters = new Set<Waiter>();
   private closed = false;
+  private readonly closers: (() => void)[] = [];
 
   constructor(host: TrapHost, app: App, listenerFd: number) {
     this.host = host;
@@ -55,6 +56,11 @@ export class AppSession {
     // Trapped calls are a ping-pong between the app's thread and the daemon: let the kernel
     // switch between them on one CPU (Linux 6.6; older kernels refuse, and it is only slower).
     host.addon.notifSyncWakeUp(listenerFd);
+  }
+
+  /** Runs fn at close(), before the listener is closed (whatever still uses it lets go). */
+  onClose(fn: () => void): void {
+    this.closers.push(fn);
   }
 
   get isClosed(): boolean {
@@ -259,6 +265,7 @@ export class AppSession {
     for (const w of [...this.waiters]) this.endWait(w);
     this.fds.close();
     if (this.shadowNs >= 0) this.host.addon.close(this.shadowNs);
+    for (const fn of this.closers.splice(0)) fn();
     this.host.addon.close(this.listenerFd);
   }
 }

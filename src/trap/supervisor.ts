@@ -17,6 +17,7 @@ import { handleGetpeername } from "./getpeername.js";
 import { handleGetsockname } from "./getsockname.js";
 import { handleListen } from "./listen.js";
 import { NOTIF_WORDS, Notification } from "./notification.js";
+import { SocketResponder } from "./responder.js";
 import { type AppSession, DISCONNECT, READABLE } from "./session.js";
 import { handleSocket } from "./socket.js";
 
@@ -32,6 +33,7 @@ const BATCH = 1;
 export class Supervisor {
   private readonly handlers: Handler[] = [];
   private readonly buf = new Uint32Array(NOTIF_WORDS);
+  private warned = false;
 
   constructor(nr: Readonly<Record<string, number>>) {
     const on = (name: string, h: Handler): void => {
@@ -55,8 +57,56 @@ export class Supervisor {
     on("recvmmsg", handleRecvmmsg);
   }
 
-  /** Starts serving the app; onGone runs once when the app's last task has exited. */
-  serve(s: AppSession, onGone: () => void): number {
+  /**
+   * Starts serving the app; onGone runs once when the app's last task has exited. On the bpf
+   * datapath the socket responder's thread receives the app's calls (responder.ts) and hands
+   * over those it does not answer; else the event loop watches its listener.
+   */
+  serve(s: AppSession, onGone: () => void): void {
+    const stamp = s.host.bpf?.socketStamp(s.app) ?? null;
+    if (stamp && this.serveByResponder(s, stamp, onGone)) return;
+    this.watch(s, onGone);
+  }
+
+  private serveByResponder(
+    s: AppSession,
+    stamp: { map: number; value: Uint8Array },
+    onGone: () => void,
+  ): boolean {
+    const responder = SocketResponder.get(s.host.addon);
+    if (typeof responder === "string") {
+      if (!this.warned)
+        s.host.log.warn(`socket() calls are answered on the event loop (slower): ${responder}`);
+      this.warned = true;
+      return false;
+    }
+    let gone = false;
+    const token = responder.add(s.listenerFd, stamp, {
+      call: (words) => {
+        if (!gone && !s.isClosed) this.dispatch(s, new Notification(words));
+      },
+      gone: (errno) => {
+        if (errno !== 0 && errno !== EPIPE)
+          s.host.log.error({ app: s.app.id, errno }, "receiving a trapped call failed");
+        if (gone) return;
+        gone = true;
+        onGone();
+      },
+      failed: (err) =>
+        s.host.log.error({ app: s.app.id, err }, "a trapped call handed over by the socket responder failed"),
+    });
+    if (token < 0) {
+      s.host.log.warn(
+        { app: s.app.id, errno: -token },
+        "the socket responder cannot serve the app: its calls go to the event loop",
+      );
+      return false;
+    }
+    s.onClose(() => responder.remove(token));
+    return true;
+  }
+
+  private watch(s: AppSession, onGone: () => void): void {
     const a = s.host.addon;
     let gone = false;
     const finish = (): void => {
@@ -88,7 +138,6 @@ export class Supervisor {
       s.host.log.error({ app: s.app.id, errno: -handle }, "cannot watch the app's seccomp listener");
       queueMicrotask(finish);
     }
-    return handle;
   }
 
   private dispatch(s: AppSession, n: Notification): void {

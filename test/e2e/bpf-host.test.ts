@@ -48,7 +48,10 @@ describe("bpf datapath, host placement (--new-netns=false)", {
       [PYTHON, `${FIXTURES}/echo-server.py`, "0.0.0.0", "7000", "S"],
     );
     // Both listening: their cgroups exist before a test counts the clients' own.
-    await waitFor("the servers", () => server.stdout.includes('"listening"') && denied.stdout.includes('"listening"'));
+    await waitFor(
+      "the servers",
+      () => server.stdout.includes('"listening"') && denied.stdout.includes('"listening"'),
+    );
   });
 
   after(async () => {
