@@ -224,11 +224,8 @@ void sw_bounded_end(void) {
 /* The watchdog for the calling thread (the event loop's), started once; false if it cannot run. */
 bool sw_watchdog_start(void) { return watchdog_ready(); }
 
-/*
- * Takes the calling thread (the socket responder's) under the watchdog; call once, after
- * sw_watchdog_start succeeded on the event loop's thread. The thread must keep close_signal
- * unblocked and every signal that could interrupt its SECCOMP_IOCTL_NOTIF_ADDFD blocked.
- */
+/* Takes the calling thread (the socket responder's, which leaves only close_signal unblocked)
+ * under the watchdog too; after sw_watchdog_start succeeded on the event loop's thread. */
 void sw_responder_guard(void) {
   responder = pthread_self();
   atomic_store(&responder_guarded, true);

@@ -144,15 +144,10 @@ export interface AddonConstants {
   readonly IPV6_V6ONLY: number;
 }
 
-/** Watcher events: bit 1 readable, bit 2 writable, bit 4 disconnect (peer shut down writing). */
 /** What the socket responder hands the event loop (Addon.responderStart). */
-export type ResponderCallback = (
-  kind: 1 | 2,
-  token: number,
-  errno: number,
-  words: Uint32Array | undefined,
-) => void;
+export type ResponderCallback = (kind: 1 | 2, token: number, errno: number, words?: Uint32Array) => void;
 
+/** Watcher events: bit 1 readable, bit 2 writable, bit 4 disconnect (peer shut down writing). */
 export type WatchCallback = (status: number, events: number) => void;
 
 /** Everything the native addon exports. Numbers returned as "-errno" are negated Linux errnos. */
@@ -230,18 +225,16 @@ export interface Addon {
    */
   closeShared(fd: number, tcp?: 0 | 1): number;
   /**
-   * Starts the socket responder, the addon's thread that answers apps' socket() calls on the
-   * bpf datapath off the event loop (native/addon/responder.c): 0, -EALREADY once started,
-   * -EPERM when its close watchdog cannot run, or -errno. callback(kind, token, errno, words):
-   * kind 1, a call of app `token` as received (words as notifRecv writes them), for the event
-   * loop to answer; kind 2, the app's listener hung up (errno 0) or failed, and is no longer
-   * watched.
+   * Starts the socket responder, the thread answering apps' socket() off the event loop
+   * (native/addon/responder.c): 0, -EALREADY, -EPERM (no close watchdog here) or -errno.
+   * callback(kind, token, errno, words): kind 1, a call of app `token` as received (words as
+   * notifRecv writes them) for the event loop to answer; kind 2, the app's listener hung up
+   * (errno 0) or failed, and is no longer watched.
    */
   responderStart(callback: ResponderCallback): number;
   /**
-   * The responder serves the app's listener from now on (nothing else may receive on it):
-   * the sockets it makes are stamped with value (1 to 64 bytes) in the socket storage map
-   * mapFd. 0, -ENOTCONN (not started), -EEXIST (token taken) or -errno.
+   * The responder serves the listener (nothing else may receive on it), stamping its sockets
+   * with value (1–64 bytes) in map mapFd: 0, -ENOTCONN (not started), -EEXIST (token) or -errno.
    */
   responderAdd(listenerFd: number, mapFd: number, value: Uint8Array, token: number): number;
   /** The responder leaves the app's listener (which may be closed after): 0 or -ENOENT. */
