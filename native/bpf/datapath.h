@@ -323,11 +323,24 @@ struct {
   __uint(max_entries, 256 * 1024);
 } ssw_events SEC(".maps");
 
+/* Events ssw_event_new could not reserve (the ring was full): the daemon warns when it grows. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} ssw_events_lost SEC(".maps");
+
 /* An event of this kind for the app, zeroed and reserved in ssw_events (the caller fills it in
- * and submits it), or 0 when the ring is full (the event is then lost: nothing counts it yet). */
+ * and submits it), or 0 when the ring is full: the event is lost, and counted in ssw_events_lost. */
 static __always_inline struct ssw_event *ssw_event_new(__u32 kind, __u32 app) {
   struct ssw_event *e = bpf_ringbuf_reserve(&ssw_events, sizeof *e, 0);
-  if (!e) return 0;
+  if (!e) {
+    __u32 zero = 0;
+    __u64 *lost = bpf_map_lookup_elem(&ssw_events_lost, &zero);
+    if (lost) __sync_fetch_and_add(lost, 1);
+    return 0;
+  }
   __builtin_memset(e, 0, sizeof *e);
   e->kind = kind;
   e->app = app;

@@ -32,6 +32,7 @@ import {
 const READABLE = 1;
 const IPPROTO_UDP = 17;
 const DENIED_PER_SECOND = 20;
+const ZERO_KEY = new Uint8Array(4);
 
 /** What the events need from the datapath: app ids by map index. */
 export interface EventTarget {
@@ -42,6 +43,10 @@ export class DatapathEvents {
   private readonly buf = new Uint8Array(256 * 1024);
   private readonly diag: SockDiag;
   private ring = -1;
+  private lostFd = -1;
+  /** ssw_events_lost as last read. */
+  private lost = 0n;
+  private readonly lostValue = new Uint8Array(8);
   private watch = -1;
   private deniedSecond = 0;
   private deniedCount = 0;
@@ -58,8 +63,13 @@ export class DatapathEvents {
     this.diag = new SockDiag(addon);
   }
 
-  /** Maps the ring buffer (its map fd) and serves it from the event loop. */
-  open(fd: number): void {
+  /**
+   * Maps the ring buffer (its map fd) and serves it from the event loop; lostFd is the map
+   * counting the events the programs could not queue (ssw_events_lost), -1: none.
+   */
+  open(fd: number, lostFd: number): void {
+    this.lostFd = lostFd;
+    this.lost = this.readLost() ?? 0n; // counted before this daemon: its predecessor warned
     this.ring = this.addon.bpfRingOpen(fd);
     if (this.ring < 0) {
       this.log.error(
@@ -82,15 +92,35 @@ export class DatapathEvents {
   /** Serves every event the kernel has queued (also called before a trapped bind is carried out). */
   drain(): void {
     if (this.ring < 0) return;
-    for (;;) {
+    for (let read = false; ; read = true) {
       const n = this.addon.bpfRingRead(this.ring, this.buf);
-      if (n <= 0) return;
+      if (n <= 0) {
+        if (read) this.checkLost();
+        return;
+      }
       for (let off = 0; off < n; ) {
         const len = new DataView(this.buf.buffer).getUint32(off, true);
         if (len >= EVENT_SIZE - 8) this.onEvent(off + 4);
         off += (4 + len + 7) & ~7;
       }
     }
+  }
+
+  /** The programs' count of lost events (ssw_events_lost), or null when it cannot be read. */
+  private readLost(): bigint | null {
+    if (this.lostFd < 0 || this.addon.bpfMapLookup(this.lostFd, ZERO_KEY, this.lostValue) < 0) return null;
+    return new DataView(this.lostValue.buffer).getBigUint64(0, true);
+  }
+
+  /** After a drain: says so when the ring overflowed since the last look (never silently). */
+  private checkLost(): void {
+    const n = this.readLost();
+    if (n === null || n <= this.lost) return;
+    this.log.error(
+      { lost: Number(n - this.lost), total: Number(n) },
+      "the bpf datapath's event ring was full and events from the kernel were lost: a host-placed app's listen or UDP bind may be missing from the services (restart that app), and refusal log lines are missing",
+    );
+    this.lost = n;
   }
 
   private onEvent(off: number): void {

@@ -121,6 +121,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       "ssw_local",
       "ssw_config",
       "ssw_events",
+      "ssw_events_lost",
       "ssw_cgroups",
       "ssw_cookies",
       "ssw_app_ids",
@@ -176,7 +177,7 @@ export class BpfDatapath implements EventTarget, KernelHooks {
       return reg;
     }
     blackholeRoute(opts.vipCidr, log);
-    dp.events.open(dp.fds.ssw_events as number);
+    dp.events.open(dp.fds.ssw_events as number, dp.fds.ssw_events_lost as number);
     log.info({ cgroup, pinned: dir, bpffs: fs.outer ?? undefined }, "bpf datapath attached");
     return dp;
   }

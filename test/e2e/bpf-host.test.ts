@@ -117,6 +117,42 @@ print(s.makefile("rb").readline().decode().strip(), s.getsockname()[0])`;
     }
   });
 
+  test("events the kernel could not queue (the ring full) are counted and logged", async () => {
+    // Each refused connect is an event (the daemon's log line); with the daemon stopped nothing
+    // reads the ring (256 KiB, 64-byte records), so 8,000 of them overflow it.
+    const code = `import socket, time
+print("running", flush=True)
+time.sleep(2)
+n = 0
+for i in range(8000):
+    s = socket.socket()
+    try:
+        s.connect(("10.77.60.9", 7000))
+    except PermissionError:
+        n += 1
+    s.close()
+print(n, flush=True)`;
+    const app = host.run([...HOST, "--ip", "10.77.60.4", "--labels", "zone=a"], [PYTHON, "-c", code]);
+    await waitFor("the app running", () => app.stdout.includes("running"));
+    const pid = host.daemon?.pid as number;
+    process.kill(pid, "SIGSTOP");
+    try {
+      const r = await app.wait(60_000);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "running\n8000");
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await waitFor(
+      "the lost events logged",
+      () => /event ring was full/.test(host.daemon?.stdout ?? ""),
+      10_000,
+    );
+    const line = (host.daemon?.stdout ?? "").split("\n").find((l) => l.includes("event ring was full")) ?? "";
+    const lost = JSON.parse(line).lost as number;
+    assert.ok(lost > 0 && lost < 8000, line);
+  });
+
   test("--new-netns=false from another network namespace (a container's) is the default placement there", async (t) => {
     // The launcher's namespace is not the daemon's: it becomes the app's own, socket() is
     // trapped and the daemon makes the host sockets, as for a container under the seccomp
