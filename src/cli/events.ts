@@ -3,7 +3,7 @@
 
 import { apiGet, apiStream } from "../api/client.js";
 import { InvalidArgumentError } from "../core/errors.js";
-import { table } from "./format.js";
+import { StreamTable } from "./format.js";
 import { CLI_VERSION, print } from "./shared.js";
 
 /** One event of the stream (docs/api.md, Event). */
@@ -52,13 +52,14 @@ export async function events(socket: string, o: { kinds?: string; output: string
         throw new InvalidArgumentError(`--kinds: "${k}" is not a kind; use ${KINDS.join(", ")}`);
     q.set("kinds", o.kinds);
   }
+  // TIME is ISO 8601 with milliseconds (24), KIND and TYPE are words of at most 7 and 8.
+  const t = new StreamTable(["TIME", "KIND", "TYPE", "NAME", "DETAIL"], [24, 7, 8, 16]);
   let first = true;
   await followEvents(socket, `/v1/events${q.size > 0 ? `?${q}` : ""}`, (ev) => {
     if (o.output === "json") return print(JSON.stringify(ev));
-    const row = [ev.time, ev.kind, ev.type, nameOf(ev), detailOf(ev)];
-    const text = table(["TIME", "KIND", "TYPE", "NAME", "DETAIL"], [row]);
-    print(first ? text : (text.split("\n")[1] as string));
+    if (first) print(t.header());
     first = false;
+    print(t.row([ev.time, ev.kind, ev.type, nameOf(ev), detailOf(ev)]));
   });
 }
 

@@ -38,6 +38,44 @@ export function table(head: string[], rows: string[][]): string {
     .join("\n");
 }
 
+/**
+ * A table printed a row at a time (`sockswitch events`): the same columns as table(), each
+ * but the last padded to the widest of its header, the minimum widths given and every value
+ * so far, so that rows line up while values keep to those widths (a wider one widens its
+ * column from that row on, as `kubectl get -w` does).
+ */
+export class StreamTable {
+  private readonly widths: number[];
+
+  constructor(
+    private readonly head: string[],
+    minWidths: number[] = [],
+  ) {
+    this.widths = head.slice(0, -1).map((h, i) => Math.max(h.length, minWidths[i] ?? 0));
+  }
+
+  /** The header line. */
+  header(): string {
+    return this.line(this.head);
+  }
+
+  /** One row's line. */
+  row(cells: string[]): string {
+    return this.line(cells);
+  }
+
+  private line(cells: string[]): string {
+    return cells
+      .map((c, i) => {
+        if (i >= this.widths.length) return c;
+        this.widths[i] = Math.max(this.widths[i] as number, c.length);
+        return c.padEnd(this.widths[i] as number);
+      })
+      .join("   ")
+      .trimEnd();
+  }
+}
+
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
   if (s < 120) return `${s}s`;

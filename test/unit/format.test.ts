@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { age, labelsText, publishText, table } from "../../src/cli/format.js";
+import { age, labelsText, publishText, StreamTable, table } from "../../src/cli/format.js";
 
 const NOW = Date.parse("2024-06-01T12:00:00.000Z");
 const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
@@ -116,5 +116,27 @@ describe("publishText", () => {
     assert.equal(publishText("8080:18080"), "18080->8080");
     assert.equal(publishText("8080:127.0.0.1:18080/tcp"), "127.0.0.1:18080->8080/tcp");
     assert.equal(publishText("53:[::1]:5353/udp"), "[::1]:5353->53/udp");
+  });
+});
+
+describe("StreamTable (rows printed one at a time: sockswitch events)", () => {
+  test("rows line up under the header; the last column is not padded", () => {
+    const t = new StreamTable(["TIME", "KIND", "NAME", "DETAIL"], [24, 7, 6]);
+    const lines = [
+      t.header(),
+      t.row(["2026-12-01T04:26:19.123Z", "app", "web", "10.77.0.2 pid 7"]),
+      t.row(["2026-12-01T04:26:20.004Z", "service", "api", "tcp 10.77.0.3:80 -> 127.0.0.1:41000"]),
+    ];
+    assert.deepEqual(lines, [
+      "TIME                       KIND      NAME     DETAIL",
+      "2026-12-01T04:26:19.123Z   app       web      10.77.0.2 pid 7",
+      "2026-12-01T04:26:20.004Z   service   api      tcp 10.77.0.3:80 -> 127.0.0.1:41000",
+    ]);
+  });
+
+  test("a wider value widens its column from that row on", () => {
+    const t = new StreamTable(["NAME", "DETAIL"], [4]);
+    assert.equal(t.row(["a-long-name", "x"]), "a-long-name   x");
+    assert.equal(t.row(["b", "y"]), "b             y");
   });
 });
