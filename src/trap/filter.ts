@@ -49,6 +49,7 @@ const BPF_JEQ_K = 0x15;
 const BPF_JGE_K = 0x35;
 const BPF_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
+const BPF_ALU_AND_K = 0x54;
 
 export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 export const SECCOMP_RET_ERRNO = 0x00050000;
@@ -59,6 +60,13 @@ const ENOSYS = 38;
 const EPERM = 1;
 const EOPNOTSUPP = 95;
 const EAFNOSUPPORT = 97;
+const EINVAL = 22;
+/** socket(2)'s type: the kind (SOCK_TYPE_MASK) and the flags it may carry; kinds below SOCK_MAX. */
+const SOCK_TYPE_MASK = 0xf;
+const SOCK_TYPE_FLAGS = 0o4000 | 0o2000000; // SOCK_NONBLOCK, SOCK_CLOEXEC
+const SOCK_MAX = 11;
+/** Families the kernel knows the number of (AF_MAX, Linux 5.15 to 6.18). */
+const NPROTO = 46;
 const MSG_FASTOPEN = 0x20000000;
 const CLONE_NEWUSER = 0x10000000;
 /** ioctl(2) on /dev/userfaultfd that makes a userfaultfd (_IO(0xAA, 0x00), Linux 6.1). */
@@ -157,7 +165,20 @@ export function buildFilter(c: FilterConstants): Buffer {
     ...Object.entries(SOCKET_FAMILIES).map(([family, action]) =>
       jeq(Number(family), mode === "bpf-host" && action === "notify" ? "allow" : action),
     ),
+    // A refused family, as a kernel without it answers: what __sys_socket and __sock_create
+    // check before the family's own code comes first (net/socket.c): unknown type flags
+    // EINVAL, a family out of range EAFNOSUPPORT, a type out of range EINVAL.
+    ld(argLow(1)),
+    { code: BPF_JSET_K, jt: "einval", jf: 0, k: ~(SOCK_TYPE_MASK | SOCK_TYPE_FLAGS) >>> 0 },
+    ld(argLow(0)),
+    { code: BPF_JGE_K, jt: "eafnosupport", jf: 0, k: NPROTO },
+    ld(argLow(1)),
+    { code: BPF_ALU_AND_K, jt: 0, jf: 0, k: SOCK_TYPE_MASK },
+    { code: BPF_JGE_K, jt: "einval", jf: "eafnosupport", k: SOCK_MAX },
+    label("eafnosupport"),
     ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+    label("einval"),
+    ret(SECCOMP_RET_ERRNO | EINVAL),
     label("socketpair"),
     // Only AF_UNIX makes pairs (the kernel answers EOPNOTSUPP for netlink itself).
     ld(argLow(0)),

@@ -18,6 +18,10 @@ const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const IPPROTO_ICMPV6 = 58;
+const IPPROTO_MAX = 263;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_PACKET = 10;
+const SOCK_MAX = 11;
 
 export function handleSocket(s: AppSession, n: Notification): void {
   const domain = n.int(0);
@@ -30,10 +34,17 @@ export function handleSocket(s: AppSession, n: Notification): void {
   };
   // Not sent by the filter; refused as it refuses them, should the two ever disagree.
   if (domain !== AF_INET && domain !== AF_INET6) return refuse(E.EAFNOSUPPORT, "address family not allowed");
+  // What the kernel checks before the protocol's own code, in its order (net/socket.c,
+  // inet_create/inet6_create), so that a bad call gets the kernel's errno, not a refusal's.
+  if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) !== 0 || kind >= SOCK_MAX) return s.fail(n, E.EINVAL);
+  // SOCK_PACKET in an inet family is the kernel's old spelling of AF_PACKET (refused by the filter).
+  if (kind === SOCK_PACKET) return refuse(E.EAFNOSUPPORT, "packet sockets are not switched");
+  if (protocol < 0 || protocol >= IPPROTO_MAX) return s.fail(n, E.EINVAL);
+  const ping = domain === AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+  // A raw socket needs a protocol (inetsw's raw entry is a wildcard that protocol 0 does not match).
+  if (kind === SOCK_RAW && protocol === 0) return s.fail(n, E.EPROTONOSUPPORT);
   if (kind === SOCK_RAW) return refuse(E.EPERM, "raw sockets are not switched");
-  if (kind === SOCK_DGRAM && (protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)) {
-    return refuse(E.EACCES, "ICMP sockets are not switched");
-  }
+  if (kind === SOCK_DGRAM && protocol === ping) return refuse(E.EACCES, "ICMP sockets are not switched");
   if (kind !== SOCK_STREAM && kind !== SOCK_DGRAM) {
     return refuse(ESOCKTNOSUPPORT, "only stream (TCP) and datagram (UDP) sockets are switched");
   }

@@ -260,6 +260,39 @@ const blockingTimeouts: Sequence = {
   ],
 };
 
+/**
+ * socket(2) with arguments the kernel refuses before any protocol runs, or that no protocol of
+ * the family takes: the kernel's own errno (net/socket.c, inet_create, inet6_create), from the
+ * daemon (AF_INET, AF_INET6) and from the filter (a family it refuses), never a refusal's.
+ */
+const socketArgs: Sequence = (() => {
+  const [INET, INET6, PACKET] = [2, 10, 17];
+  const [STREAM, DGRAM, RAW] = [1, 2, 3];
+  const BAD_FLAG = 0x100;
+  const rows: [number, number, number][] = [
+    [INET, 15, 0], // a type out of range: EINVAL
+    [INET6, 11, 0],
+    [INET, STREAM | BAD_FLAG, 0], // an unknown type flag: EINVAL
+    [INET, STREAM | BAD_FLAG, 17],
+    [INET6, DGRAM | BAD_FLAG, 0],
+    [INET, STREAM, -1], // a protocol out of range: EINVAL
+    [INET6, DGRAM, 300],
+    [INET, 0, 0], // no protocol of the family has this type: ESOCKTNOSUPPORT
+    [INET, DGRAM, 58], // the other family's ping protocol: EPROTONOSUPPORT
+    [INET6, DGRAM, 1],
+    [INET, RAW, 0], // a raw socket without a protocol: EPROTONOSUPPORT
+    [INET6, RAW, 0],
+    [PACKET, 15, 0], // a refused family: the kernel's checks before the family's come first
+    [PACKET, DGRAM | BAD_FLAG, 0],
+    [99, STREAM, 0], // a family out of range: EAFNOSUPPORT
+    [99, 15, 0],
+  ];
+  return {
+    name: "socket() with arguments the kernel refuses gets the kernel's errno",
+    steps: rows.map(([family, type, protocol]) => A({ op: "socketargs", family, type, protocol })),
+  };
+})();
+
 export const CASES: readonly Sequence[] = [
   dualBind("tcp", true, "v6only,reuseaddr"),
   dualBind("tcp", false, "v6only,reuseaddr"),
@@ -285,4 +318,5 @@ export const CASES: readonly Sequence[] = [
   rebindAfterTimeWait,
   connectAgain,
   blockingTimeouts,
+  socketArgs,
 ];

@@ -14,10 +14,12 @@
 #   {"op": "reply"|"connectpeer", "s": .., ["data"]}: sendto / connect to the sender of the
 #     socket's last recvfrom, exactly as it came (what a UDP server answering a client does).
 #   {"op": "recverr", "s": ..}: recvmsg(MSG_ERRQUEUE) on the socket as it is (blocking or not).
+#   {"op": "socketargs", "family": N, "type": N, "protocol": N}: socket(2) with these numbers
+#     as they are (libc, no check of Python's), closed at once.
 #   {"op": "reset"}: close every socket.
 # Each answer: {"ok": true, ...} or {"err": "ERRNO_NAME"}; addresses come back as symbols
 # (or as text when no symbol has that address) with their port.
-import errno, json, select, signal, socket, struct, sys
+import ctypes, errno, json, os, select, signal, socket, struct, sys
 
 
 
@@ -41,6 +43,7 @@ TIMEOUTS = {"sndtimeo": socket.SO_SNDTIMEO, "rcvtimeo": socket.SO_RCVTIMEO}
 WAIT = 0.25
 socks = {}
 last_from = {}
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def sym(addr):
@@ -78,6 +81,12 @@ def call(c):
         return {"ok": True}
     if op == "socket":
         socks[c["s"]] = socket.socket(FAM[c["family"]], socket.SOCK_STREAM if c["type"] == "tcp" else socket.SOCK_DGRAM)
+        return {"ok": True}
+    if op == "socketargs":
+        fd = LIBC.socket(c["family"], c["type"], c["protocol"])
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "socket")
+        os.close(fd)
         return {"ok": True}
     s = socks[c["s"]]
     if op == "setsockopt" and c["opt"] in TIMEOUTS:

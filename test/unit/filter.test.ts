@@ -108,6 +108,10 @@ function run(prog: Buffer, data: Buffer): number {
       case 0x45: // BPF_JMP | BPF_JSET | BPF_K
         pc += 1 + ((a & insn.k) >>> 0 !== 0 ? insn.jt : insn.jf);
         break;
+      case 0x54: // BPF_ALU | BPF_AND | BPF_K
+        a = (a & insn.k) >>> 0;
+        pc += 1;
+        break;
       case 0x06: // BPF_RET | BPF_K
         return insn.k >>> 0;
       default:
@@ -143,8 +147,8 @@ describe("buildFilter layout", () => {
   test("uses only the opcodes the interpreter knows and forward jumps in range", () => {
     const insns = decode(prog);
     insns.forEach((insn, i) => {
-      assert.ok([0x20, 0x15, 0x35, 0x45, 0x06].includes(insn.code), `opcode at ${i}`);
-      if (insn.code !== 0x20 && insn.code !== 0x06) {
+      assert.ok([0x20, 0x15, 0x35, 0x45, 0x54, 0x06].includes(insn.code), `opcode at ${i}`);
+      if (insn.code !== 0x20 && insn.code !== 0x06 && insn.code !== 0x54) {
         assert.ok(i + 1 + insn.jt < insns.length, `jt at ${i}`);
         assert.ok(i + 1 + insn.jf < insns.length, `jf at ${i}`);
       }
@@ -217,12 +221,33 @@ describe("buildFilter verdicts", () => {
     };
     for (const [name, family] of Object.entries(families))
       assert.equal(verdict(nr("socket"), [family, 1, 0]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, name);
+
     assert.deepEqual(
       Object.keys(SOCKET_FAMILIES)
         .map(Number)
         .sort((a, b) => a - b),
       [1, 2, 10, 16],
     );
+  });
+
+  test("a refused family: the kernel's checks before the family's come first (net/socket.c)", () => {
+    const EINVAL = 22;
+    const SOCK_NONBLOCK = 0o4000;
+    const SOCK_CLOEXEC = 0o2000000;
+    const cases: [string, number, number, number][] = [
+      ["an unknown type flag", 17, 2 | 0x100, EINVAL],
+      ["a type out of range", 17, 15, EINVAL],
+      ["SOCK_MAX itself", 40, 11, EINVAL],
+      ["a family out of range with a type out of range", 99, 15, EAFNOSUPPORT],
+      ["a family out of range with an unknown flag", 99, 1 | 0x100, EINVAL],
+      ["the flags socket(2) takes", 17, 2 | SOCK_NONBLOCK | SOCK_CLOEXEC, EAFNOSUPPORT],
+      ["SOCK_PACKET", 17, 10, EAFNOSUPPORT],
+    ];
+    for (const [what, family, type, errno] of cases)
+      assert.equal(verdict(nr("socket"), [family, type, 0]), SECCOMP_RET_ERRNO | errno, what);
+    // The trapped and allowed families are the kernel's (and the daemon's) to check.
+    assert.equal(verdict(nr("socket"), [2, 15, 0]), SECCOMP_RET_USER_NOTIF);
+    assert.equal(verdict(nr("socket"), [1, 15, 0]), SECCOMP_RET_ALLOW);
   });
 
   test("socketpair: AF_UNIX and AF_NETLINK go to the kernel, inet gets EOPNOTSUPP, the rest EAFNOSUPPORT", () => {
