@@ -33,6 +33,13 @@ cleanup() {
   sleep 0.3
   for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
   ip netns del "$NS" 2>/dev/null
+  # The daemon's BPF programs stay attached after it stops (for the next daemon: docs/cli.md);
+  # this one is gone for good, so are they: its pin directory (named by its state dir) goes.
+  local owner
+  owner="owner=$(node -e 'console.log(encodeURIComponent(process.argv[1]).replaceAll(".", "%2E"))' "$WORK/state")"
+  for dir in /sys/fs/bpf/sockswitch/*/; do
+    [ -e "$dir$owner" ] && rm -rf "$dir"
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

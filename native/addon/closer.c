@@ -10,18 +10,17 @@
  * as after a close without SO_LINGER (the kernel still sends what is queued). So:
  *
  * - UDP, UNIX and netlink sockets never wait in close(2): closed at once.
- * - A TCP socket without SO_LINGER (the usual case) is closed at once too, on the
- *   caller's thread, under a watchdog: if the app sets SO_LINGER and drops its own
- *   reference between the check and the close, the close may linger after all, and the
- *   watchdog thread then interrupts it with a signal after at most about BOUND_NS. The
- *   watchdog costs the caller two clock reads per close (vDSO, no system call); it
- *   polls every POLL_NS while closes happen and sleeps when they stop.
+ * - A TCP socket without SO_LINGER (the usual case) is closed at once too, under a watchdog
+ *   (the caller's thread, and the socket responder's): if the app sets SO_LINGER and drops
+ *   its reference between the check and the close, the watchdog interrupts it with a signal
+ *   after at most about BOUND_NS. It costs two clock reads per close (vDSO); it polls every
+ *   POLL_NS while closes happen and sleeps when they stop.
  * - A TCP socket with SO_LINGER on, and anything that is not a socket (a file the app
  *   passed where a socket belongs: its close may wait on its filesystem's ->flush,
  *   which a signal does not end), go to the closer thread, which closes them in order,
- *   each under a per-thread timer (timer_create, SIGEV_THREAD_ID) that interrupts it
- *   after CLOSER_GUARD_NS. When QUEUE_MAX are waiting there, the caller closes such a
- *   socket itself under a timer of GUARD_NS (an app cannot grow the queue without end).
+ *   each under a timer (timer_create, SIGEV_THREAD_ID) of GUARD_NS. When QUEUE_MAX wait
+ *   there (or a quarter of RLIMIT_NOFILE: they are the daemon's fds), the caller closes
+ *   such a socket itself under a timer of its own (an app cannot grow the queue at will).
  *
  * The same watchdog bounds the daemon's connect(2) and accept4(2) on an app's socket
  * (sw_bounded_begin/end, used by fdops.c). The daemon makes the socket non-blocking for the
@@ -34,11 +33,10 @@
  * the daemon's thread except during such a call, so a late one never lands elsewhere (it
  * stays pending, and at worst interrupts the next such call at once, which is harmless).
  *
- * Waking a thread for every close, or arming a timer for every close, each cost about a
- * quarter to a third of the connection rate on a 2-CPU VM (bench crr): hence the checks.
- * The signal's handler does nothing, with SA_RESTART, so that a stray one (after its
- * close returned) restarts whatever call it lands in. Leans on close(2), socket(7)
- * (SO_LINGER), timer_create(2), sigaction(2), futex(2), pthread_kill(3).
+ * Waking a thread, or arming a timer, for every close each cost a quarter to a third of the
+ * connection rate on a 2-CPU VM (bench crr): hence the checks. The signal's handler does
+ * nothing, with SA_RESTART: a stray one (after its close returned) restarts whatever call it
+ * lands in. Leans on close(2), socket(7), timer_create(2), sigaction(2), futex(2).
  */
 #include "common.h"
 
@@ -49,6 +47,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -59,8 +58,7 @@
 #define BOUND_NS (2000L * 1000)
 /* Polls without a close before the watchdog sleeps until the next one. */
 #define IDLE_POLLS 100
-/* The closer thread's bound per close, and the caller's when that queue is full. */
-#define CLOSER_GUARD_NS (2L * 1000 * 1000)
+/* A lingering close's bound: on the closer thread, or under a caller's timer when its queue is full. */
 #define GUARD_NS (200L * 1000)
 #define QUEUE_MAX 4096
 
@@ -76,12 +74,13 @@ static _Atomic int asleep;              /* the watchdog waits on this word (fute
 static _Atomic long long calling_since; /* ns of the bounded connect/accept in progress, 0: none */
 static sigset_t call_set;               /* {call_signal} */
 
-/* ---- the socket responder's thread (responder.c), a second thread under the watchdog ---- */
+/* ---- the socket responder's thread (responder.c), under the watchdog too ---- */
 static pthread_t responder;
 static _Atomic bool responder_guarded;
-/* ns of the responder's close in progress; 0: none; -1: the watchdog claimed it (signalling). */
-static _Atomic long long responder_since;
-static _Atomic int responder_signalled; /* the watchdog's signal for that close is sent */
+static _Atomic long long responder_since; /* ns of its close in progress, 0: none */
+static sigset_t close_set;                 /* {close_signal}: unblocked there only during a close */
+static timer_t responder_timer; /* its own, for when the closer's queue is full */
+static bool responder_timer_ready, responder_timer_failed;
 
 /* ---- the closer thread ---- */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,12 +88,9 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int *queue;
 static size_t queued, cap;
 static bool closer_started;
-/* The caller's own timer, for when the closer's queue is full. */
-static timer_t guard;
+static timer_t guard; /* the caller's own, for when the closer's queue is full */
 static bool guard_ready, guard_failed;
 
-static bool queue_close(int fd);
-static bool lingers(int fd);
 
 static void on_signal(int sig) { (void)sig; /* only interrupts the close in progress */ }
 
@@ -118,6 +114,8 @@ static bool install_signal(void) {
   if (sigaction(call_signal, &sa, NULL) < 0) return false;
   sigemptyset(&call_set);
   sigaddset(&call_set, call_signal);
+  sigemptyset(&close_set);
+  sigaddset(&close_set, close_signal);
   /* Blocked on the caller's thread (and on the watchdog, which inherits the mask) except
    * during a bounded call. */
   if (pthread_sigmask(SIG_BLOCK, &call_set, NULL) != 0) return false;
@@ -136,10 +134,7 @@ static void *watchdog_main(void *arg) {
     long long call = atomic_load(&calling_since);
     if (call != 0 && now_ns() - call > BOUND_NS) pthread_kill(guarded, call_signal);
     long long r = atomic_load(&responder_since);
-    if (r > 0 && now_ns() - r > BOUND_NS && atomic_compare_exchange_strong(&responder_since, &r, -1)) {
-      pthread_kill(responder, close_signal);
-      atomic_store(&responder_signalled, 1);
-    }
+    if (r != 0 && now_ns() - r > BOUND_NS) pthread_kill(responder, close_signal);
     unsigned long n = atomic_load(&closes);
     idle = n == seen && since == 0 && call == 0 && r == 0 ? idle + 1 : 0;
     seen = n;
@@ -180,10 +175,15 @@ static bool watchdog_ready(void) {
   return watchdog_started;
 }
 
+/* Wakes the watchdog if it sleeps, clearing the word first: one about to wait then does not. */
+static void wake_watchdog(void) {
+  if (atomic_exchange(&asleep, 0)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 /* The watchdog times what starts now (since: closing_since or calling_since); wakes it if asleep. */
 static void watch_from_now(_Atomic long long *since) {
   atomic_store(since, now_ns());
-  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  wake_watchdog();
 }
 
 /* What watch_from_now started has ended; errno is kept. */
@@ -202,10 +202,8 @@ static int watched_close(int fd) {
   return rc;
 }
 
-/*
- * Starts a bounded call on the daemon's thread (see the top); false (nothing to end) when the
- * watchdog cannot run here or this is another thread: the call then runs unbounded.
- */
+/* Starts a bounded call on the daemon's thread (see the top); false (nothing to end) when the
+ * watchdog cannot run here or this is another thread: the call then runs unbounded. */
 bool sw_bounded_begin(void) {
   if (!watchdog_ready()) return false;
   pthread_sigmask(SIG_UNBLOCK, &call_set, NULL);
@@ -221,45 +219,12 @@ void sw_bounded_end(void) {
   errno = err;
 }
 
-/* The watchdog for the calling thread (the event loop's), started once; false if it cannot run. */
-bool sw_watchdog_start(void) { return watchdog_ready(); }
+bool sw_watchdog_start(void) { return watchdog_ready(); } /* the event loop's thread (common.h) */
 
-/* Takes the calling thread (the socket responder's, which leaves only close_signal unblocked)
- * under the watchdog too; after sw_watchdog_start succeeded on the event loop's thread. */
+/* The responder's thread (every signal blocked) under the watchdog too (common.h). */
 void sw_responder_guard(void) {
   responder = pthread_self();
   atomic_store(&responder_guarded, true);
-}
-
-/*
- * Closes a TCP socket the responder made and installed in an app, as closeShared(fd, 1) does
- * on the event loop's thread: one that lingers goes to the closer thread; else it is closed
- * here under the watchdog, which interrupts the close after about BOUND_NS (the app set
- * SO_LINGER and dropped its reference after the check). A signal the watchdog sends for
- * this close is taken before returning: the responder's next call is an ADDFD with
- * FLAG_SEND, which a signal must never interrupt (seccomp_unotify(2): the call would be
- * answered with 0 and no fd). 0 | -1 with errno.
- */
-int sw_responder_close_tcp(int fd) {
-  bool guarded = atomic_load(&responder_guarded); /* always, once the responder runs */
-  if ((!guarded || lingers(fd)) && queue_close(fd)) return 0;
-  if (!guarded) return close(fd);
-  long long t = now_ns();
-  atomic_store(&responder_since, t);
-  if (atomic_load(&asleep)) syscall(SYS_futex, &asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-  int rc = close(fd);
-  int err = errno;
-  if (!atomic_compare_exchange_strong(&responder_since, &t, 0)) {
-    /* Claimed: the signal is sent right after the claim. Once it is, a system call's way
-     * back to user space delivers it (if the close did not take it already). */
-    while (!atomic_load(&responder_signalled)) sched_yield();
-    syscall(SYS_getpid);
-    atomic_store(&responder_signalled, 0);
-    atomic_store(&responder_since, 0);
-  }
-  atomic_fetch_add(&closes, 1);
-  errno = err;
-  return rc;
 }
 
 /* A one-shot timer that signals the calling thread; false if it cannot be made. */
@@ -275,7 +240,9 @@ static bool thread_timer(timer_t *t) {
 
 /* close(fd) with the thread's timer armed for ns: a lingering close ends after that. */
 static int timed_close(timer_t t, long ns, int fd) {
-  const struct itimerspec arm = {.it_value = {.tv_sec = 0, .tv_nsec = ns}};
+  /* Periodic: a signal that lands before the close begins (the thread was preempted) is
+   * followed by another while the close lasts. */
+  const struct itimerspec arm = {.it_value = {.tv_sec = 0, .tv_nsec = ns}, .it_interval = {.tv_sec = 0, .tv_nsec = ns}};
   const struct itimerspec disarm = {0};
   timer_settime(t, 0, &arm, NULL);
   int rc = close(fd);
@@ -300,7 +267,7 @@ static void *closer_main(void *arg) {
     pthread_mutex_unlock(&lock);
     for (size_t i = 0; i < n; i++) {
       if (timed)
-        timed_close(timer, CLOSER_GUARD_NS, batch[i]);
+        timed_close(timer, GUARD_NS, batch[i]);
       else
         close(batch[i]);
     }
@@ -317,7 +284,10 @@ static bool queue_close(int fd) {
   }
   pthread_mutex_lock(&lock);
   bool taken = false;
-  if (queued < QUEUE_MAX) {
+  struct rlimit rl;
+  size_t max = QUEUE_MAX;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 4 < max) max = (size_t)(rl.rlim_cur / 4);
+  if (queued < max) {
     if (queued == cap) {
       size_t ncap = cap ? cap * 2 : 256;
       int *q = realloc(queue, ncap * sizeof *q);
@@ -336,9 +306,8 @@ static bool queue_close(int fd) {
   return taken;
 }
 
-enum kind { AT_ONCE, TCP, OTHER };
-
 /* What closing fd may wait on: nothing (UDP, UNIX, netlink), a linger (TCP), or anything. */
+enum kind { AT_ONCE, TCP, OTHER };
 static enum kind kind_of(int fd) {
   int v;
   socklen_t len = sizeof v;
@@ -354,6 +323,38 @@ static bool lingers(int fd) {
   struct linger l;
   socklen_t len = sizeof l;
   return getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) < 0 || (l.l_onoff && l.l_linger > 0);
+}
+
+/*
+ * closeShared(fd, 1) for the responder's thread, which blocks every signal (an ADDFD with
+ * FLAG_SEND must never be interrupted: seccomp_unotify(2), answered 0 and no fd): close_signal
+ * is unblocked for the close only, and one that comes late waits for the next close. A
+ * lingering socket goes to the closer thread, or under the thread's own timer when its queue
+ * is full; else the watchdog signals the close for as long as it lasts past BOUND_NS.
+ */
+int sw_responder_close_tcp(int fd) {
+  if (!atomic_load(&responder_guarded)) return queue_close(fd) ? 0 : close(fd); /* not that thread */
+  bool linger = lingers(fd);
+  if (linger && queue_close(fd)) return 0;
+  if (linger && !responder_timer_ready && !responder_timer_failed) {
+    responder_timer_ready = thread_timer(&responder_timer);
+    responder_timer_failed = !responder_timer_ready;
+  }
+  pthread_sigmask(SIG_UNBLOCK, &close_set, NULL);
+  int rc;
+  if (linger && responder_timer_ready) {
+    rc = timed_close(responder_timer, GUARD_NS, fd);
+  } else {
+    atomic_store(&responder_since, now_ns());
+    wake_watchdog();
+    rc = close(fd);
+    atomic_store(&responder_since, 0);
+    atomic_fetch_add(&closes, 1);
+  }
+  int err = errno;
+  pthread_sigmask(SIG_BLOCK, &close_set, NULL);
+  errno = err;
+  return rc;
 }
 
 /*

@@ -25,8 +25,9 @@
  * apps the thread serves, and what their sockets are stamped with, TypeScript decides
  * (src/trap/responder.ts): nothing here is policy.
  *
- * The thread blocks every signal but closer.c's close_signal, so nothing interrupts an ADDFD
- * with FLAG_SEND (seccomp_unotify(2): once interrupted, the call would be answered with 0).
+ * The thread blocks every signal (closer.c unblocks its own around a close), so nothing
+ * interrupts an ADDFD with FLAG_SEND (seccomp_unotify(2): once interrupted, the call would be
+ * answered with 0). responderRemove waits for the call being served, never longer.
  * Leans on seccomp_unotify(2), epoll(7), bpf(2) (BPF_MAP_UPDATE_ELEM on a
  * BPF_MAP_TYPE_SK_STORAGE map), socket(2), eventfd(2) and the Node-API threadsafe functions.
  */
@@ -69,9 +70,13 @@ struct message {
   uint32_t words[SW_NOTIF_WORDS];
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* the entries */
+/* The entries, held only to look one up or change one: a call is served on a copy, and
+ * responderRemove waits (idle) until the thread no longer serves the entry it removes. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle = PTHREAD_COND_INITIALIZER;
 static struct entry *entries;
 static size_t nentries;
+static ssize_t busy = -1; /* the slot being served */
 static int epfd = -1, stopfd = -1;
 static bool started;
 static pthread_t thread;
@@ -144,23 +149,19 @@ static bool answer_socket(const struct entry *e, const struct seccomp_notif *n) 
   return true;
 }
 
-/* One call of e's app: answered here, or handed to JavaScript. */
-static void serve_one(struct entry *e) {
+/* One call of e's app (a copy): answered here, or handed to JavaScript; -1, or the errno
+ * with which the listener failed. */
+static int serve_one(const struct entry *e) {
   static union {
     struct seccomp_notif n;
     unsigned char raw[512];
   } buf;
   size_t sz = sw_notif_size();
-  if (sz > sizeof buf.raw) {
-    gone(e, EOVERFLOW);
-    return;
-  }
+  if (sz > sizeof buf.raw) return EOVERFLOW;
   memset(buf.raw, 0, sz);
-  if (ioctl(e->fd, SECCOMP_IOCTL_NOTIF_RECV, &buf.n) != 0) {
-    if (errno != ENOENT && errno != EINTR) gone(e, errno); /* ENOENT: its thread went meanwhile */
-    return;
-  }
-  if (answer_socket(e, &buf.n)) return;
+  if (ioctl(e->fd, SECCOMP_IOCTL_NOTIF_RECV, &buf.n) != 0)
+    return errno == ENOENT || errno == EINTR ? -1 : errno; /* ENOENT: its thread went meanwhile */
+  if (answer_socket(e, &buf.n)) return -1;
   if (!post(KIND_CALL, e->token, 0, &buf.n)) {
     /* The daemon is ending: the call fails as the kernel fails it once nobody listens. */
     struct seccomp_notif_resp resp;
@@ -169,6 +170,7 @@ static void serve_one(struct entry *e) {
     resp.error = -ENOSYS;
     ioctl(e->fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
   }
+  return -1;
 }
 
 static void *responder_main(void *arg) {
@@ -187,16 +189,25 @@ static void *responder_main(void *arg) {
       if (key == STOP_KEY) return NULL;
       size_t slot = (size_t)(key & 0xffffffffu);
       uint32_t gen = (uint32_t)(key >> 32);
+      struct entry job;
       pthread_mutex_lock(&mu);
-      if (slot < nentries) {
-        struct entry *e = &entries[slot];
-        if (e->used && !e->gone && e->gen == gen) {
-          if (evs[i].events & EPOLLIN)
-            serve_one(e);
-          else if (evs[i].events & (EPOLLHUP | EPOLLERR))
-            gone(e, 0);
-        }
+      bool live = slot < nentries && entries[slot].used && !entries[slot].gone && entries[slot].gen == gen;
+      if (live) {
+        job = entries[slot];
+        busy = (ssize_t)slot;
       }
+      pthread_mutex_unlock(&mu);
+      if (!live) continue;
+      int err = -1; /* -1: served; else the listener is gone (0: hung up) */
+      if (evs[i].events & EPOLLIN)
+        err = serve_one(&job);
+      else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+        err = 0;
+      pthread_mutex_lock(&mu);
+      busy = -1;
+      pthread_cond_broadcast(&idle);
+      struct entry *e = &entries[slot];
+      if (err >= 0 && e->used && !e->gone && e->gen == gen) gone(e, err);
       pthread_mutex_unlock(&mu);
     }
   }
@@ -264,10 +275,9 @@ static napi_value responder_start(napi_env env, napi_callback_info info) {
     goto fail;
   }
   napi_unref_threadsafe_function(env, tsfn); /* the daemon's servers keep it alive, not this */
-  /* Every signal blocked on the thread but close_signal (closer.c: SIGRTMAX - 1). */
+  /* Every signal blocked on the thread (closer.c unblocks its own for a close). */
   sigset_t all, old;
   sigfillset(&all);
-  sigdelset(&all, SIGRTMAX - 1);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -367,6 +377,7 @@ static napi_value responder_remove(napi_env env, napi_callback_info info) {
     if (!e->used || e->token != token) continue;
     if (!e->gone) epoll_ctl(epfd, EPOLL_CTL_DEL, e->fd, NULL);
     e->used = false;
+    while (busy == (ssize_t)i) pthread_cond_wait(&idle, &mu);
     r = 0;
   }
   pthread_mutex_unlock(&mu);

@@ -15,6 +15,7 @@
 // proc(5), pidfd_open(2), pid_namespaces(7), unix(7) SO_PEERCRED.
 
 import { readFileSync, readlinkSync } from "node:fs";
+import { isOutOfDescriptors, outOfDescriptors } from "../trap/limits.js";
 
 /** Start time of a process (clock ticks since boot, /proc/PID/stat field 22), or null. */
 export function processStart(pid: number): number | null {
@@ -92,7 +93,8 @@ export function pidOfPidfd(fd: number): number | null {
     const info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
     const m = /^Pid:\s*(-?\d+)$/m.exec(info);
     return m ? Number(m[1]) : null;
-  } catch {
+  } catch (err) {
+    if (isOutOfDescriptors(err)) throw outOfDescriptors();
     return null;
   }
 }

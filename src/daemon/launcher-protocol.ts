@@ -19,10 +19,12 @@
 // handshake that has not reached GO within HANDSHAKE_MS is refused: a peer that stalls
 // half-way holds a descriptor and reserved IPs.
 
+import { readdirSync } from "node:fs";
 import type { Logger } from "pino";
 import { InvalidArgumentError, messageOf } from "../core/errors.js";
 import type { Addon } from "../native/addon.js";
 import type { AppSpec } from "../table/app-spec.js";
+import { descriptorLimit, isOutOfDescriptors, outOfDescriptors } from "../trap/limits.js";
 import { READABLE } from "../trap/session.js";
 import type { Placement } from "./datapath.js";
 import { LineAssembler } from "./handshake-lines.js";
@@ -155,7 +157,7 @@ export class LauncherConnection {
     if (line === "SSW1 FD" && this.pending !== null) {
       const [listener, pidfd] = fds;
       if (listener === undefined || pidfd === undefined || fds.length !== 2)
-        throw new Error("the FD message needs exactly two fds: the seccomp listener and a pidfd of the app");
+        throw fdsMissing("FD", fds.length);
       const p = this.pending;
       this.pending = null;
       let id: string;
@@ -182,9 +184,7 @@ export class LauncherConnection {
     if (re && this.pending === null) {
       const [listener, pidfd] = fds;
       if (listener === undefined || pidfd === undefined || fds.length !== 2)
-        throw new Error(
-          "the REATTACH message needs exactly two fds: the seccomp listener and a pidfd of the app",
-        );
+        throw fdsMissing("REATTACH", fds.length);
       this.handler.reattach(re[1] as string, listener, pidfd, this.cred);
       this.done = true;
       this.appId = re[1] as string;
@@ -221,4 +221,19 @@ export class LauncherConnection {
     this.addon.close(this.fd);
     this.onClose();
   }
+}
+
+/**
+ * A handshake message that came without its two fds. The kernel drops the fds of a message
+ * (SCM_RIGHTS, MSG_CTRUNC) when the receiver's fd table is full: then that is what to fix.
+ */
+function fdsMissing(message: string, got: number): Error {
+  try {
+    if (readdirSync("/proc/self/fd").length >= descriptorLimit() - 8) return outOfDescriptors();
+  } catch (err) {
+    if (isOutOfDescriptors(err)) return outOfDescriptors();
+  }
+  return new Error(
+    `the ${message} message needs exactly two fds (it had ${got}): the seccomp listener and a pidfd of the app`,
+  );
 }

@@ -6,7 +6,7 @@
 // A bound reached is answered with the errno the kernel gives for a resource it lacks and
 // logged (rate-limited); docs/errors.md lists them.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { openSocketInodes } from "../net/proc-net.js";
 import { withdrawBinding } from "./binding.js";
 import type { AppSession } from "./session.js";
@@ -18,18 +18,41 @@ let totalWaits = 0;
 let budget = 0;
 let budgetAt = 0;
 
-/** Half the daemon's soft RLIMIT_NOFILE (re-read every few seconds); 4096 if unreadable. */
+/** The daemon's soft RLIMIT_NOFILE (/proc/self/limits, getrlimit(2)); 8192 if unreadable. */
+export function descriptorLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m?.[1] === "unlimited" ? 1 << 20 : Number(m?.[1] ?? 8192);
+  } catch {
+    return 8192;
+  }
+}
+
+/** True for the errors of a full descriptor table (the daemon's: EMFILE; the host's: ENFILE). */
+export function isOutOfDescriptors(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === "EMFILE" || code === "ENFILE";
+}
+
+/** The sentence for a daemon that needed a descriptor and had none left. */
+export function outOfDescriptors(): Error {
+  let detail = "";
+  try {
+    detail = ` (${readdirSync("/proc/self/fd").length} of ${descriptorLimit()} in use)`;
+  } catch {
+    // no descriptor left even to count them
+  }
+  return new Error(
+    `the daemon is out of file descriptors${detail}; raise its limit (LimitNOFILE, ulimit -n) or stop the app that holds them (sockswitch get apps)`,
+  );
+}
+
+/** Half the daemon's soft RLIMIT_NOFILE (re-read every few seconds). */
 function waitBudget(): number {
   const now = Date.now();
   if (budget > 0 && now - budgetAt < RLIMIT_REFRESH_MS) return budget;
   budgetAt = now;
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-    const soft = m?.[1] === "unlimited" ? 1 << 20 : Number(m?.[1] ?? 8192);
-    budget = Math.max(16, Math.floor(soft / 2));
-  } catch {
-    budget = 4096;
-  }
+  budget = Math.max(16, Math.floor(descriptorLimit() / 2));
   return budget;
 }
 

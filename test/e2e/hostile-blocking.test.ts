@@ -7,6 +7,7 @@
 // attempt another app must still be served at once.
 
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { FIXTURES, must, type Proc, PYTHON, TestHost, waitFor } from "./harness.js";
@@ -88,4 +89,49 @@ describe("the daemon never waits on an app", () => {
       await daemonAnswers(host);
     });
   }
+
+  /** The daemon's descriptors in use, and its soft RLIMIT_NOFILE. */
+  const daemonFds = (): number => readdirSync(`/proc/${host.daemon?.pid}/fd`).length;
+  const softLimit = (): string =>
+    /^Max open files\s+(\S+)/m.exec(readFileSync(`/proc/${host.daemon?.pid}/limits`, "utf8"))?.[1] ?? "1024";
+
+  test("a flood of lingering sockets keeps the daemon's descriptors bounded and other apps served", async () => {
+    const app = compile(host, "hostile-linger-flood");
+    const before = daemonFds();
+    const soft = softLimit();
+    must("prlimit", ["--pid", String(host.daemon?.pid), "--nofile=2048:"]);
+    let most = before;
+    const sample = setInterval(() => {
+      most = Math.max(most, daemonFds());
+    }, 50);
+    try {
+      const flood = host.run(["--user", "nobody", "--labels", "zone=b"], [app, "6", "8"]);
+      await new Promise((r) => setTimeout(r, 2000));
+      await daemonAnswers(host);
+      const r = await flood.wait(60_000);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(JSON.parse(r.stdout).iterations > 100, r.stdout);
+    } finally {
+      clearInterval(sample);
+      must("prlimit", ["--pid", String(host.daemon?.pid), `--nofile=${soft}:`]);
+    }
+    // Lingering closes wait for the closer thread in a queue of at most a quarter of the
+    // descriptor limit (native/addon/closer.c), each bounded in time.
+    assert.ok(most < before + 2048 / 4 + 100, `the daemon went from ${before} to ${most} descriptors`);
+    await waitFor("the daemon's descriptors back", () => daemonFds() < before + 20, 20_000);
+  });
+
+  test("an app refused because the daemon is out of descriptors is told so", async () => {
+    const soft = softLimit();
+    // Room for the launcher's connection only: the daemon cannot read what it was handed.
+    must("prlimit", ["--pid", String(host.daemon?.pid), `--nofile=${daemonFds() + 1}:`]);
+    try {
+      const r = await host.runToEnd([], [PYTHON, "-c", "pass"], 20_000);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /the daemon is out of file descriptors/);
+    } finally {
+      must("prlimit", ["--pid", String(host.daemon?.pid), `--nofile=${soft}:`]);
+    }
+    await daemonAnswers(host);
+  });
 });
