@@ -58,6 +58,23 @@ describe("bpf datapath, host placement (--new-netns=false)", {
     await host?.cleanup();
   });
 
+  /**
+   * Runs Python code (which prints "running" first) as a host-placed app, with the daemon
+   * stopped (SIGSTOP) from then until the app ends: what it does meanwhile gets no daemon.
+   */
+  async function runWithDaemonStopped(opts: string[], code: string, ms: number) {
+    const app = host.run(opts, [PYTHON, "-c", code]);
+    // Running its command: the daemon's handover (its cgroup, then the go) is over.
+    await waitFor("the app running", () => app.stdout.includes("running"));
+    const pid = host.daemon?.pid as number;
+    process.kill(pid, "SIGSTOP");
+    try {
+      return await app.wait(ms);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+  }
+
   test("a client reaches a service by virtual IP; both see virtual addresses; policy refuses", async () => {
     const before = new Set(appCgroups());
     const r = await host.runToEnd(
@@ -103,18 +120,9 @@ time.sleep(3)
 s = socket.create_connection(("10.77.60.1", 7000), timeout=5)
 s.sendall(b"hi\\n")
 print(s.makefile("rb").readline().decode().strip(), s.getsockname()[0])`;
-    const app = host.run([...HOST, "--ip", "10.77.60.7", "--labels", "zone=a"], [PYTHON, "-c", code]);
-    // Running its command: the daemon's handover (its cgroup, then the go) is over.
-    await waitFor("the app running", () => app.stdout.includes("running"));
-    const pid = host.daemon?.pid as number;
-    process.kill(pid, "SIGSTOP");
-    try {
-      const r = await app.wait(20_000);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), "running\nA hi 10.77.60.7");
-    } finally {
-      process.kill(pid, "SIGCONT");
-    }
+    const r = await runWithDaemonStopped([...HOST, "--ip", "10.77.60.7", "--labels", "zone=a"], code, 20_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "running\nA hi 10.77.60.7");
   });
 
   test("events the kernel could not queue (the ring full) are counted and logged", async () => {
@@ -132,17 +140,9 @@ for i in range(8000):
         n += 1
     s.close()
 print(n, flush=True)`;
-    const app = host.run([...HOST, "--ip", "10.77.60.4", "--labels", "zone=a"], [PYTHON, "-c", code]);
-    await waitFor("the app running", () => app.stdout.includes("running"));
-    const pid = host.daemon?.pid as number;
-    process.kill(pid, "SIGSTOP");
-    try {
-      const r = await app.wait(60_000);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), "running\n8000");
-    } finally {
-      process.kill(pid, "SIGCONT");
-    }
+    const r = await runWithDaemonStopped([...HOST, "--ip", "10.77.60.4", "--labels", "zone=a"], code, 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "running\n8000");
     await waitFor(
       "the lost events logged",
       () => /event ring was full/.test(host.daemon?.stdout ?? ""),
