@@ -4,6 +4,7 @@
       "target_name": "sockswitch",
       "sources": [
         "native/addon/addon.c",
+        "native/addon/answer.c",
         "native/addon/bpf.c",
         "native/addon/bpf-ring.c",
         "native/addon/closer.c",

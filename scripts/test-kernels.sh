@@ -26,11 +26,13 @@ FILES=(
   test/e2e/restart-threads.test.ts
   test/e2e/cluster-source-block.test.ts
 )
-# Then on the bpf datapath (SSW_DATAPATH=bpf): its host placement, and restarts with the
-# programs pinned and failing closed (about 4 min in the guest).
+# Then on the bpf datapath (SSW_DATAPATH=bpf): its host placement, restarts with the
+# programs pinned and failing closed, and the socket responder's threads (6.1 has no
+# SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP; about 5 min in the guest).
 BPF_FILES=(
   test/e2e/bpf-host.test.ts
   test/e2e/bpf-restart.test.ts
+  test/e2e/bpf-responder.test.ts
 )
 
 kernels=("$@")

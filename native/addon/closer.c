@@ -11,7 +11,7 @@
  *
  * - UDP, UNIX and netlink sockets never wait in close(2): closed at once.
  * - A TCP socket without SO_LINGER (the usual case) is closed at once too, under a watchdog
- *   (the caller's thread, and the socket responder's): if the app sets SO_LINGER and drops
+ *   (the caller's thread, and the socket responder's threads): if the app sets SO_LINGER and drops
  *   its reference between the check and the close, the watchdog interrupts it with a signal
  *   after at most about BOUND_NS. It costs two clock reads per close (vDSO); it polls every
  *   POLL_NS while closes happen and sleeps when they stop.
@@ -74,13 +74,16 @@ static _Atomic int asleep;              /* the watchdog waits on this word (fute
 static _Atomic long long calling_since; /* ns of the bounded connect/accept in progress, 0: none */
 static sigset_t call_set;               /* {call_signal} */
 
-/* ---- the socket responder's thread (responder.c), under the watchdog too ---- */
-static pthread_t responder;
-static _Atomic bool responder_guarded;
-static _Atomic long long responder_since; /* ns of its close in progress, 0: none */
-static sigset_t close_set;                 /* {close_signal}: unblocked there only during a close */
-static timer_t responder_timer; /* its own, for when the closer's queue is full */
-static bool responder_timer_ready, responder_timer_failed;
+/* ---- the socket responder's threads (responder.c), under the watchdog too ---- */
+static struct {
+  pthread_t thread;
+  _Atomic long long since; /* ns of its close in progress, 0: none */
+} responders[SW_RESPONDERS_MAX];
+static _Atomic int nresponders;
+static _Thread_local int responder_slot = -1; /* this thread's, -1: not a responder */
+static sigset_t close_set;                     /* {close_signal}: unblocked there only during a close */
+static _Thread_local timer_t responder_timer;  /* its own, for when the closer's queue is full */
+static _Thread_local bool responder_timer_ready, responder_timer_failed;
 
 /* ---- the closer thread ---- */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -90,7 +93,6 @@ static size_t queued, cap;
 static bool closer_started;
 static timer_t guard; /* the caller's own, for when the closer's queue is full */
 static bool guard_ready, guard_failed;
-
 
 static void on_signal(int sig) { (void)sig; /* only interrupts the close in progress */ }
 
@@ -133,8 +135,12 @@ static void *watchdog_main(void *arg) {
     if (since != 0 && now_ns() - since > BOUND_NS) pthread_kill(guarded, close_signal);
     long long call = atomic_load(&calling_since);
     if (call != 0 && now_ns() - call > BOUND_NS) pthread_kill(guarded, call_signal);
-    long long r = atomic_load(&responder_since);
-    if (r != 0 && now_ns() - r > BOUND_NS) pthread_kill(responder, close_signal);
+    long long r = 0;
+    for (int i = 0; i < atomic_load(&nresponders) && i < SW_RESPONDERS_MAX; i++) {
+      long long t = atomic_load(&responders[i].since);
+      if (t != 0 && now_ns() - t > BOUND_NS) pthread_kill(responders[i].thread, close_signal);
+      r |= t;
+    }
     unsigned long n = atomic_load(&closes);
     idle = n == seen && since == 0 && call == 0 && r == 0 ? idle + 1 : 0;
     seen = n;
@@ -144,8 +150,7 @@ static void *watchdog_main(void *arg) {
     }
     /* Nothing for a while: sleep until a close starts (closeShared wakes us). */
     atomic_store(&asleep, 1);
-    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 &&
-        atomic_load(&responder_since) == 0 && atomic_load(&closes) == seen)
+    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 && atomic_load(&closes) == seen)
       syscall(SYS_futex, &asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
     atomic_store(&asleep, 0);
     idle = 0;
@@ -221,10 +226,12 @@ void sw_bounded_end(void) {
 
 bool sw_watchdog_start(void) { return watchdog_ready(); } /* the event loop's thread (common.h) */
 
-/* The responder's thread (every signal blocked) under the watchdog too (common.h). */
+/* A responder's thread (every signal blocked) under the watchdog too (common.h). */
 void sw_responder_guard(void) {
-  responder = pthread_self();
-  atomic_store(&responder_guarded, true);
+  int slot = responder_slot < 0 ? atomic_fetch_add(&nresponders, 1) : SW_RESPONDERS_MAX;
+  if (slot >= SW_RESPONDERS_MAX) return; /* responder.c makes no more threads than that */
+  responders[slot].thread = pthread_self(); /* read by the watchdog once since is set */
+  responder_slot = slot;
 }
 
 /* A one-shot timer that signals the calling thread; false if it cannot be made. */
@@ -265,12 +272,7 @@ static void *closer_main(void *arg) {
     memmove(queue, queue + n, (queued - n) * sizeof *queue);
     queued -= n;
     pthread_mutex_unlock(&lock);
-    for (size_t i = 0; i < n; i++) {
-      if (timed)
-        timed_close(timer, GUARD_NS, batch[i]);
-      else
-        close(batch[i]);
-    }
+    for (size_t i = 0; i < n; i++) (void)(timed ? timed_close(timer, GUARD_NS, batch[i]) : close(batch[i]));
   }
   return NULL;
 }
@@ -326,14 +328,14 @@ static bool lingers(int fd) {
 }
 
 /*
- * closeShared(fd, 1) for the responder's thread, which blocks every signal (an ADDFD with
+ * closeShared(fd, 1) for a responder's thread, which blocks every signal (an ADDFD with
  * FLAG_SEND must never be interrupted: seccomp_unotify(2), answered 0 and no fd): close_signal
  * is unblocked for the close only, and one that comes late waits for the next close. A
  * lingering socket goes to the closer thread, or under the thread's own timer when its queue
  * is full; else the watchdog signals the close for as long as it lasts past BOUND_NS.
  */
 int sw_responder_close_tcp(int fd) {
-  if (!atomic_load(&responder_guarded)) return queue_close(fd) ? 0 : close(fd); /* not that thread */
+  if (responder_slot < 0) return queue_close(fd) ? 0 : close(fd); /* not such a thread */
   bool linger = lingers(fd);
   if (linger && queue_close(fd)) return 0;
   if (linger && !responder_timer_ready && !responder_timer_failed) {
@@ -345,11 +347,9 @@ int sw_responder_close_tcp(int fd) {
   if (linger && responder_timer_ready) {
     rc = timed_close(responder_timer, GUARD_NS, fd);
   } else {
-    atomic_store(&responder_since, now_ns());
-    wake_watchdog();
+    watch_from_now(&responders[responder_slot].since);
     rc = close(fd);
-    atomic_store(&responder_since, 0);
-    atomic_fetch_add(&closes, 1);
+    watch_done(&responders[responder_slot].since);
   }
   int err = errno;
   pthread_sigmask(SIG_BLOCK, &close_set, NULL);

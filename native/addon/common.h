@@ -190,8 +190,12 @@ size_t sw_notif_size(void);
 void sw_notif_words(const struct seccomp_notif *n, uint32_t out[SW_NOTIF_WORDS]);
 
 /* closer.c, for the socket responder (responder.c): the watchdog started for the event
- * loop's thread (call there first); then, on the responder's thread, that thread taken under
- * the watchdog too, and closing a TCP socket it made, bounded in time. */
+ * loop's thread (call there first); then, on each of the responder's threads (at most
+ * SW_RESPONDERS_MAX), that thread taken under the watchdog too, and closing a TCP socket it
+ * made, bounded in time. */
+#define SW_RESPONDERS_MAX 64
+/* answer.c: a trapped socket() answered on a responder thread (see there). */
+bool sw_answer_socket(int listener, int map_fd, const uint8_t *value, const struct seccomp_notif *n);
 bool sw_watchdog_start(void);
 void sw_responder_guard(void);
 int sw_responder_close_tcp(int fd);

@@ -225,16 +225,18 @@ export interface Addon {
    */
   closeShared(fd: number, tcp?: 0 | 1): number;
   /**
-   * Starts the socket responder, the thread answering apps' socket() off the event loop
-   * (native/addon/responder.c): 0, -EALREADY, -EPERM (no close watchdog here) or -errno.
+   * Readies the socket responder, the threads answering apps' socket() off the event loop
+   * (native/addon/responder.c; they start as apps are added): 0, -EALREADY, -EPERM (no close
+   * watchdog here) or -errno.
    * callback(kind, token, errno, words): kind 1, a call of app `token` as received (words as
    * notifRecv writes them) for the event loop to answer; kind 2, the app's listener hung up
    * (errno 0) or failed, and is no longer watched.
    */
   responderStart(callback: ResponderCallback): number;
   /**
-   * The responder serves the listener (nothing else may receive on it), stamping its sockets
-   * with value (1–64 bytes) in map mapFd: 0, -ENOTCONN (not started), -EEXIST (token) or -errno.
+   * A responder thread serves the listener (nothing else may receive on it), stamping its
+   * sockets with value (1–64 bytes) in map mapFd: 0, -ENOTCONN (not started), -EEXIST (token),
+   * -EAGAIN (every thread serves its most listeners: RESPONDER_MAX_APPS) or -errno.
    */
   responderAdd(listenerFd: number, mapFd: number, value: Uint8Array, token: number): number;
   /** The responder leaves the app's listener (which may be closed after): 0 or -ENOENT. */

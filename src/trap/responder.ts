@@ -12,6 +12,9 @@ import type { Addon } from "../native/addon.js";
 
 const KIND_CALL = 1;
 
+/** The most apps the responder's threads serve at once (64 threads of 16 listeners). */
+export const RESPONDER_MAX_APPS = 64 * 16;
+
 /** An app the responder serves. */
 export interface ResponderApp {
   /** A call the responder did not answer, as received (words as Addon.notifRecv writes them). */
@@ -29,8 +32,8 @@ export class SocketResponder {
   private constructor(private readonly addon: Addon) {}
 
   /**
-   * The process's responder, started on first use (one thread per process): the responder,
-   * or a sentence saying why it cannot run here.
+   * The process's responder, readied on first use (its threads start as apps are added, one
+   * per 16 apps): the responder, or a sentence saying why it cannot run here.
    */
   static get(addon: Addon): SocketResponder | string {
     if (started === undefined) {
@@ -39,7 +42,7 @@ export class SocketResponder {
       started =
         rc === 0
           ? r
-          : `the socket responder thread cannot start (errno ${-rc}${rc === -1 ? ": its close watchdog cannot run" : ""})`;
+          : `the socket responder cannot start (errno ${-rc}${rc === -1 ? ": its close watchdog cannot run" : ""})`;
     }
     return started;
   }

@@ -17,7 +17,7 @@ import { handleGetpeername } from "./getpeername.js";
 import { handleGetsockname } from "./getsockname.js";
 import { handleListen } from "./listen.js";
 import { NOTIF_WORDS, Notification } from "./notification.js";
-import { SocketResponder } from "./responder.js";
+import { RESPONDER_MAX_APPS, SocketResponder } from "./responder.js";
 import { type AppSession, DISCONNECT, READABLE } from "./session.js";
 import { handleSocket } from "./socket.js";
 
@@ -27,6 +27,7 @@ const EIO = 5;
 const ENOENT = 2;
 const EINTR = 4;
 const EPIPE = 32;
+const EAGAIN = 11;
 /** Notifications handled per app per turn of the event loop (fairness, above). */
 const BATCH = 1;
 
@@ -98,7 +99,9 @@ export class Supervisor {
     if (token < 0) {
       s.host.log.warn(
         { app: s.app.id, errno: -token },
-        "the socket responder cannot serve the app: its calls go to the event loop",
+        -token === EAGAIN
+          ? `the socket responder serves its most apps (${RESPONDER_MAX_APPS}): this app's calls go to the event loop (slower)`
+          : "the socket responder cannot serve the app: its calls go to the event loop (slower)",
       );
       return false;
     }

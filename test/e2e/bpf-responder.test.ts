@@ -1,6 +1,6 @@
 // End-to-end: the bpf datapath's socket responder (native/addon/responder.c,
-// src/trap/responder.ts). A thread of the daemon answers the apps' socket() calls off the
-// event loop; every call it does not serve, or cannot make, goes to the event loop's handler
+// src/trap/responder.ts). Threads of the daemon (one per 16 apps) answer the apps' socket()
+// calls off the event loop; every call they do not serve, or cannot make, goes to the event loop's handler
 // (src/trap/socket.ts). Each answer is the kernel's, whichever side gives it: a switched
 // socket, the refusals of sockets the daemon does not switch, EMFILE when the app's own fd
 // table is full (the responder's ADDFD fails there), and EINVAL for flags socket(2) rejects.
@@ -107,5 +107,32 @@ describe("bpf datapath: the socket responder", { skip: !bpfBuilt && "no BPF in t
     // Each client ended: the daemon knows (the responder reported its listener's hang-up).
     await waitFor("the clients gone", () => !/respc/.test(host.cli(["get", "apps"]).stdout), 10_000);
     server.kill();
+  });
+
+  test("a thread serves 16 apps; the 17th starts another, and every app is answered", async () => {
+    const pid = host.daemon?.pid as number;
+    const responders = (): number => threadNames(pid).filter((n) => n === "ssw-responder").length;
+    // Each app makes a socket, waits for the test's go, makes another and ends.
+    const code = `import socket, sys
+a = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+print("first", a.family.name, a.type.name, flush=True)
+sys.stdin.readline()
+b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+print("second", b.family.name, b.type.name, flush=True)
+`;
+    const apps = Array.from({ length: 17 }, (_, i) =>
+      host.steered(["--name", `respmany${i}`], [PYTHON, "-c", code]),
+    );
+    for (const a of apps) await waitFor("the app's first socket", () => a.stdout.includes("first "), 20_000);
+    for (const a of apps) assert.match(a.stdout, /^first AF_INET SOCK_STREAM$/m);
+    // 17 apps at once (the earlier tests' apps have ended): two threads, of 16 and of 1.
+    assert.equal(responders(), 2);
+    for (const a of apps) a.go();
+    for (const a of apps) {
+      const r = await a.wait(20_000);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /^second AF_INET6 SOCK_DGRAM$/m);
+    }
+    await waitFor("the apps gone", () => !/respmany/.test(host.cli(["get", "apps"]).stdout), 10_000);
   });
 });
