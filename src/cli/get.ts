@@ -7,7 +7,7 @@ import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { parseSelector } from "../table/selector.js";
 import { ALIASES, matchesName, RESOURCES, type Resource } from "./columns.js";
 import { followEvents } from "./events.js";
-import { type Format, parseFormat, renderDocument, renderList, renderRows } from "./output.js";
+import { type Format, parseFormat, renderDocument, renderList, watchRows } from "./output.js";
 import { print } from "./shared.js";
 
 export interface GetOptions {
@@ -65,11 +65,23 @@ export async function get(socket: string, what: string, names: string[], o: GetO
           : `no ${resource.replace(/s$/, "").replace(/ie$/, "y")} "${missing.join('", "')}"; see \`sockswitch get ${resource}\``,
       );
   }
-  print(await renderList(resource, items, format));
-  if (o.watch) await watch(socket, resource, names, o, format);
+  if (!o.watch) {
+    print(await renderList(resource, items, format));
+    return;
+  }
+  const rows = format === "table" || format === "wide" ? watchRows(resource, items, format === "wide") : null;
+  print(rows ? rows.list() : await renderList(resource, items, format));
+  await watch(socket, resource, names, o, format, rows);
 }
 
-async function watch(socket: string, resource: Resource, names: string[], o: GetOptions, format: Format) {
+async function watch(
+  socket: string,
+  resource: Resource,
+  names: string[],
+  o: GetOptions,
+  format: Format,
+  rows: ReturnType<typeof watchRows> | null,
+) {
   const kind =
     resource === "apps" ? "app" : resource === "services" ? "service" : resource === "nodes" ? "node" : null;
   if (kind === null)
@@ -80,7 +92,7 @@ async function watch(socket: string, resource: Resource, names: string[], o: Get
     const obj = ev.object as Record<string, unknown>;
     if (names.length > 0 && !names.some((n) => matchesName(resource, obj, n))) return;
     if (ev.type === "DELETED" && resource === "apps" && !o.all && obj.status !== "exited") return;
-    if (format === "json" || format === "yaml") print(await renderDocument(ev, format));
-    else print(renderRows(resource, [obj], format === "wide", false));
+    if (rows) print(rows.row(obj));
+    else if (format === "json" || format === "yaml") print(await renderDocument(ev, format));
   });
 }

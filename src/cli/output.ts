@@ -4,7 +4,7 @@
 
 import { InvalidArgumentError } from "../core/errors.js";
 import { COLUMNS, type Resource } from "./columns.js";
-import { table } from "./format.js";
+import { StreamTable, table } from "./format.js";
 
 export const FORMATS = ["table", "wide", "json", "yaml"] as const;
 export type Format = (typeof FORMATS)[number];
@@ -21,20 +21,44 @@ export async function renderDocument(value: unknown, format: "json" | "yaml"): P
   return stringify(value).trimEnd();
 }
 
-/** Rows of a table (no header when header is false: -w prints rows as they change). */
-export function renderRows(
+/** Rows of a table, header first. */
+export function renderRows(resource: Resource, items: readonly unknown[], wide: boolean): string {
+  const cols = COLUMNS[resource].filter((c) => wide || !c.wide);
+  return table(
+    cols.map((c) => c.header),
+    items.map((i) => cols.map((c) => c.value(i as never))),
+  );
+}
+
+/**
+ * `get -w`: the list as it is, then a row per change under the same columns (StreamTable:
+ * the widths of the list's rows, widened by a wider value from that row on, as `kubectl
+ * get -w` does). list(): the first output (the header with the rows, or "No … found.");
+ * row(item): one changed item's line (the header before it if the list was empty).
+ */
+export function watchRows(
   resource: Resource,
   items: readonly unknown[],
   wide: boolean,
-  header = true,
-): string {
+): { list(): string; row(item: unknown): string } {
   const cols = COLUMNS[resource].filter((c) => wide || !c.wide);
-  const rows = items.map((i) => cols.map((c) => c.value(i as never)));
-  const text = table(
+  const cells = (i: unknown): string[] => cols.map((c) => c.value(i as never));
+  const rows = items.map(cells);
+  const t = new StreamTable(
     cols.map((c) => c.header),
-    rows,
+    cols.map((_, k) => rows.reduce((w, r) => Math.max(w, (r[k] as string).length), 0)),
   );
-  return header ? text : text.split("\n").slice(1).join("\n");
+  let headed = items.length > 0;
+  return {
+    list: () =>
+      items.length === 0 ? `No ${resource} found.` : [t.header(), ...rows.map((r) => t.row(r))].join("\n"),
+    row: (item) => {
+      const line = t.row(cells(item));
+      if (headed) return line;
+      headed = true;
+      return `${t.header()}\n${line}`;
+    },
+  };
 }
 
 export async function renderList(

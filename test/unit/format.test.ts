@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { age, labelsText, publishText, StreamTable, table } from "../../src/cli/format.js";
+import { watchRows } from "../../src/cli/output.js";
 
 const NOW = Date.parse("2024-06-01T12:00:00.000Z");
 const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
@@ -138,5 +139,32 @@ describe("StreamTable (rows printed one at a time: sockswitch events)", () => {
     const t = new StreamTable(["NAME", "DETAIL"], [4]);
     assert.equal(t.row(["a-long-name", "x"]), "a-long-name   x");
     assert.equal(t.row(["b", "y"]), "b             y");
+  });
+});
+
+describe("watchRows (get -w: the list, then a row per change)", () => {
+  const proxy = (listen: string, target: string) => ({
+    listen,
+    target,
+    backends: ["127.0.0.1:1"],
+    active: 0,
+    total: 0,
+    createdAt: new Date().toISOString(),
+  });
+
+  test("later rows keep the list's columns, even when narrower", () => {
+    const w = watchRows("proxies", [proxy("0.0.0.0:8080", "a-rather-long-target:80")], false);
+    const lines = [...w.list().split("\n"), w.row(proxy("0.0.0.0:81", "b:80"))];
+    assert.equal(lines.length, 3);
+    const at = (lines[0] as string).indexOf("BACKENDS");
+    for (const l of lines.slice(1)) assert.equal(l.indexOf("127.0.0.1:1"), at, lines.join("\n"));
+  });
+
+  test("an empty list says so; the first row comes with the header", () => {
+    const w = watchRows("proxies", [], false);
+    assert.equal(w.list(), "No proxies found.");
+    const [head, row] = w.row(proxy("0.0.0.0:81", "b:80")).split("\n");
+    assert.equal(row?.indexOf("127.0.0.1:1"), head?.indexOf("BACKENDS"));
+    assert.equal(w.row(proxy("0.0.0.0:82", "c:80")).split("\n").length, 1);
   });
 });
