@@ -6,7 +6,7 @@
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -196,7 +196,33 @@ export function cleanup(): void {
     // Veths, the bridge and the nft table live in these namespaces and go with them.
     sh("ip", ["netns", "del", ns]);
   }
+  removePins();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * Removes the BPF pins of our bpf daemons (a directory of /sys/fs/bpf/sockswitch holding
+ * `owner=` + its state dir, URI-encoded: src/bpf/system.ts): a stopped daemon leaves its
+ * programs attached for the next one, and no next one comes.
+ */
+function removePins(): void {
+  const root = "/sys/fs/bpf/sockswitch";
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return; // no bpf daemon ran
+  }
+  for (const e of entries) {
+    try {
+      const owner = readdirSync(join(root, e)).find((n) => n.startsWith("owner="));
+      const stateDir = owner === undefined ? "" : decodeURIComponent(owner.slice("owner=".length));
+      if (dirs.some((d) => stateDir.startsWith(`${d}/`)))
+        rmSync(join(root, e), { recursive: true, force: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 /** Runs cleanup() on exit and on SIGINT/SIGTERM/SIGHUP. */
