@@ -1,20 +1,20 @@
 /*
  * closer.c: closing descriptors the daemon shares with an app, without waiting on them.
  *
- * Responsible for closeShared. The daemon's duplicate of an app's socket (a
- * pidfd_getfd copy, or a socket it installed in the app) may be the last reference
- * when the daemon closes it: the app closed its own, or exited. For a TCP socket with
- * SO_LINGER on and data or a FIN not yet acknowledged, that last close() sleeps in
- * tcp_close() for up to the linger time (sk_stream_wait_close; up to about 68 years).
- * The wait is interruptible: a signal ends it, and the socket is then orphaned exactly
- * as after a close without SO_LINGER (the kernel still sends what is queued). So:
+ * Responsible for closeShared. The daemon's duplicate of an app's socket (a pidfd_getfd
+ * copy, or a socket it installed in the app) may be the last reference when the daemon
+ * closes it: the app closed its own, or exited. For a TCP socket with SO_LINGER on and data
+ * or a FIN not yet acknowledged, that last close() sleeps in tcp_close() for up to the
+ * linger time (sk_stream_wait_close; up to about 68 years). The wait is interruptible: a
+ * signal ends it, and the socket is then orphaned exactly as after a close without
+ * SO_LINGER (the kernel still sends what is queued). So:
  *
  * - UDP, UNIX and netlink sockets never wait in close(2): closed at once.
  * - A TCP socket without SO_LINGER (the usual case) is closed at once too, under a watchdog
- *   (the caller's thread, and the socket responder's threads): if the app sets SO_LINGER and drops
- *   its reference between the check and the close, the watchdog interrupts it with a signal
- *   after at most about BOUND_NS. It costs two clock reads per close (vDSO); it polls every
- *   POLL_NS while closes happen and sleeps when they stop.
+ *   (the caller's thread, and the socket responder's threads): if the app sets SO_LINGER and
+ *   drops its reference between the check and the close, the watchdog interrupts it with a
+ *   signal after at most about BOUND_NS. It costs two clock reads per close (vDSO); it polls
+ *   every POLL_NS while closes happen and sleeps when they stop.
  * - A TCP socket with SO_LINGER on, and anything that is not a socket (a file the app
  *   passed where a socket belongs: its close may wait on its filesystem's ->flush,
  *   which a signal does not end), go to the closer thread, which closes them in order,
@@ -43,7 +43,6 @@
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -125,6 +124,17 @@ static bool install_signal(void) {
   return true;
 }
 
+/* Whether a responder thread is closing; signal: interrupts each close past BOUND_NS. */
+static bool responders_closing(bool signal) {
+  bool any = false;
+  for (int i = 0; i < atomic_load(&nresponders) && i < SW_RESPONDERS_MAX; i++) {
+    long long t = atomic_load(&responders[i].since);
+    if (signal && t != 0 && now_ns() - t > BOUND_NS) pthread_kill(responders[i].thread, close_signal);
+    any = any || t != 0;
+  }
+  return any;
+}
+
 static void *watchdog_main(void *arg) {
   (void)arg;
   unsigned long seen = atomic_load(&closes);
@@ -135,14 +145,9 @@ static void *watchdog_main(void *arg) {
     if (since != 0 && now_ns() - since > BOUND_NS) pthread_kill(guarded, close_signal);
     long long call = atomic_load(&calling_since);
     if (call != 0 && now_ns() - call > BOUND_NS) pthread_kill(guarded, call_signal);
-    long long r = 0;
-    for (int i = 0; i < atomic_load(&nresponders) && i < SW_RESPONDERS_MAX; i++) {
-      long long t = atomic_load(&responders[i].since);
-      if (t != 0 && now_ns() - t > BOUND_NS) pthread_kill(responders[i].thread, close_signal);
-      r |= t;
-    }
+    bool r = responders_closing(true);
     unsigned long n = atomic_load(&closes);
-    idle = n == seen && since == 0 && call == 0 && r == 0 ? idle + 1 : 0;
+    idle = n == seen && since == 0 && call == 0 && !r ? idle + 1 : 0;
     seen = n;
     if (idle < IDLE_POLLS) {
       nanosleep(&step, NULL);
@@ -150,7 +155,8 @@ static void *watchdog_main(void *arg) {
     }
     /* Nothing for a while: sleep until a close starts (closeShared wakes us). */
     atomic_store(&asleep, 1);
-    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 && atomic_load(&closes) == seen)
+    if (atomic_load(&closing_since) == 0 && atomic_load(&calling_since) == 0 && !responders_closing(false) &&
+        atomic_load(&closes) == seen)
       syscall(SYS_futex, &asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
     atomic_store(&asleep, 0);
     idle = 0;
@@ -161,10 +167,10 @@ static void *watchdog_main(void *arg) {
 /* Starts a detached thread with a small stack running fn; false if it cannot. */
 static bool start_thread(void *(*fn)(void *)) {
   pthread_attr_t attr;
+  pthread_t t;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t t;
   bool ok = pthread_create(&t, &attr, fn, NULL) == 0;
   pthread_attr_destroy(&attr);
   return ok;
@@ -191,12 +197,10 @@ static void watch_from_now(_Atomic long long *since) {
   wake_watchdog();
 }
 
-/* What watch_from_now started has ended; errno is kept. */
+/* What watch_from_now started has ended (errno is kept: atomics do not touch it). */
 static void watch_done(_Atomic long long *since) {
-  int err = errno;
   atomic_store(since, 0);
   atomic_fetch_add(&closes, 1);
-  errno = err;
 }
 
 /* close(fd) under the watchdog. */
@@ -279,11 +283,7 @@ static void *closer_main(void *arg) {
 
 /* Hands fd to the closer thread (started on first use); false if it cannot take it now. */
 static bool queue_close(int fd) {
-  if (!closer_started) {
-    if (!install_signal()) return false;
-    closer_started = start_thread(closer_main);
-    if (!closer_started) return false;
-  }
+  if (!closer_started && !(install_signal() && (closer_started = start_thread(closer_main)))) return false;
   pthread_mutex_lock(&lock);
   bool taken = false;
   struct rlimit rl;
