@@ -28,6 +28,7 @@ import { parseIp } from "../net/ip.js";
 import type { App, NodeInfo, Service } from "../table/types.js";
 import { EmbeddedStore } from "./embedded.js";
 import { type ClusterListener, type Kind, RecordCache } from "./etcd-cache.js";
+import { etcdReason } from "./etcd-reason.js";
 import type { Snapshot, Store } from "./store.js";
 import { silenceIpServernameWarning } from "./tls-warning.js";
 
@@ -52,21 +53,6 @@ const JOIN_TIMEOUT_MS = 10_000 * testTimeScale();
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
 const NODE_DEBOUNCE_MS = 200;
-
-/** gRPC's wording of a failure, shortened to its cause ("connect ECONNREFUSED 10.0.0.1:2379"). */
-export function etcdReason(err: unknown): string {
-  const text = messageOf(err).replace(/\s*Resolution note:[\s\S]*$/, "");
-  const m = /(connect E[A-Z]+ \S+?)\.?(?:\s|$)/.exec(text) ?? /(getaddrinfo E[A-Z]+ \S+)/.exec(text);
-  if (m) return m[1] as string;
-  // OpenSSL: "…:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:file:line:…"
-  const ssl = /SSL routines:[^:]*:([^:]+):/.exec(text);
-  if (ssl) return `TLS handshake failed (${ssl[1]})`;
-  return text
-    .replace(/^\d+ [A-Z_]+: /, "")
-    .replace(/^No connection established\. Last error: /, "")
-    .replace(/\s+/g, " ")
-    .trim();
-}
 
 export class EtcdStore implements Store {
   readonly kind = "etcd";

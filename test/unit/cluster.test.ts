@@ -14,8 +14,8 @@ import {
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import { parseCidr } from "../../src/net/cidr.js";
 import { BlockPool } from "../../src/net/port-pool.js";
-import { etcdReason } from "../../src/store/etcd.js";
 import { RecordCache } from "../../src/store/etcd-cache.js";
+import { etcdReason } from "../../src/store/etcd-reason.js";
 import { ServiceTable } from "../../src/table/table.js";
 import { type App, type NodeInfo, type Service, serviceId } from "../../src/table/types.js";
 
