@@ -40,8 +40,17 @@ export interface AppCgroup {
 export function placeInCgroup(parent: string, appId: string, pid: number): AppCgroup {
   const path = join(parent, `sockswitch-app-${appId}`);
   try {
-    mkdirSync(path);
-    writeFileSync(join(path, "cgroup.procs"), String(pid));
+    // Another daemon starting meanwhile sweeps empty app cgroups (sweepCgroups): this one may
+    // go between the mkdir and the move (ENOENT); made again, it stays (a sweep runs once).
+    for (let tries = 1; ; tries++) {
+      try {
+        mkdirSync(path);
+        writeFileSync(join(path, "cgroup.procs"), String(pid));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT" || tries === 3) throw err;
+      }
+    }
   } catch (err) {
     removeCgroup(path);
     throw new Error(
