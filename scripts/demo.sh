@@ -14,7 +14,11 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 if [[ ! -e node_modules || ! -x build/sockswitch-launch || ! -e build/Release/sockswitch.node || ! -e dist/index.js ]]; then
   echo "demo: building (npm ci)…"
-  npm ci --no-audit --no-fund >/dev/null
+  # The build's output (node-gyp's progress lines among it) only when it fails.
+  log=$(mktemp /tmp/ssw-demo-build.XXXXXX)
+  npm ci --no-audit --no-fund >"$log" 2>&1 ||
+    { cat "$log" >&2; rm -f "$log"; echo "demo: the build failed (its output above)" >&2; exit 1; }
+  rm -f "$log"
 fi
 
 NS="ssw-demo-$$"
