@@ -128,6 +128,11 @@ export async function referenceWorld(): Promise<World> {
       made.push(ns[app]);
       for (const k of ["all", "default"])
         must("ip", ["netns", "exec", ns[app], "sysctl", "-qw", `net.ipv6.conf.${k}.accept_dad=0`]);
+      // Ephemeral ports above every fixed port of the sequences (generator.ts: 20000-28999 and
+      // 41000-49999): a client's port of an earlier sequence, still in TIME_WAIT, would
+      // otherwise refuse a later sequence's bind to that fixed port (EADDRINUSE) in this world
+      // only (under sockswitch those are host ports; the fixed ones are virtual).
+      must("ip", ["netns", "exec", ns[app], "sysctl", "-qw", "net.ipv4.ip_local_port_range=50000 60999"]);
       must("ip", ["-n", ns[app], "link", "set", "lo", "up"]);
     }
     must("ip", ["-n", ns.A, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", ns.B]);
