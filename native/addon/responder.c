@@ -58,7 +58,6 @@ struct entry {
   uint32_t token; /* TypeScript's name for the app */
   int fd;         /* the app's seccomp listener */
   int map_fd;     /* the socket storage map the stamp goes to */
-  uint32_t value_len;
   uint8_t value[VALUE_MAX];
 };
 
@@ -343,7 +342,6 @@ static napi_value responder_add(napi_env env, napi_callback_info info) {
     e->token = token;
     e->fd = fd;
     e->map_fd = map_fd;
-    e->value_len = (uint32_t)len;
     memcpy(e->value, value, len);
     poke(g);
   }
